@@ -1,0 +1,1 @@
+"""Service packages for the project."""

@@ -1,0 +1,1 @@
+"""Analysis agents that inspect code in a workspace."""

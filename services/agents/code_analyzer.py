@@ -1,0 +1,268 @@
+"""Static analysis of Python sources using the standard ast module."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.runtime.file_walk import count_lines, read_file_capped, walk_files
+
+COMPLEXITY_LIMIT = 10
+FUNCTION_LENGTH_LIMIT = 80
+CREDENTIAL_MARKERS: tuple[str, ...] = ("password", "secret", "token", "api_key")
+MUTABLE_FACTORIES: frozenset[str] = frozenset({"list", "dict", "set"})
+DYNAMIC_EXEC: frozenset[str] = frozenset({"eval", "exec", "builtins.eval", "builtins.exec"})
+
+_FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule violation at a source location (line 1-based, column 0-based)."""
+
+    rule_id: str
+    severity: str
+    category: str
+    message: str
+    file: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class CodeStats:
+    """Aggregate counters for an analysis run."""
+
+    files_analyzed: int
+    files_skipped: int
+    lines: int
+    functions: int
+    classes: int
+
+
+@dataclass(frozen=True)
+class CodeAnalysis:
+    """Result of analysing a directory tree."""
+
+    findings: tuple[Finding, ...]
+    stats: CodeStats
+    truncated: bool
+
+
+def _sort_key(finding: Finding) -> tuple[str, int, int, str]:
+    return (finding.file, finding.line, finding.column, finding.rule_id)
+
+
+def _import_aliases(tree: ast.AST) -> dict[str, str]:
+    """Map local names to the dotted names they were imported as (scope-insensitive)."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    aliases[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def _qualified_name(func: ast.expr, aliases: dict[str, str]) -> str | None:
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return None
+    parts.append(aliases.get(func.id, func.id))
+    return ".".join(reversed(parts))
+
+
+def _complexity(function: _FunctionNode) -> int:
+    """Cyclomatic complexity of a function body, excluding nested function definitions."""
+    score = 1
+    # Iterative traversal: deeply nested code must not exhaust the interpreter stack.
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.IfExp, ast.match_case)):
+            score += 1
+        elif isinstance(node, ast.comprehension):
+            score += len(node.ifs)
+        elif isinstance(node, ast.BoolOp):
+            score += len(node.values) - 1
+        stack.extend(ast.iter_child_nodes(node))
+    return score
+
+
+def _is_mutable_default(node: ast.expr) -> bool:
+    if isinstance(node, (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)):
+        return True
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in MUTABLE_FACTORIES
+
+
+def _defaults_with_names(args: ast.arguments) -> list[tuple[str, ast.expr]]:
+    positional = args.posonlyargs + args.args
+    # Positional defaults align with the last parameters; keyword-only defaults use None for "no default".
+    paired = list(zip((arg.arg for arg in positional[len(positional) - len(args.defaults) :]), args.defaults))
+    paired.extend((arg.arg, default) for arg, default in zip(args.kwonlyargs, args.kw_defaults) if default is not None)
+    return paired
+
+
+def _assigned_name(target: ast.expr) -> str | None:
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    return None
+
+
+def _is_credential_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(marker in lowered for marker in CREDENTIAL_MARKERS)
+
+
+def _shell_true(call: ast.Call) -> bool:
+    return any(
+        kw.arg == "shell" and isinstance(kw.value, ast.Constant) and bool(kw.value.value) for kw in call.keywords
+    )
+
+
+class _Collector:
+    """Accumulates findings for one file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.findings: list[Finding] = []
+
+    def add(self, rule_id: str, severity: str, category: str, message: str, node: ast.AST) -> None:
+        line = getattr(node, "lineno", 1)
+        column = getattr(node, "col_offset", 0)
+        self.findings.append(Finding(rule_id, severity, category, message, self.file, line, column))
+
+
+def _check_function(node: _FunctionNode, out: _Collector) -> None:
+    for param, default in _defaults_with_names(node.args):
+        if _is_mutable_default(default):
+            out.add(
+                "PY003",
+                "medium",
+                "quality",
+                f"function '{node.name}' uses a mutable default for parameter '{param}'",
+                default,
+            )
+    complexity = _complexity(node)
+    if complexity > COMPLEXITY_LIMIT:
+        out.add(
+            "PY004",
+            "medium",
+            "complexity",
+            f"function '{node.name}' has cyclomatic complexity {complexity} (limit {COMPLEXITY_LIMIT})",
+            node,
+        )
+    length = (node.end_lineno or node.lineno) - node.lineno + 1
+    if length > FUNCTION_LENGTH_LIMIT:
+        out.add(
+            "PY008",
+            "low",
+            "quality",
+            f"function '{node.name}' is {length} lines long (limit {FUNCTION_LENGTH_LIMIT})",
+            node,
+        )
+
+
+def _check_call(node: ast.Call, aliases: dict[str, str], out: _Collector) -> None:
+    name = _qualified_name(node.func, aliases)
+    if name is None:
+        return
+    if name in DYNAMIC_EXEC:
+        out.add("PY002", "high", "security", f"call to {name}() executes dynamic code", node)
+    elif name == "os.system":
+        out.add("PY005", "high", "security", "os.system() runs a command through the shell", node)
+    elif name.startswith("subprocess.") and _shell_true(node):
+        out.add("PY005", "high", "security", f"{name}() called with shell=True", node)
+
+
+def _check_credentials(node: ast.Assign | ast.AnnAssign, out: _Collector) -> None:
+    value = node.value
+    if not (isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value):
+        return
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    for target in targets:
+        name = _assigned_name(target)
+        if name is not None and _is_credential_name(name):
+            out.add("PY007", "medium", "security", f"hard-coded credential assigned to '{name}'", target)
+
+
+def analyze_source(source: str, file: str) -> tuple[list[Finding], int, int]:
+    """Analyse one Python source; return (sorted findings, function count, class count)."""
+    out = _Collector(file)
+    try:
+        tree = ast.parse(source, filename=file)
+    except SyntaxError as exc:
+        column = max((exc.offset or 1) - 1, 0)
+        out.findings.append(
+            Finding("PY006", "high", "syntax", f"cannot parse: {exc.msg}", file, exc.lineno or 1, column)
+        )
+        return out.findings, 0, 0
+    except (ValueError, RecursionError, MemoryError) as exc:
+        # Null bytes (ValueError on 3.11) and pathological nesting are unparsable, not fatal.
+        out.findings.append(Finding("PY006", "high", "syntax", f"cannot parse: {exc}", file, 1, 0))
+        return out.findings, 0, 0
+
+    aliases = _import_aliases(tree)
+    functions = 0
+    classes = 0
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            functions += 1
+            _check_function(node, out)
+        elif isinstance(node, ast.ClassDef):
+            classes += 1
+        elif isinstance(node, ast.ExceptHandler) and node.type is None:
+            out.add("PY001", "medium", "quality", "bare 'except:' also catches SystemExit and KeyboardInterrupt", node)
+        elif isinstance(node, ast.Call):
+            _check_call(node, aliases, out)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            _check_credentials(node, out)
+    return sorted(out.findings, key=_sort_key), functions, classes
+
+
+def analyze_path(root: Path, *, max_files: int = 5000, max_file_bytes: int = 1_000_000) -> CodeAnalysis:
+    """Analyse every *.py file under root (symlinks and vendored/build directories are skipped)."""
+    paths, truncated = walk_files(root, max_files=max_files)
+    findings: list[Finding] = []
+    analyzed = skipped = lines = functions = classes = 0
+    for path in paths:
+        if path.suffix != ".py":
+            continue
+        try:
+            _, data = read_file_capped(path, max_file_bytes)
+        except OSError:
+            skipped += 1
+            continue
+        if data is None:
+            skipped += 1
+            continue
+        try:
+            # utf-8-sig tolerates a BOM, which ast.parse would otherwise reject in a str.
+            source = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            skipped += 1
+            continue
+        file_findings, file_functions, file_classes = analyze_source(source, path.relative_to(root).as_posix())
+        findings.extend(file_findings)
+        analyzed += 1
+        lines += count_lines(data)
+        functions += file_functions
+        classes += file_classes
+    stats = CodeStats(
+        files_analyzed=analyzed, files_skipped=skipped, lines=lines, functions=functions, classes=classes
+    )
+    return CodeAnalysis(findings=tuple(sorted(findings, key=_sort_key)), stats=stats, truncated=truncated)

@@ -1,0 +1,1 @@
+"""Runtime helpers shared by services: filesystem walking and workspace checks."""

@@ -1,0 +1,36 @@
+"""Resolve user-supplied paths and confine them to configured workspace roots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class OutsideWorkspaceError(ValueError):
+    """Raised when a path resolves outside every workspace root."""
+
+
+def resolve_in_workspace(path: str, roots: Sequence[Path]) -> Path:
+    """Return the real path of an existing directory that lies within one of roots."""
+    if not path:
+        raise ValueError("path is empty")
+    try:
+        # strict=True resolves every symlink, so a link inside a root cannot smuggle in an outside target.
+        resolved = Path(path).resolve(strict=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"path does not exist: {path}") from None
+    except RuntimeError:
+        # Python 3.11 reports symlink loops as RuntimeError; treat them as unresolvable.
+        raise FileNotFoundError(f"path cannot be resolved (symlink loop): {path}") from None
+    if not resolved.is_dir():
+        raise NotADirectoryError(f"path is not a directory: {path}")
+    for root in roots:
+        try:
+            real_root = Path(root).resolve(strict=True)
+        except (FileNotFoundError, RuntimeError):
+            # A missing or looping root cannot contain anything.
+            continue
+        if resolved.is_relative_to(real_root):
+            return resolved
+    allowed = ", ".join(str(root) for root in roots) or "<none configured>"
+    raise OutsideWorkspaceError(f"path {path} resolves to {resolved}, outside workspace roots: {allowed}")

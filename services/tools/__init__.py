@@ -1,0 +1,1 @@
+"""Tools that report facts about files in a workspace."""
