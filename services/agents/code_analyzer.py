@@ -200,22 +200,26 @@ def _check_credentials(node: ast.Assign | ast.AnnAssign, out: _Collector) -> Non
             out.add("PY007", "medium", "security", f"hard-coded credential assigned to '{name}'", target)
 
 
-def analyze_source(source: str, file: str) -> tuple[list[Finding], int, int]:
-    """Analyse one Python source; return (sorted findings, function count, class count)."""
-    out = _Collector(file)
+def _parse(source: str, file: str) -> ast.Module | Finding:
+    """Parse source, or return the PY006 finding explaining why it cannot be parsed."""
     try:
-        tree = ast.parse(source, filename=file)
+        # A leading BOM is legal in a file but rejected by ast.parse when given a str.
+        return ast.parse(source.removeprefix("\ufeff"), filename=file)
     except SyntaxError as exc:
         column = max((exc.offset or 1) - 1, 0)
-        out.findings.append(
-            Finding("PY006", "high", "syntax", f"cannot parse: {exc.msg}", file, exc.lineno or 1, column)
-        )
-        return out.findings, 0, 0
+        return Finding("PY006", "high", "syntax", f"cannot parse: {exc.msg}", file, exc.lineno or 1, column)
     except (ValueError, RecursionError, MemoryError) as exc:
         # Null bytes (ValueError on 3.11) and pathological nesting are unparsable, not fatal.
-        out.findings.append(Finding("PY006", "high", "syntax", f"cannot parse: {exc}", file, 1, 0))
-        return out.findings, 0, 0
+        reason = str(exc) or type(exc).__name__
+        return Finding("PY006", "high", "syntax", f"cannot parse: {reason}", file, 1, 0)
 
+
+def analyze_source(source: str, file: str) -> tuple[list[Finding], int, int]:
+    """Analyse one Python source; return (sorted findings, function count, class count)."""
+    tree = _parse(source, file)
+    if isinstance(tree, Finding):
+        return [tree], 0, 0
+    out = _Collector(file)
     aliases = _import_aliases(tree)
     functions = 0
     classes = 0

@@ -35,14 +35,19 @@ def _sorted_entries(directory: Path) -> list[os.DirEntry[str]]:
         return []
 
 
-def walk_files(root: Path, *, max_files: int) -> tuple[list[Path], bool]:
-    """Return regular files under root in sorted order and whether the list was truncated."""
-    if max_files < 0:
-        raise ValueError("max_files must be >= 0")
+def _require_directory(root: Path) -> None:
+    # Fail loudly: an empty result for a mistyped root would look like an empty project.
     if not root.exists():
         raise FileNotFoundError(f"root does not exist: {root}")
     if not root.is_dir():
         raise NotADirectoryError(f"root is not a directory: {root}")
+
+
+def walk_files(root: Path, *, max_files: int) -> tuple[list[Path], bool]:
+    """Return regular files under root in sorted order and whether the list was truncated."""
+    if max_files < 0:
+        raise ValueError("max_files must be >= 0")
+    _require_directory(root)
     files: list[Path] = []
     # Each frame is a directory's remaining entries in reverse name order, so pop() yields
     # the next name; descending immediately keeps a truncated result a prefix of the full sort.

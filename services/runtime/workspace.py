@@ -19,6 +19,8 @@ def resolve_in_workspace(path: str, roots: Sequence[Path]) -> Path:
         resolved = Path(path).resolve(strict=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"path does not exist: {path}") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(f"path is not a directory (a parent component is a file): {path}") from None
     except RuntimeError:
         # Python 3.11 reports symlink loops as RuntimeError; treat them as unresolvable.
         raise FileNotFoundError(f"path cannot be resolved (symlink loop): {path}") from None
@@ -27,10 +29,24 @@ def resolve_in_workspace(path: str, roots: Sequence[Path]) -> Path:
     for root in roots:
         try:
             real_root = Path(root).resolve(strict=True)
-        except (FileNotFoundError, RuntimeError):
+        except (OSError, RuntimeError):
             # A missing or looping root cannot contain anything.
             continue
         if resolved.is_relative_to(real_root):
             return resolved
     allowed = ", ".join(str(root) for root in roots) or "<none configured>"
     raise OutsideWorkspaceError(f"path {path} resolves to {resolved}, outside workspace roots: {allowed}")
+
+
+def resolve_folder_argument(value: object, roots: Sequence[Path], field: str) -> Path:
+    """resolve_in_workspace for a request field: every failure becomes InvalidArgument naming `field`."""
+    from services.runtime.errors import InvalidArgument
+
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument.field(field, "is required and must be a non-empty string")
+    try:
+        return resolve_in_workspace(value, roots)
+    except OutsideWorkspaceError as exc:
+        raise InvalidArgument.field(field, str(exc), reason="PATH_OUTSIDE_WORKSPACE") from None
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise InvalidArgument.field(field, str(exc), reason="PATH_NOT_FOUND") from None

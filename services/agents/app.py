@@ -1,0 +1,52 @@
+"""Wiring of the agents service: config in, running server out."""
+
+from __future__ import annotations
+
+import grpc
+from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
+
+from services.agents.catalog import AgentRunner, code_analyzer
+from services.agents.runs import SCHEMA, RunStore
+from services.agents.servicer import AgentServicer
+from services.runtime.config import VERSION, Config
+from services.runtime.health_report import SERVING, HealthReporter, disk_check, memory_check
+from services.runtime.server import Running, start
+from services.runtime.sqlite import open_database
+
+SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+
+
+async def build(config: Config) -> Running:
+    database = open_database(config.data_dir / "agents.db", SCHEMA)
+    runner = AgentRunner([code_analyzer(config.workspace_roots)], RunStore(database), config.max_files)
+
+    async def database_check() -> tuple[int, str]:
+        database.execute("SELECT 1").fetchone()
+        return SERVING, "agents.db answers"
+
+    async def llm_check() -> tuple[int, str]:
+        return SERVING, "no LLM configured: agents return deterministic static analysis"
+
+    reporter = HealthReporter(
+        service="agents",
+        version=VERSION,
+        checks={
+            "database": database_check,
+            "external_services": llm_check,
+            "memory": memory_check(),
+            "disk": disk_check(config.data_dir),
+        },
+        metrics=lambda: {"ActiveAgentExecutions": float(runner.active)},
+    )
+
+    def add(server: grpc.aio.Server) -> list[str]:
+        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(runner), server)
+        return [SERVICE_NAME]
+
+    running = await start(config, reporter, add)
+
+    async def close() -> None:
+        database.close()
+
+    running.on_stop.append(close)
+    return running

@@ -1,0 +1,38 @@
+"""Channels to other services: always through Envoy's mesh listener, picked by :authority."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+
+# Per-service deadlines from the design; they match Envoy's route timeouts.
+DEADLINES = {"gateway": 30.0, "agents": 120.0, "tools": 60.0, "workflows": 300.0}
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 32 * 2**20),
+    ("grpc.max_send_message_length", 32 * 2**20),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
+class Mesh:
+    """One channel per upstream service, all to the same Envoy listener."""
+
+    def __init__(self, address: str, services: Iterable[str]) -> None:
+        self.address = address
+        self._channels = {
+            name: grpc.aio.insecure_channel(address, options=[*CHANNEL_OPTIONS, ("grpc.default_authority", name)])
+            for name in services
+        }
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        return self._channels[service]
+
+    @staticmethod
+    def deadline(service: str) -> float:
+        return DEADLINES.get(service, 30.0)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

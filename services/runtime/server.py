@@ -1,0 +1,101 @@
+"""Bootstrap and graceful shutdown shared by the four servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from mcpmesh.health.v1 import health_pb2 as report_pb2
+from mcpmesh.health.v1 import health_pb2_grpc as report_pb2_grpc
+
+from services.runtime.config import Config
+from services.runtime.health_report import HealthReporter
+from services.runtime.status import ErrorInterceptor
+
+log = logging.getLogger("mcpmesh.server")
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", 32 * 2**20),
+    ("grpc.max_send_message_length", 32 * 2**20),
+    ("grpc.so_reuseport", 0),
+]
+
+
+@dataclass
+class Running:
+    """A started server, its bound port, and what to close when it stops."""
+
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    service_names: Sequence[str]
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def stop(self, grace: float, drain: float = 0.0) -> None:
+        """Health goes NOT_SERVING first so Envoy stops routing here; in-flight calls then get `grace`."""
+        await self.health.enter_graceful_shutdown()
+        if drain:
+            await asyncio.sleep(drain)
+        await self.server.stop(grace)
+        for close in reversed(self.on_stop):
+            await close()
+
+
+async def start(
+    config: Config,
+    reporter: HealthReporter,
+    add_servicers: Callable[[grpc.aio.Server], Sequence[str]],
+    *,
+    extra_reflection: Sequence[str] = (),
+) -> Running:
+    """Builds the server with health, reflection and the detailed report, binds it and starts it."""
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(f"{config.service}.mcpmesh")], options=SERVER_OPTIONS)
+    names = list(add_servicers(server))
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    report_pb2_grpc.add_HealthReportServiceServicer_to_server(reporter, server)
+    report_name = report_pb2.DESCRIPTOR.services_by_name["HealthReportService"].full_name
+    all_names = [*names, *extra_reflection, report_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+    reflection.enable_server_reflection([*all_names, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise SystemExit(f"cannot bind {config.host}:{config.port}")
+    await server.start()
+    reporter.instance = f"{config.host}:{port}"
+    for name in ["", *all_names]:
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", extra={"port": port, "services": names})
+    return Running(server, port, health, all_names)
+
+
+async def serve(running: Running, config: Config) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"grace_seconds": config.grace_seconds})
+    await running.stop(config.grace_seconds, config.drain_seconds)
+    log.info("stopped")
+
+
+def run_main(service: str, build: Callable[[Config], Awaitable[Running]]) -> None:
+    """Entry point of `python -m services.<service>`: config from the environment, then serve until signalled."""
+    from services.runtime.logs import configure_logging
+
+    config = Config.from_env(service)
+    configure_logging(service, config.log_level)
+
+    async def main() -> None:
+        running = await build(config)
+        await serve(running, config)
+
+    asyncio.run(main())

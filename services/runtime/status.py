@@ -1,0 +1,141 @@
+"""Turns domain errors into google.rpc.Status with ErrorInfo and BadRequest, and logs every call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.runtime import errors
+
+_CODES: dict[type[errors.DomainError], int] = {
+    errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
+    errors.NotFound: code_pb2.NOT_FOUND,
+    errors.AlreadyExists: code_pb2.ALREADY_EXISTS,
+    errors.FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    errors.PermissionDenied: code_pb2.PERMISSION_DENIED,
+    errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
+    errors.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+    errors.Unavailable: code_pb2.UNAVAILABLE,
+    errors.Unimplemented: code_pb2.UNIMPLEMENTED,
+}
+
+log = logging.getLogger("mcpmesh.rpc")
+
+
+def to_rpc_status(error: errors.DomainError, domain: str) -> grpc.Status:
+    """The status message equals the details message, as AIP-193 asks."""
+    detail = status_pb2.Status(code=_CODES.get(type(error), code_pb2.INTERNAL), message=error.message)
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata))
+    detail.details.append(info)
+    if error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad_request)
+        detail.details.append(packed)
+    return rpc_status.to_status(detail)
+
+
+def _trace_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent" and isinstance(value, str) and value.count("-") == 3:
+            return value.split("-")[1]
+        if key == "x-request-id" and isinstance(value, str):
+            return value
+    return ""
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps DomainError to a rich status, hides unexpected exceptions as INTERNAL, logs each call."""
+
+    def __init__(self, domain: str) -> None:
+        self._domain = domain
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+        if isinstance(exc, errors.DomainError):
+            status = to_rpc_status(exc, self._domain)
+        else:
+            log.exception("unexpected error", extra={"method": method, "trace_id": _trace_id(context)})
+            status = to_rpc_status(errors.DomainError("internal error; see the server log"), self._domain)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    def _log(self, context: grpc.aio.ServicerContext, method: str, started: float, code: str) -> None:
+        log.info(
+            "rpc",
+            extra={
+                "method": method,
+                "code": code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "trace_id": _trace_id(context),
+            },
+        )
+
+    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await behavior(request, context)
+            except (errors.DomainError, Exception) as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    code = "ABORTED_BY_HANDLER"
+                    raise
+                code = type(exc).__name__
+                await self._fail(context, method, exc)
+            finally:
+                self._log(context, method, started, code)
+
+        return unary
+
+    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except (errors.DomainError, Exception) as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    code = "ABORTED_BY_HANDLER"
+                    raise
+                code = type(exc).__name__
+                await self._fail(context, method, exc)
+            finally:
+                self._log(context, method, started, code)
+
+        return stream

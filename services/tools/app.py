@@ -1,0 +1,45 @@
+"""Wiring of the tools service: config in, running server out."""
+
+from __future__ import annotations
+
+import grpc
+from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
+
+from services.runtime.config import VERSION, Config
+from services.runtime.health_report import HealthReporter, SERVING, disk_check, memory_check
+from services.runtime.server import Running, start
+from services.runtime.sqlite import open_database
+from services.tools.builtin import builtin_tools
+from services.tools.permissions import SCHEMA, PermissionStore
+from services.tools.registry import ToolRegistry
+from services.tools.servicer import ToolServicer
+
+SERVICE_NAME = tool_service_pb2.DESCRIPTOR.services_by_name["ToolService"].full_name
+
+
+async def build(config: Config) -> Running:
+    database = open_database(config.data_dir / "tools.db", SCHEMA)
+    registry = ToolRegistry(builtin_tools(config.workspace_roots, config.max_files))
+
+    async def database_check() -> tuple[int, str]:
+        database.execute("SELECT 1").fetchone()
+        return SERVING, "tools.db answers"
+
+    reporter = HealthReporter(
+        service="tools",
+        version=VERSION,
+        checks={"database": database_check, "memory": memory_check(), "disk": disk_check(config.data_dir)},
+        metrics=lambda: {"ToolExecutionQueue": float(registry.active_executions)},
+    )
+
+    def add(server: grpc.aio.Server) -> list[str]:
+        tool_service_pb2_grpc.add_ToolServiceServicer_to_server(ToolServicer(registry, PermissionStore(database)), server)
+        return [SERVICE_NAME]
+
+    running = await start(config, reporter, add)
+
+    async def close() -> None:
+        database.close()
+
+    running.on_stop.append(close)
+    return running

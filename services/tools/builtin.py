@@ -1,0 +1,52 @@
+"""Built-in tools shipped with the tools service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from services.runtime.errors import InvalidArgument
+from services.runtime.workspace import resolve_folder_argument
+from services.tools.file_inventory import inventory
+from services.tools.registry import ToolDefinition, run_in_thread
+
+FILE_INVENTORY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "description": "Folder to inventory, inside a workspace root."},
+        "max_files": {"type": "integer", "description": "Most files to list; 0 means the server's limit."},
+    },
+    "required": ["path"],
+    "additionalProperties": False,
+}
+
+
+def file_inventory_tool(roots: Sequence[Path], max_files: int) -> ToolDefinition:
+    def run(arguments: dict[str, Any]) -> dict[str, Any]:
+        root = resolve_folder_argument(arguments.get("path"), roots, "arguments.path")
+        limit = int(arguments.get("max_files") or max_files)
+        if limit < 0:
+            raise InvalidArgument.field("arguments.max_files", "must not be negative")
+        found = inventory(root, max_files=min(limit, max_files))
+        return {
+            "root": str(root),
+            "total_files": found.total_files,
+            "total_lines": found.total_lines,
+            "total_bytes": found.total_bytes,
+            "truncated": found.truncated,
+            "languages": [asdict(language) for language in found.languages],
+            "files": [asdict(entry) for entry in found.files],
+        }
+
+    return ToolDefinition(
+        name="file_inventory",
+        description="Lists the files under a folder with their language, lines and bytes, and totals per language.",
+        input_schema=FILE_INVENTORY_SCHEMA,
+        run=run_in_thread(run),
+    )
+
+
+def builtin_tools(roots: Sequence[Path], max_files: int) -> list[ToolDefinition]:
+    return [file_inventory_tool(roots, max_files)]

@@ -1,0 +1,102 @@
+"""ToolService: proto in, registry call, proto out."""
+
+from __future__ import annotations
+
+from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
+
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented, check_page_size, parse_page_token
+from services.runtime.protos import from_struct, timestamp, to_struct
+from services.tools.permissions import Permission, PermissionStore
+from services.tools.registry import ToolDefinition, ToolRegistry
+
+_SOURCES = {"builtin": tool_pb2.TOOL_SOURCE_BUILTIN, "dynamic": tool_pb2.TOOL_SOURCE_DYNAMIC}
+
+
+def _tool(tool: ToolDefinition) -> tool_pb2.Tool:
+    return tool_pb2.Tool(
+        name=tool.name,
+        description=tool.description,
+        input_schema=to_struct(tool.input_schema),
+        source=_SOURCES.get(tool.source, tool_pb2.TOOL_SOURCE_UNSPECIFIED),
+        definition_hash=tool.definition_hash,
+        create_time=timestamp(tool.created),
+    )
+
+
+def _permission(permission: Permission) -> tool_pb2.ToolPermission:
+    return tool_pb2.ToolPermission(
+        tool=permission.tool, principal=permission.principal, create_time=timestamp(permission.created)
+    )
+
+
+class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
+    def __init__(self, registry: ToolRegistry, permissions: PermissionStore) -> None:
+        self._registry = registry
+        self._permissions = permissions
+
+    async def ListTools(self, request, context):  # type: ignore[no-untyped-def]
+        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
+        tools = self._registry.list()
+        page = tools[offset : offset + size]
+        more = offset + size < len(tools)
+        return tool_service_pb2.ListToolsResponse(
+            tools=[_tool(t) for t in page], next_page_token=str(offset + size) if more else ""
+        )
+
+    async def GetTool(self, request, context):  # type: ignore[no-untyped-def]
+        return tool_service_pb2.GetToolResponse(tool=_tool(self._registry.get(request.name)))
+
+    async def ExecuteTool(self, request, context):  # type: ignore[no-untyped-def]
+        execution = await self._registry.execute(request.name, from_struct(request.arguments), request.idempotency_key)
+        return tool_service_pb2.ExecuteToolResponse(
+            result=to_struct(execution.result), cached=execution.cached, duration_ms=execution.duration_ms
+        )
+
+    async def RegisterTool(self, request, context):  # type: ignore[no-untyped-def]
+        tool = request.tool
+        if not tool.name:
+            raise InvalidArgument.field("tool.name", "is required")
+        if not tool.target_server:
+            raise InvalidArgument.field("tool.target_server", "is required: the MCP server that executes the tool")
+        # A dynamic tool runs on a registered MCP server, and none can be registered yet.
+        raise FailedPrecondition(
+            f"MCP server {tool.target_server!r} is not registered", reason="MCP_SERVER_NOT_FOUND",
+            metadata={"server": tool.target_server},
+        )
+
+    async def UnregisterTool(self, request, context):  # type: ignore[no-untyped-def]
+        self._registry.unregister(request.name)
+        return tool_service_pb2.UnregisterToolResponse()
+
+    async def RegisterMcpServer(self, request, context):  # type: ignore[no-untyped-def]
+        raise Unimplemented(
+            "registering external MCP servers is not available in this version", reason="MCP_SERVERS_NOT_AVAILABLE"
+        )
+
+    async def ListMcpServers(self, request, context):  # type: ignore[no-untyped-def]
+        check_page_size(request.page_size)
+        parse_page_token(request.page_token)
+        return tool_service_pb2.ListMcpServersResponse()
+
+    async def RemoveMcpServer(self, request, context):  # type: ignore[no-untyped-def]
+        if not request.name:
+            raise InvalidArgument.field("name", "is required")
+        raise NotFound(f"MCP server {request.name!r} is not registered", reason="MCP_SERVER_NOT_FOUND")
+
+    async def GrantToolPermission(self, request, context):  # type: ignore[no-untyped-def]
+        permission = request.permission
+        if permission.tool != "*":
+            self._registry.get(permission.tool)
+        stored = self._permissions.grant(permission.tool, permission.principal)
+        return tool_service_pb2.GrantToolPermissionResponse(permission=_permission(stored))
+
+    async def RevokeToolPermission(self, request, context):  # type: ignore[no-untyped-def]
+        self._permissions.revoke(request.tool, request.principal)
+        return tool_service_pb2.RevokeToolPermissionResponse()
+
+    async def ListToolPermissions(self, request, context):  # type: ignore[no-untyped-def]
+        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
+        page, more = self._permissions.list(request.tool, offset, size)
+        return tool_service_pb2.ListToolPermissionsResponse(
+            permissions=[_permission(p) for p in page], next_page_token=str(offset + size) if more else ""
+        )
