@@ -13,6 +13,7 @@ from typing import Any
 
 from services.agents.code_analyzer import CodeAnalysis, analyze_path
 from services.agents.runs import AgentRun, RunStore
+from services.runtime.arguments import check_arguments
 from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.protos import utcnow
 from services.runtime.workspace import resolve_folder_argument
@@ -52,9 +53,7 @@ def _report(analysis: CodeAnalysis, summary: str) -> str:
 
 def code_analyzer(roots: Sequence[Path]) -> AgentSpec:
     def analyse(arguments: dict[str, Any], max_files: int) -> AgentRun:
-        unknown = set(arguments) - {"path"}
-        if unknown:
-            raise InvalidArgument.field(f"input.{sorted(unknown)[0]}", "is not an input of code-analyzer")
+        check_arguments(PATH_INPUT_SCHEMA, arguments, "input")
         root = resolve_folder_argument(arguments.get("path"), roots, "input.path")
         analysis = analyze_path(root, max_files=max_files)
         summary = _summary(analysis)

@@ -54,9 +54,11 @@ async def start(
     add_servicers: Callable[[grpc.aio.Server], Sequence[str]],
     *,
     extra_reflection: Sequence[str] = (),
+    guard: Callable[[str, grpc.aio.ServicerContext], Awaitable[None]] | None = None,
 ) -> Running:
     """Builds the server with health, reflection and the detailed report, binds it and starts it."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor(f"{config.service}.mcpmesh")], options=SERVER_OPTIONS)
+    interceptor = ErrorInterceptor(f"{config.service}.mcpmesh", guard)
+    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     names = list(add_servicers(server))
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

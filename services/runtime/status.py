@@ -58,10 +58,11 @@ def _trace_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps DomainError to a rich status, hides unexpected exceptions as INTERNAL, logs each call."""
+    """Maps DomainError to a rich status, hides unexpected exceptions as INTERNAL, logs each call; runs an optional guard first."""
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, guard: Callable[[str, grpc.aio.ServicerContext], Awaitable[None]] | None = None) -> None:
         self._domain = domain
+        self._guard = guard  # runs before each call, inside the task serving it (authentication, rate limits)
 
     async def intercept_service(
         self,
@@ -110,6 +111,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             try:
+                if self._guard is not None:
+                    await self._guard(method, context)
                 return await behavior(request, context)
             except (errors.DomainError, Exception) as exc:
                 if isinstance(exc, grpc.aio.AbortError):
@@ -127,6 +130,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             try:
+                if self._guard is not None:
+                    await self._guard(method, context)
                 async for item in behavior(request, context):
                     yield item
             except (errors.DomainError, Exception) as exc:

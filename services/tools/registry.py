@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.runtime.arguments import check_arguments
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
 ToolFunction = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -38,35 +39,6 @@ class Execution:
     result: dict[str, Any]
     cached: bool
     duration_ms: int
-
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
-
-
-def check_arguments(schema: dict[str, Any], arguments: dict[str, Any], prefix: str = "arguments") -> None:
-    """Checks required fields, unknown fields and top-level types of a JSON Schema object."""
-    properties: dict[str, Any] = schema.get("properties", {})
-    for name in schema.get("required", []):
-        if name not in arguments:
-            raise InvalidArgument.field(f"{prefix}.{name}", "is required")
-    for name, value in arguments.items():
-        if name not in properties:
-            if schema.get("additionalProperties", True) is False:
-                raise InvalidArgument.field(f"{prefix}.{name}", "is not a known argument of this tool")
-            continue
-        expected = properties[name].get("type")
-        kinds = _JSON_TYPES.get(expected or "", ())
-        if expected == "integer" and isinstance(value, float) and value.is_integer():
-            continue  # JSON (and Struct) carry every number as a double
-        if kinds and (not isinstance(value, kinds) or (expected != "boolean" and isinstance(value, bool))):
-            raise InvalidArgument.field(f"{prefix}.{name}", f"must be of type {expected}")
 
 
 class ToolRegistry:
@@ -97,7 +69,7 @@ class ToolRegistry:
 
     async def execute(self, name: str, arguments: dict[str, Any], idempotency_key: str = "") -> Execution:
         tool = self.get(name)
-        check_arguments(tool.input_schema, arguments)
+        check_arguments(tool.input_schema, arguments, "arguments")
         cache_key = f"{name}\x00{idempotency_key}"
         if idempotency_key and cache_key in self._results:
             first = self._results[cache_key]

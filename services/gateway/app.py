@@ -1,0 +1,65 @@
+"""Wiring of the gateway: config in, running server (gRPC and WebSocket) out."""
+
+from __future__ import annotations
+
+import grpc
+from mcpmesh.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+
+from services.gateway.api_keys import SCHEMA, ApiKeyStore
+from services.gateway.auth import Authenticator, RateLimiter
+from services.gateway.events import EventFeed
+from services.gateway.forwarding import forwarded_service_names, forwarding_handlers
+from services.gateway.servicer import GatewayServicer
+from services.gateway.system_health import SystemHealth
+from services.gateway.websocket import WebSocketEdge
+from services.runtime.config import VERSION, Config
+from services.runtime.health_report import SERVING, HealthReporter, disk_check, memory_check
+from services.runtime.mesh import Mesh
+from services.runtime.server import Running, start
+from services.runtime.sqlite import open_database
+
+SERVICE_NAME = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+ADMIN_KEY_FILE = "admin.key"
+
+
+async def build(config: Config) -> Running:
+    database = open_database(config.data_dir / "gateway.db", SCHEMA)
+    keys = ApiKeyStore(database)
+    keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
+    auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
+    mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows"])
+
+    async def database_check() -> tuple[int, str]:
+        database.execute("SELECT 1").fetchone()
+        return SERVING, "gateway.db answers"
+
+    async def mesh_check() -> tuple[int, str]:
+        state = mesh.channel("workflows").get_state(try_to_connect=True)
+        return SERVING, f"mesh {mesh.address}: {state.name.lower()}"
+
+    reporter = HealthReporter(
+        service="gateway",
+        version=VERSION,
+        checks={"database": database_check, "external_services": mesh_check, "memory": memory_check(),
+                "disk": disk_check(config.data_dir)},
+    )
+    health = SystemHealth(mesh, config.envoy_admin_url, reporter)
+    feed = EventFeed(mesh, health)
+
+    def add(server: grpc.aio.Server) -> list[str]:
+        gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(keys, health, feed), server)
+        server.add_generic_rpc_handlers(forwarding_handlers(mesh))
+        return [SERVICE_NAME]
+
+    running = await start(config, reporter, add, extra_reflection=forwarded_service_names(), guard=auth.guard)
+    websocket = await WebSocketEdge(auth, feed).start(config.host, config.ws_port)
+
+    async def close() -> None:
+        websocket.close()
+        await websocket.wait_closed()
+        await health.close()
+        await mesh.close()
+        database.close()
+
+    running.on_stop.append(close)
+    return running

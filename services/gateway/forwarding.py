@@ -1,0 +1,91 @@
+"""Serves the workflows, tools and agents contracts at the gateway by forwarding raw messages through the mesh."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from mcpmesh.agents.v1 import agent_service_pb2
+from mcpmesh.tools.v1 import tool_service_pb2
+from mcpmesh.workflows.v1 import workflow_service_pb2
+
+from services.gateway.auth import caller
+from services.runtime.mesh import Mesh
+
+FORWARDED: dict[str, ServiceDescriptor] = {
+    "workflows": workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"],
+    "tools": tool_service_pb2.DESCRIPTOR.services_by_name["ToolService"],
+    "agents": agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"],
+}
+PASSED_HEADERS = ("traceparent", "tracestate", "x-request-id", "x-client-type", "x-client-version")
+RELAYED_TRAILERS = ("grpc-status-details-bin",)
+
+
+def _outgoing_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str]]:
+    metadata = [(k, v) for k, v in context.invocation_metadata() or () if k in PASSED_HEADERS]
+    key = caller.get()
+    if key is not None:
+        metadata += [("x-mcpmesh-principal", key.principal), ("x-mcpmesh-role", key.role)]
+    return metadata
+
+
+def _timeout(service: str, context: grpc.aio.ServicerContext) -> float:
+    remaining = context.time_remaining()
+    deadline = Mesh.deadline(service)
+    return deadline if remaining is None else min(deadline, remaining)
+
+
+async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
+    trailers = tuple((k, v) for k, v in error.trailing_metadata() or () if k in RELAYED_TRAILERS)
+    await context.abort(error.code(), error.details() or "", trailers)
+
+
+def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
+    call = mesh.channel(service).unary_unary(path)
+
+    async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            return await call(request, timeout=_timeout(service, context), metadata=_outgoing_metadata(context))
+        except grpc.aio.AioRpcError as error:
+            await _relay_error(context, error)
+            raise  # unreachable: abort raises
+
+    return forward
+
+
+def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
+    call = mesh.channel(service).unary_stream(path)
+
+    async def forward(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        # Streams have no deadline: they last as long as the caller watches.
+        stream = call(request, metadata=_outgoing_metadata(context))
+        try:
+            async for message in stream:
+                yield message
+        except grpc.aio.AioRpcError as error:
+            await _relay_error(context, error)
+        finally:
+            stream.cancel()
+
+    return forward
+
+
+def forwarding_handlers(mesh: Mesh) -> list[grpc.GenericRpcHandler]:
+    """One generic handler per forwarded service; bytes in, bytes out, no re-serialisation."""
+    handlers = []
+    for service, descriptor in FORWARDED.items():
+        methods = {}
+        for method in descriptor.methods:
+            path = f"/{descriptor.full_name}/{method.name}"
+            if method.server_streaming:
+                methods[method.name] = grpc.unary_stream_rpc_method_handler(_server_stream(mesh, service, path))
+            else:
+                methods[method.name] = grpc.unary_unary_rpc_method_handler(_unary(mesh, service, path))
+        handlers.append(grpc.method_handlers_generic_handler(descriptor.full_name, methods))
+    return handlers
+
+
+def forwarded_service_names() -> list[str]:
+    return [d.full_name for d in FORWARDED.values()]

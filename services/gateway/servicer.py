@@ -1,0 +1,99 @@
+"""GatewayService: API keys, who-am-I, system health and metrics, and the event feed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from google.protobuf import timestamp_pb2
+from mcpmesh.gateway.v1 import gateway_pb2, gateway_service_pb2, gateway_service_pb2_grpc
+from mcpmesh.health.v1 import health_pb2
+
+from services.gateway.api_keys import ApiKey, ApiKeyStore
+from services.gateway.auth import caller
+from services.gateway.events import EventFeed
+from services.gateway.system_health import SystemHealth
+from services.runtime.errors import InvalidArgument, Unauthenticated, check_page_size, parse_page_token
+from services.runtime.protos import timestamp, to_struct
+
+ROLE_NAMES = {gateway_pb2.ROLE_VIEWER: "viewer", gateway_pb2.ROLE_OPERATOR: "operator", gateway_pb2.ROLE_ADMIN: "admin"}
+ROLE_NUMBERS = {name: number for number, name in ROLE_NAMES.items()}
+EVENT_NAMES = {
+    gateway_pb2.EVENT_TYPE_WORKFLOW_UPDATE: "workflow_update",
+    gateway_pb2.EVENT_TYPE_SERVICE_HEALTH: "service_health",
+    gateway_pb2.EVENT_TYPE_SYSTEM_METRICS: "system_metrics",
+}
+EVENT_NUMBERS = {name: number for number, name in EVENT_NAMES.items()}
+
+
+def _api_key(key: ApiKey) -> gateway_pb2.ApiKey:
+    return gateway_pb2.ApiKey(
+        id=key.id, display_name=key.display_name, role=ROLE_NUMBERS[key.role],
+        create_time=timestamp(key.created), revoke_time=timestamp(key.revoked),
+    )
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    return now
+
+
+class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
+    def __init__(self, keys: ApiKeyStore, health: SystemHealth, feed: EventFeed) -> None:
+        self._keys = keys
+        self._health = health
+        self._feed = feed
+
+    async def CreateApiKey(self, request, context):  # type: ignore[no-untyped-def]
+        role = ROLE_NAMES.get(request.api_key.role, "")
+        key, secret = self._keys.create(request.api_key.display_name, role)
+        return gateway_service_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
+
+    async def ListApiKeys(self, request, context):  # type: ignore[no-untyped-def]
+        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
+        page, more = self._keys.list(offset, size)
+        return gateway_service_pb2.ListApiKeysResponse(
+            api_keys=[_api_key(k) for k in page], next_page_token=str(offset + size) if more else ""
+        )
+
+    async def RevokeApiKey(self, request, context):  # type: ignore[no-untyped-def]
+        return gateway_service_pb2.RevokeApiKeyResponse(api_key=_api_key(self._keys.revoke(request.id)))
+
+    async def GetWhoAmI(self, request, context):  # type: ignore[no-untyped-def]
+        key = caller.get()
+        if key is None:
+            raise Unauthenticated("no API key on this call", reason="API_KEY_MISSING")
+        return gateway_service_pb2.GetWhoAmIResponse(
+            principal=key.principal, role=ROLE_NUMBERS[key.role], display_name=key.display_name
+        )
+
+    async def GetSystemHealth(self, request, context):  # type: ignore[no-untyped-def]
+        states = await self._health.check()
+        services = [
+            gateway_pb2.ServiceHealth(
+                service=s.service,
+                status=s.status,
+                instances=[gateway_pb2.InstanceHealth(address=i.address, mesh_status=i.mesh_status, report=i.report) for i in s.instances],
+            )
+            for s in states
+        ]
+        overall = max((s.status for s in states), default=health_pb2.HEALTH_STATUS_NOT_SERVING)
+        return gateway_service_pb2.GetSystemHealthResponse(status=overall, services=services, report_time=_now())
+
+    async def GetSystemMetrics(self, request, context):  # type: ignore[no-untyped-def]
+        metrics = await self._health.metrics()
+        return gateway_service_pb2.GetSystemMetricsResponse(
+            metrics=[gateway_service_pb2.Metric(service=s, name=n, value=v) for s, n, v in metrics], report_time=_now()
+        )
+
+    async def StreamEvents(self, request, context) -> AsyncIterator[gateway_service_pb2.StreamEventsResponse]:  # type: ignore[no-untyped-def]
+        types = set()
+        for number in request.types:
+            if number not in EVENT_NAMES:
+                raise InvalidArgument.field("types", f"unknown event type {number}")
+            types.add(EVENT_NAMES[number])
+        async for event in self._feed.subscribe(types):
+            message = gateway_pb2.Event(
+                type=EVENT_NUMBERS[event.type], create_time=timestamp(event.created), data=to_struct(event.data)
+            )
+            yield gateway_service_pb2.StreamEventsResponse(event=message)

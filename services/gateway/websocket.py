@@ -1,0 +1,84 @@
+"""The WebSocket edge (`/ws` through Envoy): subscribe to event types and receive them as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from urllib.parse import parse_qs, urlparse
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from services.gateway.auth import Authenticator, bearer
+from services.gateway.events import EVENT_TYPES, EventFeed
+from services.runtime.errors import DomainError
+
+log = logging.getLogger("mcpmesh.websocket")
+SUBSCRIBE_METHOD = "/mcpmesh.gateway.v1.GatewayService/StreamEvents"
+
+
+def _token(connection: ServerConnection) -> str:
+    """Browsers cannot set headers on a WebSocket, so `?token=` is accepted too."""
+    request = connection.request
+    if request is None:
+        return ""
+    token = bearer([(k.lower(), v) for k, v in request.headers.raw_items()])
+    return token or parse_qs(urlparse(request.path).query).get("token", [""])[0]
+
+
+class WebSocketEdge:
+    def __init__(self, auth: Authenticator, feed: EventFeed) -> None:
+        self._auth = auth
+        self._feed = feed
+
+    async def start(self, host: str, port: int) -> Server:
+        return await serve(self._session, host, port, ping_interval=20, max_size=64 * 1024)
+
+    async def _session(self, connection: ServerConnection) -> None:
+        try:
+            self._auth.check(SUBSCRIBE_METHOD, _token(connection))
+        except DomainError as error:
+            await connection.send(json.dumps({"type": "error", "reason": error.reason, "message": error.message}))
+            await connection.close(4401 if error.reason.startswith("API_KEY") else 4403, error.reason)
+            return
+        pump: asyncio.Task[None] | None = None
+        try:
+            async for raw in connection:
+                types = self._parse(raw)
+                if isinstance(types, str):
+                    await connection.send(json.dumps({"type": "error", "reason": "INVALID_MESSAGE", "message": types}))
+                    continue
+                if pump is not None:
+                    pump.cancel()
+                pump = asyncio.create_task(self._pump(connection, types)) if types else None
+                await connection.send(json.dumps({"type": "subscribed", "types": sorted(types)}))
+        except ConnectionClosed:
+            pass
+        finally:
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+
+    @staticmethod
+    def _parse(raw: str | bytes) -> set[str] | str:
+        """The subscribed types, or an error message naming the bad field."""
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return "message is not JSON"
+        if not isinstance(message, dict) or message.get("action") not in {"subscribe", "unsubscribe"}:
+            return "action: must be \"subscribe\" or \"unsubscribe\""
+        if message["action"] == "unsubscribe":
+            return set()
+        types = message.get("types", list(EVENT_TYPES))
+        if not isinstance(types, list) or not all(t in EVENT_TYPES for t in types):
+            return f"types: must be a list of {', '.join(EVENT_TYPES)}"
+        return set(types)
+
+    async def _pump(self, connection: ServerConnection, types: set[str]) -> None:
+        async for event in self._feed.subscribe(types):
+            body = {"type": event.type, "time": event.created.isoformat(), "data": event.data}
+            await connection.send(json.dumps(body))

@@ -1,0 +1,1 @@
+"""The workflows service: LangGraph orchestration, workflow state and event streaming."""
