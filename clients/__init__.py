@@ -1,0 +1,1 @@
+"""Clients of mcpmesh: a small REST client and the `mcpmesh` command line."""

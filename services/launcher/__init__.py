@@ -1,0 +1,1 @@
+"""Runs the whole mesh locally: Envoy and the four services, health-checked, stopped cleanly."""

