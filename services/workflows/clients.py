@@ -48,7 +48,10 @@ class MeshStepCalls:
             response = await self._agents.RunAgent(request, timeout=self._mesh.deadline("agents"))
         except grpc.aio.AioRpcError as error:
             raise UpstreamError("agents", error) from None
-        return json_format.MessageToDict(response.run, preserving_proto_field_name=True)
+        run = json_format.MessageToDict(response.run, preserving_proto_field_name=True)
+        # proto3 JSON writes int64 as strings; the merged result wants plain numbers.
+        run["usage"] = {name: int(value) for name, value in run.get("usage", {}).items()}
+        return run
 
     async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
         request = tool_service_pb2.ExecuteToolRequest(name=tool, arguments=to_struct(arguments), idempotency_key=key)

@@ -1,0 +1,37 @@
+# mcpmesh: `make up` starts everything and runs a first analysis; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install generate check-generated lint up test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+generate: install
+	$(PY) scripts/generate.py
+
+check-generated: install
+	$(PY) scripts/generate.py --check
+
+lint: install
+	$(VENV)/bin/buf lint
+
+up: install
+	$(PY) scripts/generate.py --check || $(PY) scripts/generate.py
+	$(PY) -m services.launcher $(ARGS)
+
+test: check-generated lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.unary $(ARGS)
+
+clean:
+	rm -rf $(VENV) .mcpmesh .pytest_cache
