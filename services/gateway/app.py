@@ -8,7 +8,8 @@ from mcpmesh.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from services.gateway.api_keys import SCHEMA, ApiKeyStore
 from services.gateway.auth import Authenticator, RateLimiter
 from services.gateway.events import EventFeed
-from services.gateway.forwarding import forwarded_service_names, forwarding_handlers
+from services.gateway.forwarding import FORWARDED, forwarded_service_names, forwarding_handlers
+from services.gateway.json_bodies import JsonBodyChecker
 from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
 from services.gateway.websocket import WebSocketEdge
@@ -51,7 +52,13 @@ async def build(config: Config) -> Running:
         server.add_generic_rpc_handlers(forwarding_handlers(mesh))
         return [SERVICE_NAME]
 
-    running = await start(config, reporter, add, extra_reflection=forwarded_service_names(), guard=auth.guard)
+    bodies = JsonBodyChecker([*FORWARDED.values(), gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])
+
+    async def guard(method: str, context: grpc.aio.ServicerContext) -> None:
+        await auth.guard(method, context)
+        bodies.check(method, context.invocation_metadata())
+
+    running = await start(config, reporter, add, extra_reflection=forwarded_service_names(), guard=guard)
     websocket = await WebSocketEdge(auth, feed).start(config.host, config.ws_port)
 
     async def close() -> None:

@@ -1,0 +1,142 @@
+"""Bad input gets a 4xx with a JSON error naming the problem over REST, INVALID_ARGUMENT with a field over gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from mcpmesh.workflows.v1 import workflow_pb2, workflow_service_pb2, workflow_service_pb2_grpc
+
+from services.launcher.processes import LocalMesh
+
+
+def _details(body: dict) -> dict[str, dict]:
+    return {d["@type"].rsplit(".", 1)[-1]: d for d in body.get("details", [])}
+
+
+def test_unknown_field_is_rejected(rest: httpx.Client, sample_project: Path) -> None:
+    body = {"type": "code_analysis", "parameters": {"path": str(sample_project)}, "colour": "red"}
+    before = rest.get("/v1/workflows", params={"pageSize": 100}).json()["workflows"]
+    response = rest.post("/v1/workflows", json=body)
+    assert response.status_code == 400
+    error = response.json()
+    assert error["message"].startswith("workflow.colour: ")
+    assert _details(error)["ErrorInfo"]["reason"] == "UNKNOWN_FIELD"
+    assert _details(error)["BadRequest"]["fieldViolations"][0]["field"] == "workflow.colour"
+    # Nothing half-written: the refused request created no workflow.
+    assert rest.get("/v1/workflows", params={"pageSize": 100}).json()["workflows"] == before
+
+
+def test_wrong_type_is_rejected(rest: httpx.Client) -> None:
+    response = rest.post("/v1/workflows", json={"type": 42})
+    assert response.status_code == 400
+    assert response.json()["message"] == "workflow.type: invalid value 42 for type TYPE_STRING"
+    not_json = rest.post("/v1/workflows", content=b"{not json", headers={"content-type": "application/json"})
+    assert not_json.status_code == 400
+    assert not_json.json()["httpStatus"] == 400
+
+
+def test_missing_required_field_names_it(rest: httpx.Client) -> None:
+    response = rest.post("/v1/workflows", json={"parameters": {"path": "."}})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["message"] == "workflow.type: is required"
+    details = _details(body)
+    assert details["ErrorInfo"]["reason"] == "INVALID_ARGUMENT"
+    violations = [(v["field"], v["description"]) for v in details["BadRequest"]["fieldViolations"]]
+    assert violations == [("workflow.type", "is required")]
+
+
+def test_missing_parameter_names_it(rest: httpx.Client) -> None:
+    response = rest.post("/v1/workflows", json={"type": "code_analysis", "parameters": {}})
+    assert response.status_code == 400
+    assert _details(response.json())["BadRequest"]["fieldViolations"][0]["field"] == "workflow.parameters.path"
+
+
+def test_unknown_workflow_type(rest: httpx.Client) -> None:
+    response = rest.post("/v1/workflows", json={"type": "make_coffee", "parameters": {}})
+    assert response.status_code == 400
+    body = response.json()
+    assert "make_coffee" in body["message"]
+    assert _details(body)["ErrorInfo"]["reason"] == "UNKNOWN_WORKFLOW_TYPE"
+
+
+def test_oversize_body(rest: httpx.Client) -> None:
+    big = {"type": "code_analysis", "parameters": {"path": "x" * (2 * 2**20)}}
+    response = rest.post("/v1/workflows", json=big)
+    assert response.status_code == 413
+    assert response.json()["httpStatus"] == 413
+
+
+def test_unknown_query_parameter_and_path(rest: httpx.Client) -> None:
+    assert rest.get("/v1/workflows", params={"colour": "red"}).status_code == 400
+    assert rest.get("/v1/no-such-thing").status_code == 404
+
+
+def test_missing_workflow_is_404_with_reason(rest: httpx.Client) -> None:
+    response = rest.get("/v1/workflows/does-not-exist")
+    assert response.status_code == 404
+    assert _details(response.json())["ErrorInfo"]["reason"] == "WORKFLOW_NOT_FOUND"
+
+
+def test_bad_page_token_names_the_field(rest: httpx.Client) -> None:
+    response = rest.get("/v1/workflows", params={"pageToken": "not-a-token"})
+    assert response.status_code == 400
+    assert _details(response.json())["BadRequest"]["fieldViolations"][0]["field"] == "page_token"
+
+
+def test_tool_argument_errors(rest: httpx.Client, tmp_path: Path) -> None:
+    missing = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {}})
+    assert missing.status_code == 400
+    assert _details(missing.json())["BadRequest"]["fieldViolations"][0]["field"] == "arguments.path"
+    outside = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {"path": str(tmp_path)}})
+    assert outside.status_code == 400
+    assert _details(outside.json())["ErrorInfo"]["reason"] == "PATH_OUTSIDE_WORKSPACE"
+    unknown = rest.post("/v1/tools/nope/execute", json={"arguments": {}})
+    assert unknown.status_code == 404
+
+
+def test_grpc_invalid_argument_carries_a_field_violation(mesh: LocalMesh, admin_key: str) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.edge}") as channel:
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        request = workflow_service_pb2.CreateWorkflowRequest(workflow=workflow_pb2.Workflow(type="code_analysis"))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.CreateWorkflow(request, metadata=[("authorization", f"Bearer {admin_key}")], timeout=10)
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(error)
+    assert status is not None and status.message == error.details()
+    violations = []
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            violations += [v.field for v in bad_request.field_violations]
+    assert violations == ["workflow.parameters.path"]
+
+
+def test_requests_without_a_valid_key_are_refused(mesh: LocalMesh, rest: httpx.Client) -> None:
+    assert httpx.get(f"{mesh.edge_url}/v1/tools").status_code == 401
+    bad = httpx.get(f"{mesh.edge_url}/v1/tools", headers={"Authorization": "Bearer mk_nope_nope"})
+    assert bad.status_code == 401
+    assert _details(bad.json())["ErrorInfo"]["reason"] == "API_KEY_INVALID"
+
+
+def test_roles_and_revocation(mesh: LocalMesh, rest: httpx.Client, sample_project: Path) -> None:
+    created = rest.post("/v1/api-keys", json={"displayName": "dashboard", "role": "ROLE_VIEWER"}).json()
+    viewer = {"Authorization": f"Bearer {created['secret']}"}
+    whoami = httpx.get(f"{mesh.edge_url}/v1/whoami", headers=viewer).json()
+    assert whoami == {"principal": f"key:{created['apiKey']['id']}", "role": "ROLE_VIEWER", "displayName": "dashboard"}
+    assert httpx.get(f"{mesh.edge_url}/v1/tools", headers=viewer).status_code == 200
+    denied = httpx.post(f"{mesh.edge_url}/v1/workflows", headers=viewer,
+                        json={"type": "code_analysis", "parameters": {"path": str(sample_project)}})
+    assert denied.status_code == 403
+    assert _details(denied.json())["ErrorInfo"]["reason"] == "ROLE_TOO_LOW"
+    assert rest.post(f"/v1/api-keys/{created['apiKey']['id']}:revoke", json={}).status_code == 200
+    assert httpx.get(f"{mesh.edge_url}/v1/tools", headers=viewer).status_code == 401
+    listed = rest.get("/v1/api-keys").json()["apiKeys"]
+    assert all("secret" not in k for k in listed)
+    assert rest.post("/v1/api-keys", json={"displayName": "", "role": "ROLE_ADMIN"}).status_code == 400
