@@ -77,6 +77,7 @@ def test_request_id_makes_create_idempotent(rest: httpx.Client, sample_project: 
     first = rest.post("/v1/workflows", params={"requestId": "same-request"}, json=body).json()["workflow"]
     second = rest.post("/v1/workflows", params={"requestId": "same-request"}, json=body).json()["workflow"]
     assert first["id"] == second["id"]
+    assert _watch(rest, first["id"])[-1]["type"] == "WORKFLOW_EVENT_TYPE_SUCCEEDED"
 
 
 def test_list_filters_by_state_and_paginates(rest: httpx.Client, mesh: LocalMesh, admin_key: str, sample_project: Path) -> None:

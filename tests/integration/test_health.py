@@ -1,0 +1,78 @@
+"""Killing a service: Envoy's active health check marks it unhealthy and the system health report says so."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.launcher.processes import LocalMesh
+from tests.conftest import start_mesh, wait_until
+
+
+@pytest.fixture()
+def own_mesh(tmp_path: Path, sample_project: Path) -> Iterator[LocalMesh]:
+    """A mesh of its own: this test kills one of its services."""
+    mesh = start_mesh(tmp_path / "data", sample_project.parent)
+    yield mesh
+    mesh.stop()
+
+
+def _services(mesh: LocalMesh) -> dict[str, dict]:
+    response = httpx.get(f"{mesh.edge_url}/v1/system/health", headers={"Authorization": f"Bearer {mesh.admin_key()}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return {s["service"]: s for s in response.json()["services"]}
+
+
+def test_report_lists_every_service_with_checks(own_mesh: LocalMesh) -> None:
+    services = _services(own_mesh)
+    assert set(services) == {"gateway", "agents", "tools", "workflows"}
+    for name, service in services.items():
+        assert service["status"] == "HEALTH_STATUS_SERVING", service
+        [instance] = service["instances"]
+        assert instance["meshStatus"] == "healthy"
+        report = instance["report"]
+        assert report["service"] == name and report["version"] and report["uptime"]
+        assert {"database", "memory", "disk"} <= {c["name"] for c in report["checks"]}
+    assert "ActiveWorkflows" in services["workflows"]["instances"][0]["report"]["metrics"]
+
+
+def test_killed_service_is_marked_unhealthy(own_mesh: LocalMesh) -> None:
+    own_mesh.stop_service("tools", sig=signal.SIGKILL)
+    wait_until(lambda: own_mesh.cluster_health()["tools"] != ["healthy"], 20, "Envoy to fail the tools health check")
+    tools = wait_until(
+        lambda: (s := _services(own_mesh)["tools"])["status"] == "HEALTH_STATUS_NOT_SERVING" and s, 20,
+        "the health report to show tools down",
+    )
+    assert "failed_active_health_check" in tools["instances"][0]["meshStatus"]
+    assert _services(own_mesh)["agents"]["status"] == "HEALTH_STATUS_SERVING"
+    # With the only host down, calls fail fast with 503 instead of hanging.
+    response = httpx.get(f"{own_mesh.edge_url}/v1/tools", headers={"Authorization": f"Bearer {own_mesh.admin_key()}"}, timeout=10)
+    assert response.status_code == 503
+
+    own_mesh.start_service("tools")
+    own_mesh.wait_healthy(30, ["tools"])
+    assert _services(own_mesh)["tools"]["status"] == "HEALTH_STATUS_SERVING"
+
+
+def test_sigterm_drains_health_first(own_mesh: LocalMesh) -> None:
+    """On SIGTERM the standard health service answers NOT_SERVING before the listener closes."""
+    process = own_mesh.processes["agents"]
+    with grpc.insecure_channel(f"127.0.0.1:{own_mesh.ports.agents}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+
+        def not_serving() -> bool:
+            try:
+                return stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            except grpc.RpcError:
+                return False
+
+        wait_until(not_serving, 10, "agents to report NOT_SERVING while draining")
+    assert process.wait(20) == 0
