@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -35,11 +36,14 @@ class EventFeed:
         self._health_every = health_every
         self._metrics_every = metrics_every
 
-    async def subscribe(self, types: set[str]) -> AsyncIterator[FeedEvent]:
-        """Events of the given types until the caller stops iterating."""
+    async def subscribe(self, types: set[str], ready: asyncio.Event | None = None) -> AsyncIterator[FeedEvent]:
+        """Events of the given types until the caller stops iterating; `ready` is set once the upstream watch is open."""
         queue: asyncio.Queue[FeedEvent] = asyncio.Queue(maxsize=1000)
+        ready = ready or asyncio.Event()
+        if "workflow_update" not in (types or set(EVENT_TYPES)):
+            ready.set()
         producers: dict[str, Callable[[asyncio.Queue[FeedEvent]], Awaitable[None]]] = {
-            "workflow_update": self._workflow_updates,
+            "workflow_update": functools.partial(self._workflow_updates, ready=ready),
             "service_health": self._health_changes,
             "system_metrics": self._metrics_snapshots,
         }
@@ -54,11 +58,13 @@ class EventFeed:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _workflow_updates(self, queue: asyncio.Queue[FeedEvent]) -> None:
+    async def _workflow_updates(self, queue: asyncio.Queue[FeedEvent], ready: asyncio.Event) -> None:
         backoff = 0.5
         while True:
             try:
                 stream = self._workflows.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id="-"))
+                await stream.initial_metadata()
+                ready.set()
                 async for response in stream:
                     backoff = 0.5
                     data = json_format.MessageToDict(response.event, preserving_proto_field_name=True)

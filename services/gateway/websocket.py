@@ -52,7 +52,13 @@ class WebSocketEdge:
                     continue
                 if pump is not None:
                     pump.cancel()
-                pump = asyncio.create_task(self._pump(connection, types)) if types else None
+                pump = None
+                if types:
+                    ready = asyncio.Event()
+                    pump = asyncio.create_task(self._pump(connection, types, ready))
+                    # Acknowledge once the feed is open, so no event after the ack is missed.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ready.wait(), 10)
                 await connection.send(json.dumps({"type": "subscribed", "types": sorted(types)}))
         except ConnectionClosed:
             pass
@@ -78,7 +84,7 @@ class WebSocketEdge:
             return f"types: must be a list of {', '.join(EVENT_TYPES)}"
         return set(types)
 
-    async def _pump(self, connection: ServerConnection, types: set[str]) -> None:
-        async for event in self._feed.subscribe(types):
+    async def _pump(self, connection: ServerConnection, types: set[str], ready: asyncio.Event) -> None:
+        async for event in self._feed.subscribe(types, ready):
             body = {"type": event.type, "time": event.created.isoformat(), "data": event.data}
             await connection.send(json.dumps(body))

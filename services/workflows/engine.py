@@ -119,7 +119,7 @@ class WorkflowEngine:
         if after < 0:
             raise InvalidArgument.field("after_sequence", "must not be negative")
         if workflow_id == "-":
-            async for event in self._watch_all():
+            async for event in self.watch_all(self.store.last_position()):
                 yield event
             return
         if not workflow_id:
@@ -134,8 +134,8 @@ class WorkflowEngine:
                 return
             await self.notifier.wait(1.0)
 
-    async def _watch_all(self) -> AsyncIterator[Event]:
-        position = self.store.last_position()
+    async def watch_all(self, position: int) -> AsyncIterator[Event]:
+        """Events of every workflow written after `position` in the global log."""
         while True:
             for event in self.store.events_after_position(position):
                 position = event.position

@@ -116,5 +116,11 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         return workflow_service_pb2.CancelWorkflowResponse(workflow=workflow_message(await self._engine.cancel(request.id)))
 
     async def WatchWorkflow(self, request, context) -> AsyncIterator[workflow_service_pb2.WatchWorkflowResponse]:  # type: ignore[no-untyped-def]
-        async for event in self._engine.watch(request.id, request.after_sequence):
+        if request.id == "-":
+            # Fix the starting point, then tell the caller it is subscribed: nothing after this is missed.
+            events = self._engine.watch_all(self._engine.store.last_position())
+            await context.send_initial_metadata(())
+        else:
+            events = self._engine.watch(request.id, request.after_sequence)
+        async for event in events:
             yield workflow_service_pb2.WatchWorkflowResponse(event=event_message(event))
