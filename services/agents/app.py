@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
 
@@ -39,7 +41,7 @@ async def build(config: Config) -> Running:
         metrics=lambda: {"ActiveAgentExecutions": float(runner.active)},
     )
 
-    def add(server: grpc.aio.Server) -> list[str]:
+    def add(server: Any) -> list[str]:
         agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(runner), server)
         return [SERVICE_NAME]
 

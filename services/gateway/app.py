@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from mcpmesh.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
@@ -47,9 +49,10 @@ async def build(config: Config) -> Running:
     health = SystemHealth(mesh, config.envoy_admin_url, reporter)
     feed = EventFeed(mesh, health)
 
-    def add(server: grpc.aio.Server) -> list[str]:
-        gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(keys, health, feed), server)
-        server.add_generic_rpc_handlers(forwarding_handlers(mesh))
+    def add(server: Any) -> list[str]:
+        gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(keys, health, feed, auth.forget), server)
+        for service, handlers in forwarding_handlers(mesh).items():
+            server.add_registered_method_handlers(service, handlers)
         return [SERVICE_NAME]
 
     bodies = JsonBodyChecker([*FORWARDED.values(), gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])

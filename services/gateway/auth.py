@@ -76,9 +76,28 @@ def bearer(metadata: object) -> str:
 
 
 class Authenticator:
-    def __init__(self, keys: ApiKeyStore, limiter: RateLimiter) -> None:
+    """Keys are looked up once per `cache_seconds`: a revoked key stops working within that time."""
+
+    def __init__(self, keys: ApiKeyStore, limiter: RateLimiter, cache_seconds: float = 2.0) -> None:
         self._keys = keys
         self._limiter = limiter
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    def forget(self) -> None:
+        """Drops cached keys, after a revocation on this instance."""
+        self._cache.clear()
+
+    def _lookup(self, token: str) -> ApiKey | None:
+        now = time.monotonic()
+        cached = self._cache.get(token)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        if len(self._cache) > 10_000:
+            self._cache.clear()  # bounded: invalid tokens must not grow it forever
+        key = self._keys.authenticate(token)
+        self._cache[token] = (now, key)
+        return key
 
     def check(self, method: str, token: str) -> ApiKey | None:
         """The caller's key, or None for public methods; raises when the call is refused."""
@@ -86,7 +105,7 @@ class Authenticator:
             return None
         if not token:
             raise Unauthenticated("missing API key: send `Authorization: Bearer <key>`", reason="API_KEY_MISSING")
-        key = self._keys.authenticate(token)
+        key = self._lookup(token)
         if key is None:
             raise Unauthenticated("API key is not valid or was revoked", reason="API_KEY_INVALID")
         needed = required_role(method)

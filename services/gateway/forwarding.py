@@ -72,9 +72,9 @@ def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
     return forward
 
 
-def forwarding_handlers(mesh: Mesh) -> list[grpc.GenericRpcHandler]:
-    """One generic handler per forwarded service; bytes in, bytes out, no re-serialisation."""
-    handlers = []
+def forwarding_handlers(mesh: Mesh) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+    """Handlers per forwarded service name; bytes in, bytes out, no re-serialisation."""
+    handlers = {}
     for service, descriptor in FORWARDED.items():
         methods = {}
         for method in descriptor.methods:
@@ -83,7 +83,7 @@ def forwarding_handlers(mesh: Mesh) -> list[grpc.GenericRpcHandler]:
                 methods[method.name] = grpc.unary_stream_rpc_method_handler(_server_stream(mesh, service, path))
             else:
                 methods[method.name] = grpc.unary_unary_rpc_method_handler(_unary(mesh, service, path))
-        handlers.append(grpc.method_handlers_generic_handler(descriptor.full_name, methods))
+        handlers[descriptor.full_name] = methods
     return handlers
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from google.protobuf import timestamp_pb2
 from mcpmesh.gateway.v1 import gateway_pb2, gateway_service_pb2, gateway_service_pb2_grpc
@@ -39,8 +39,9 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, keys: ApiKeyStore, health: SystemHealth, feed: EventFeed) -> None:
+    def __init__(self, keys: ApiKeyStore, health: SystemHealth, feed: EventFeed, on_revoke: Callable[[], None]) -> None:
         self._keys = keys
+        self._on_revoke = on_revoke
         self._health = health
         self._feed = feed
 
@@ -57,7 +58,9 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         )
 
     async def RevokeApiKey(self, request, context):  # type: ignore[no-untyped-def]
-        return gateway_service_pb2.RevokeApiKeyResponse(api_key=_api_key(self._keys.revoke(request.id)))
+        revoked = self._keys.revoke(request.id)
+        self._on_revoke()
+        return gateway_service_pb2.RevokeApiKeyResponse(api_key=_api_key(revoked))
 
     async def GetWhoAmI(self, request, context):  # type: ignore[no-untyped-def]
         key = caller.get()

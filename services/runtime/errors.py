@@ -18,6 +18,7 @@ class DomainError(Exception):
     """Base of every error a caller is meant to see; `reason` is an UPPER_SNAKE code to switch on."""
 
     default_reason = "INTERNAL"
+    code = "INTERNAL"  # name of the google.rpc.Code the error maps to
 
     def __init__(
         self,
@@ -38,6 +39,7 @@ class InvalidArgument(DomainError):
     """The request is malformed; `violations` names the fields."""
 
     default_reason = "INVALID_ARGUMENT"
+    code = "INVALID_ARGUMENT"
 
     @classmethod
     def field(cls, field: str, description: str, *, reason: str | None = None) -> InvalidArgument:
@@ -47,34 +49,42 @@ class InvalidArgument(DomainError):
 
 class NotFound(DomainError):
     default_reason = "NOT_FOUND"
+    code = "NOT_FOUND"
 
 
 class AlreadyExists(DomainError):
     default_reason = "ALREADY_EXISTS"
+    code = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(DomainError):
     default_reason = "FAILED_PRECONDITION"
+    code = "FAILED_PRECONDITION"
 
 
 class PermissionDenied(DomainError):
     default_reason = "PERMISSION_DENIED"
+    code = "PERMISSION_DENIED"
 
 
 class Unauthenticated(DomainError):
     default_reason = "UNAUTHENTICATED"
+    code = "UNAUTHENTICATED"
 
 
 class ResourceExhausted(DomainError):
     default_reason = "RESOURCE_EXHAUSTED"
+    code = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(DomainError):
     default_reason = "UNAVAILABLE"
+    code = "UNAVAILABLE"
 
 
 class Unimplemented(DomainError):
     default_reason = "UNIMPLEMENTED"
+    code = "UNIMPLEMENTED"
 
 
 def check_page_size(page_size: int, *, default: int = 20, maximum: int = 100) -> int:

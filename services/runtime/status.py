@@ -14,24 +14,13 @@ from grpc_status import rpc_status
 
 from services.runtime import errors
 
-_CODES: dict[type[errors.DomainError], int] = {
-    errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
-    errors.NotFound: code_pb2.NOT_FOUND,
-    errors.AlreadyExists: code_pb2.ALREADY_EXISTS,
-    errors.FailedPrecondition: code_pb2.FAILED_PRECONDITION,
-    errors.PermissionDenied: code_pb2.PERMISSION_DENIED,
-    errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
-    errors.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
-    errors.Unavailable: code_pb2.UNAVAILABLE,
-    errors.Unimplemented: code_pb2.UNIMPLEMENTED,
-}
-
 log = logging.getLogger("mcpmesh.rpc")
 
 
 def to_rpc_status(error: errors.DomainError, domain: str) -> grpc.Status:
     """The status message equals the details message, as AIP-193 asks."""
-    detail = status_pb2.Status(code=_CODES.get(type(error), code_pb2.INTERNAL), message=error.message)
+    code = code_pb2.Code.Value(error.code) if error.code in code_pb2.Code.keys() else code_pb2.INTERNAL
+    detail = status_pb2.Status(code=code, message=error.message)
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata))
     detail.details.append(info)
@@ -57,22 +46,16 @@ def _trace_id(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps DomainError to a rich status, hides unexpected exceptions as INTERNAL, logs each call; runs an optional guard first."""
+class ErrorMapping:
+    """Wraps each method handler once, at registration: maps DomainError to a rich status, hides unexpected
+    exceptions as INTERNAL, logs each call, and runs an optional guard first. Wrapping at registration (not
+    with a server interceptor) keeps gRPC's fast lookup of registered methods on the hot path."""
 
     def __init__(self, domain: str, guard: Callable[[str, grpc.aio.ServicerContext], Awaitable[None]] | None = None) -> None:
         self._domain = domain
         self._guard = guard  # runs before each call, inside the task serving it (authentication, rate limits)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
@@ -85,7 +68,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler
+        raise ValueError(f"{method}: only unary and server-streaming methods are supported")
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
         if isinstance(exc, errors.DomainError):
@@ -96,6 +79,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     def _log(self, context: grpc.aio.ServicerContext, method: str, started: float, code: str) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return  # on the hot path: skip building the record when nobody reads it
         log.info(
             "rpc",
             extra={

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
@@ -32,7 +34,7 @@ async def build(config: Config) -> Running:
         metrics=lambda: {"ToolExecutionQueue": float(registry.active_executions)},
     )
 
-    def add(server: grpc.aio.Server) -> list[str]:
+    def add(server: Any) -> list[str]:
         tool_service_pb2_grpc.add_ToolServiceServicer_to_server(ToolServicer(registry, PermissionStore(database)), server)
         return [SERVICE_NAME]
 

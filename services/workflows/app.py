@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
+from typing import Any
+
 import grpc
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
@@ -56,7 +58,7 @@ async def build(config: Config) -> Running:
         metrics=lambda: {"ActiveWorkflows": float(engine.active)},
     )
 
-    def add(server: grpc.aio.Server) -> list[str]:
+    def add(server: Any) -> list[str]:
         workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(engine), server)
         return [SERVICE_NAME]
 

@@ -31,7 +31,7 @@ class UpstreamError(DomainError):
                 if detail.Unpack(info):
                     reason = info.reason
         super().__init__(f"{service}: {error.details()}", reason=reason)
-        self.code = error.code().name
+        self.code = error.code().name  # keep the upstream's code, not INTERNAL
 
 
 class MeshStepCalls:

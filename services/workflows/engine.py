@@ -212,5 +212,5 @@ class WorkflowEngine:
 def _error(exc: Exception) -> dict[str, Any]:
     """A failed step keeps the status of the service that failed it, so callers see the real reason."""
     if isinstance(exc, DomainError):
-        return {"code": getattr(exc, "code", "INTERNAL"), "reason": exc.reason, "message": exc.message}
+        return {"code": exc.code, "reason": exc.reason, "message": exc.message}
     return {"code": "INTERNAL", "reason": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"}

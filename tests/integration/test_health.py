@@ -57,7 +57,7 @@ def test_killed_service_is_marked_unhealthy(own_mesh: LocalMesh) -> None:
 
     own_mesh.start_service("tools")
     own_mesh.wait_healthy(30, ["tools"])
-    assert _services(own_mesh)["tools"]["status"] == "HEALTH_STATUS_SERVING"
+    wait_until(lambda: _services(own_mesh)["tools"]["status"] == "HEALTH_STATUS_SERVING", 20, "tools to report SERVING again")
 
 
 def test_sigterm_drains_health_first(own_mesh: LocalMesh) -> None:

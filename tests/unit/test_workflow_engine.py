@@ -1,0 +1,413 @@
+"""Tests for the workflow engine: a real LangGraph run with a SQLite checkpointer and fake agent/tool calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.sqlite import open_database
+from services.workflows.clients import UpstreamError
+from services.workflows.engine import CODE_ANALYSIS, WorkflowEngine
+from services.workflows.store import SCHEMA, Event, WorkflowStore
+
+ANALYSIS = {
+    "id": "r1",
+    "findings": [{"rule_id": "PY001", "severity": "SEVERITY_MEDIUM", "file": "a.py", "line": 1}],
+    "summary": "s",
+    "metrics": {},
+    "usage": {"files_analyzed": 1},
+    "llm_status": "LLM_STATUS_NOT_CONFIGURED",
+}
+INVENTORY = {
+    "total_files": 1,
+    "total_lines": 2,
+    "languages": [{"language": "Python", "files": 1, "lines": 2}],
+    "files": [],
+}
+DEADLINE = 10.0
+
+
+class FakeCalls:
+    """Records every call; each side can be made to block on an event or to raise."""
+
+    def __init__(self, *, rendezvous: bool = False) -> None:
+        # With rendezvous, each call waits until the other one has started: only parallel steps can finish.
+        self.rendezvous = asyncio.Event() if rendezvous else None
+        self.agent_calls: list[tuple[str, dict[str, Any], str]] = []
+        self.tool_calls: list[tuple[str, dict[str, Any], str]] = []
+        self.agent_gate: asyncio.Event | None = None
+        self.tool_gate: asyncio.Event | None = None
+        self.agent_error: Exception | None = None
+
+    async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]:
+        self.agent_calls.append((agent, inputs, key))
+        await self._meet()
+        if self.agent_gate is not None:
+            await self.agent_gate.wait()
+        if self.agent_error is not None:
+            raise self.agent_error
+        return dict(ANALYSIS)
+
+    async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
+        self.tool_calls.append((tool, arguments, key))
+        await self._meet()
+        if self.tool_gate is not None:
+            await self.tool_gate.wait()
+        return dict(INVENTORY)
+
+    async def _meet(self) -> None:
+        if self.rendezvous is None:
+            return
+        if self.agent_calls and self.tool_calls:
+            self.rendezvous.set()
+        await self.rendezvous.wait()
+
+
+async def eventually(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    """Polls `condition` on the running loop until it is truthy; fails at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def ended(store: WorkflowStore, workflow_id: str) -> Callable[[], bool]:
+    return lambda: store.get(workflow_id).done
+
+
+def types_of(events: list[Event]) -> list[str]:
+    return [e.type for e in events]
+
+
+@asynccontextmanager
+async def engine_on(tmp_path: Path, calls: FakeCalls):
+    """An engine over tmp_path/w.db and tmp_path/cp.db; closed (runs left as they are) on exit."""
+    database = open_database(tmp_path / "w.db", SCHEMA)
+    try:
+        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
+            await saver.setup()
+            engine = WorkflowEngine(WorkflowStore(database), calls, saver, [CODE_ANALYSIS])
+            try:
+                yield engine
+            finally:
+                await engine.close()
+    finally:
+        database.close()
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_code_analysis_succeeds_with_parallel_steps(tmp_path: Path) -> None:
+    calls = FakeCalls(rendezvous=True)
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            done = engine.store.get(workflow.id)
+            assert done.state == "succeeded", done.error
+            assert done.progress == 100
+            assert [(s.name, s.state) for s in done.steps] == [
+                ("analyze_code", "succeeded"), ("inventory_files", "succeeded"), ("merge", "succeeded"),
+            ]
+            assert all(s.started is not None and s.ended is not None for s in done.steps)
+
+            events = engine.store.events_after(workflow.id, 0)
+            assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+            kinds = types_of(events)
+            assert kinds[:2] == ["created", "started"]
+            assert kinds[-3:] == ["step_started", "step_succeeded", "succeeded"]
+            assert events[-3].step == events[-2].step == "merge"
+            parallel = events[2:-3]
+            assert sorted((e.type, e.step) for e in parallel) == [
+                ("step_started", "analyze_code"), ("step_started", "inventory_files"),
+                ("step_succeeded", "analyze_code"), ("step_succeeded", "inventory_files"),
+            ]
+            # Both branches started before either finished: they ran in parallel.
+            assert types_of(parallel)[:2] == ["step_started", "step_started"]
+            assert events[-1].state == "succeeded" and events[-1].progress == 100
+
+            result = done.result
+            assert result is not None
+            assert result["findings"] == ANALYSIS["findings"]
+            assert result["finding_counts"]["medium"] == 1
+            assert result["inventory"] == INVENTORY
+            assert result["agent_run"] == "r1"
+            assert result["code_stats"] == {"files_analyzed": 1}
+
+            assert [(a, i) for a, i, _ in calls.agent_calls] == [("code-analyzer", {"path": str(tmp_path)})]
+            assert [(t, a) for t, a, _ in calls.tool_calls] == [("file_inventory", {"path": str(tmp_path)})]
+            keys = [calls.agent_calls[0][2], calls.tool_calls[0][2]]
+            for key in keys:
+                thread, checkpoint, task = key.split(":")
+                assert thread == workflow.id
+                assert checkpoint and task
+            assert keys[0] != keys[1]
+            assert keys[0].split(":")[1] == keys[1].split(":")[1]  # same superstep checkpoint
+            assert engine.active == 0
+
+    run(scenario)
+
+
+def test_reused_request_id_does_not_start_a_second_run(tmp_path: Path) -> None:
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            first = await engine.create("code_analysis", {"path": "/p"}, "req-1")
+            again = await engine.create("code_analysis", {"path": "/p"}, "req-1")
+            assert again.id == first.id
+            await eventually(ended(engine.store, first.id), "the workflow to end")
+            assert len(calls.agent_calls) == 1
+            assert engine.store.list("", 0, 10)[0] and len(engine.store.list("", 0, 10)[0]) == 1
+
+    run(scenario)
+
+
+def test_failing_step_fails_the_workflow_with_its_error(tmp_path: Path) -> None:
+    calls = FakeCalls()
+    calls.agent_error = InvalidArgument.field("input.path", "bad")
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            failed = engine.store.get(workflow.id)
+            assert failed.state == "failed"
+            assert failed.result is None
+            assert failed.error is not None
+            assert failed.error["reason"] == "INVALID_ARGUMENT"
+            assert failed.error["message"] == "input.path: bad"
+            analyze = next(s for s in failed.steps if s.name == "analyze_code")
+            assert analyze.state == "failed" and analyze.error == "input.path: bad"
+            assert next(s for s in failed.steps if s.name == "merge").state == "pending"
+
+            events = engine.store.events_after(workflow.id, 0)
+            step_failed = [e for e in events if e.type == "step_failed"]
+            assert [e.step for e in step_failed] == ["analyze_code"]
+            assert events[-1].type == "failed" and events[-1].state == "failed"
+            assert "merge" not in {e.step for e in events}
+            # The step's status code is kept, so callers see why it failed.
+            assert failed.error["code"] == "INVALID_ARGUMENT"
+
+    run(scenario)
+
+
+def test_upstream_error_keeps_the_remote_code_and_reason(tmp_path: Path) -> None:
+    calls = FakeCalls()
+    calls.agent_error = UpstreamError(
+        "agents", grpc.aio.AioRpcError(grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata(), "no agent")
+    )
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            failed = engine.store.get(workflow.id)
+            assert failed.state == "failed"
+            assert failed.error == {"code": "NOT_FOUND", "reason": "NOT_FOUND", "message": "agents: no agent"}
+
+    run(scenario)
+
+
+def test_unexpected_exception_is_recorded_as_internal(tmp_path: Path) -> None:
+    calls = FakeCalls()
+    calls.agent_error = RuntimeError("boom")
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            failed = engine.store.get(workflow.id)
+            assert failed.state == "failed"
+            assert failed.error == {"code": "INTERNAL", "reason": "INTERNAL", "message": "RuntimeError: boom"}
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "parameters", "field", "reason"),
+    [
+        ("", {"path": "/p"}, "workflow.type", "INVALID_ARGUMENT"),
+        ("nope", {"path": "/p"}, "workflow.type", "UNKNOWN_WORKFLOW_TYPE"),
+        ("code_analysis", {}, "workflow.parameters.path", "INVALID_ARGUMENT"),
+        ("code_analysis", {"path": "/p", "depth": 3}, "workflow.parameters.depth", "INVALID_ARGUMENT"),
+        ("code_analysis", {"path": 3}, "workflow.parameters.path", "INVALID_ARGUMENT"),
+    ],
+)
+def test_invalid_requests_are_refused_and_nothing_is_stored(
+    tmp_path: Path, type_name: str, parameters: dict[str, Any], field: str, reason: str
+) -> None:
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            with pytest.raises(InvalidArgument) as error:
+                await engine.create(type_name, parameters, "req")
+            assert [v.field for v in error.value.violations] == [field]
+            assert error.value.reason == reason
+            assert engine.store.list("", 0, 10) == ([], False)
+            assert engine.store.last_position() == 0
+            assert engine.active == 0
+        assert calls.agent_calls == calls.tool_calls == []
+
+    run(scenario)
+
+
+def test_unknown_type_message_lists_known_types(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with engine_on(tmp_path, FakeCalls()) as engine:
+            with pytest.raises(InvalidArgument) as error:
+                engine.validate("nope", {"path": "/p"})
+            assert "code_analysis" in error.value.message
+
+    run(scenario)
+
+
+def test_cancel_running_workflow(tmp_path: Path) -> None:
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        calls.agent_gate = asyncio.Event()  # never set: the agent step blocks until cancelled
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            await eventually(lambda: calls.agent_calls, "the agent step to start")
+            cancelled = await engine.cancel(workflow.id)
+            assert cancelled.state == "cancelled"
+            assert engine.store.get(workflow.id).state == "cancelled"
+            analyze = next(s for s in cancelled.steps if s.name == "analyze_code")
+            assert analyze.state == "cancelled"
+            events = engine.store.events_after(workflow.id, 0)
+            assert events[-1].type == "cancelled"
+            assert "step_failed" not in types_of(events)
+            assert engine.active == 0
+            with pytest.raises(FailedPrecondition) as again:
+                await engine.cancel(workflow.id)
+            assert again.value.reason == "WORKFLOW_ALREADY_ENDED"
+
+    run(scenario)
+
+
+def test_cancel_finished_workflow_is_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with engine_on(tmp_path, FakeCalls()) as engine:
+            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            with pytest.raises(FailedPrecondition):
+                await engine.cancel(workflow.id)
+            assert engine.store.get(workflow.id).state == "succeeded"
+
+    run(scenario)
+
+
+def test_watch_yields_every_event_and_ends(tmp_path: Path) -> None:
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        calls.agent_gate = asyncio.Event()
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+
+            async def collect(after: int) -> list[Event]:
+                return [event async for event in engine.watch(workflow.id, after)]
+
+            # Started while the workflow is still running: it must follow it to the end.
+            watcher = asyncio.create_task(collect(0))
+            await eventually(lambda: calls.agent_calls, "the agent step to start")
+            assert not watcher.done()
+            calls.agent_gate.set()
+            seen = await asyncio.wait_for(watcher, DEADLINE)
+            stored = engine.store.events_after(workflow.id, 0)
+            assert seen == stored
+            assert seen[-1].type == "succeeded"
+
+            later = await asyncio.wait_for(collect(3), DEADLINE)
+            assert [e.sequence for e in later] == [e.sequence for e in stored if e.sequence > 3]
+            assert await asyncio.wait_for(collect(stored[-1].sequence), DEADLINE) == []
+
+    run(scenario)
+
+
+def test_watch_refuses_bad_arguments(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with engine_on(tmp_path, FakeCalls()) as engine:
+            with pytest.raises(InvalidArgument) as negative:
+                await anext(engine.watch("some-id", -1))
+            assert [v.field for v in negative.value.violations] == ["after_sequence"]
+            with pytest.raises(InvalidArgument) as empty:
+                await anext(engine.watch("", 0))
+            assert [v.field for v in empty.value.violations] == ["id"]
+
+    run(scenario)
+
+
+def test_resume_after_close_skips_the_finished_step(tmp_path: Path) -> None:
+    first_calls = FakeCalls()
+    second_calls = FakeCalls()
+
+    async def first_process() -> str:
+        first_calls.agent_gate = asyncio.Event()  # the agent step is still running at shutdown
+        async with engine_on(tmp_path, first_calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+
+            def inventory_done() -> bool:
+                steps = {s.name: s.state for s in engine.store.get(workflow.id).steps}
+                return steps["inventory_files"] == "succeeded" and steps["analyze_code"] == "running"
+
+            await eventually(inventory_done, "the inventory step to succeed while the agent blocks")
+            # The hook reports success before LangGraph saves the step's writes; wait until they are in the file.
+            async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as reader:
+
+                async def inventory_checkpointed() -> bool:
+                    saved = await reader.aget_tuple({"configurable": {"thread_id": workflow.id}})
+                    return saved is not None and any(channel == "inventory" for _, channel, _ in saved.pending_writes or [])
+
+                deadline = time.monotonic() + DEADLINE
+                while not await inventory_checkpointed():
+                    assert time.monotonic() < deadline, "the inventory result never reached the checkpoint"
+                    await asyncio.sleep(0.01)
+        # close() stopped the run without ending it.
+        database = open_database(tmp_path / "w.db", SCHEMA)
+        try:
+            left = WorkflowStore(database).get(workflow.id)
+            assert left.state == "running"
+            assert types_of(WorkflowStore(database).events_after(workflow.id, 0))[-1] != "cancelled"
+        finally:
+            database.close()
+        return workflow.id
+
+    async def second_process(workflow_id: str) -> None:
+        async with engine_on(tmp_path, second_calls) as engine:
+            assert engine.resume_unfinished() == 1
+            await eventually(ended(engine.store, workflow_id), "the resumed workflow to end")
+            done = engine.store.get(workflow_id)
+            assert done.state == "succeeded", done.error
+            assert done.result is not None and done.result["inventory"] == INVENTORY
+            assert done.result["findings"] == ANALYSIS["findings"]
+            assert engine.resume_unfinished() == 0
+
+    async def scenario() -> None:
+        workflow_id = await first_process()
+        await second_process(workflow_id)
+
+    run(scenario)
+    assert len(first_calls.tool_calls) == 1
+    assert second_calls.tool_calls == []  # its result was checkpointed before the close
+    assert len(first_calls.agent_calls) == 1
+    assert len(second_calls.agent_calls) == 1
+    # The re-run step gets the same idempotency key, so the agent can return its first result.
+    assert second_calls.agent_calls[0][2] == first_calls.agent_calls[0][2]
