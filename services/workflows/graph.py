@@ -11,6 +11,12 @@ from langgraph.runtime import Runtime
 
 STEPS = ["analyze_code", "inventory_files", "merge"]
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+LLM_NOTES = {
+    "LLM_STATUS_NOT_CONFIGURED": "LLM review not run: no LLM is configured.",
+    "LLM_STATUS_SKIPPED": "LLM review skipped at the caller's request.",
+    "LLM_STATUS_COMPLETED": "LLM review included.",
+    "LLM_STATUS_FAILED": "LLM review failed; static analysis only.",
+}
 
 
 class StepCalls(Protocol):
@@ -53,7 +59,7 @@ def merge_result(analysis: dict[str, Any], inventory: dict[str, Any]) -> dict[st
     languages = ", ".join(f"{lang['language']} {lang['files']}" for lang in inventory.get("languages", [])[:5])
     summary = (
         f"{inventory.get('total_files', 0)} files, {inventory.get('total_lines', 0)} lines ({languages}). "
-        f"{analysis.get('summary', '')} LLM review: {analysis.get('llm_status', 'not run')}."
+        f"{analysis.get('summary', '')} {LLM_NOTES.get(analysis.get('llm_status', ''), 'LLM review not run.')}"
     )
     return {
         "summary": summary,
