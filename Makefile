@@ -31,6 +31,7 @@ test: check-generated lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
+	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
 	$(PY) -m bench.unary $(ARGS)
 
 clean:
