@@ -141,15 +141,27 @@ class WorkflowStore:
                 return _workflow(row), False
         now = _now()
         workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now)
+        try:
+            self._insert(workflow, request_id)
+        except sqlite3.IntegrityError:
+            # Another caller with the same request id won the race; theirs is the workflow.
+            row = self._db.execute("SELECT * FROM workflows WHERE request_id = ?", (request_id,)).fetchone()
+            if row is None:
+                raise
+            return _workflow(row), False
+        return workflow, True
+
+    def _insert(self, workflow: Workflow, request_id: str) -> None:
+        now = workflow.created
+        type_name = workflow.type
         with self._transaction():
             self._db.execute(
                 "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (workflow.id, type_name, json.dumps(parameters), "pending", _steps_json(workflow.steps),
+                (workflow.id, type_name, json.dumps(workflow.parameters), "pending", _steps_json(workflow.steps),
                  request_id or None, now.isoformat(), now.isoformat()),
             )
             self._append(workflow, "created", "", f"{type_name} workflow created")
-        return workflow, True
 
     def get(self, workflow_id: str) -> Workflow:
         row = self._db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
