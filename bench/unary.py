@@ -111,7 +111,7 @@ def report(figures: list[Figures]) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=2000, help="calls per measurement")
-    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight for the throughput figure")
+    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight for the throughput figure (saturating)")
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench does)")

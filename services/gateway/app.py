@@ -11,7 +11,7 @@ from services.gateway.api_keys import SCHEMA, ApiKeyStore
 from services.gateway.auth import Authenticator, RateLimiter
 from services.gateway.events import EventFeed
 from services.gateway.forwarding import FORWARDED, forwarded_service_names, forwarding_handlers
-from services.gateway.json_bodies import JsonBodyChecker
+from services.gateway.json_bodies import BODY_HEADER, JsonBodyChecker
 from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
 from services.gateway.websocket import WebSocketEdge
@@ -58,8 +58,9 @@ async def build(config: Config) -> Running:
     bodies = JsonBodyChecker([*FORWARDED.values(), gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])
 
     async def guard(method: str, context: grpc.aio.ServicerContext) -> None:
-        await auth.guard(method, context)
-        bodies.check(method, context.invocation_metadata())
+        headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        auth.guard(method, headers)
+        bodies.check(method, headers.get(BODY_HEADER))
 
     running = await start(config, reporter, add, extra_reflection=forwarded_service_names(), guard=guard)
     websocket = await WebSocketEdge(auth, feed).start(config.host, config.ws_port)

@@ -66,13 +66,10 @@ class RateLimiter:
         return True
 
 
-def bearer(metadata: object) -> str:
-    for key, value in metadata or ():  # type: ignore[attr-defined]
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return ""
+def bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or ""."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 class Authenticator:
@@ -116,6 +113,5 @@ class Authenticator:
             raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED")
         return key
 
-    async def guard(self, method: str, context: object) -> None:
-        key = self.check(method, bearer(context.invocation_metadata()))  # type: ignore[attr-defined]
-        caller.set(key)
+    def guard(self, method: str, headers: dict[str, str]) -> None:
+        caller.set(self.check(method, bearer(headers.get("authorization"))))

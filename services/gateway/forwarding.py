@@ -43,7 +43,8 @@ async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpc
 
 
 def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
-    call = mesh.channel(service).unary_unary(path)
+    # _registered_method is what generated stubs pass: the method is registered once, not per call.
+    call = mesh.channel(service).unary_unary(path, _registered_method=True)
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
@@ -56,7 +57,7 @@ def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
 
 
 def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
-    call = mesh.channel(service).unary_stream(path)
+    call = mesh.channel(service).unary_stream(path, _registered_method=True)
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         # Streams have no deadline: they last as long as the caller watches.

@@ -39,8 +39,8 @@ class JsonBodyChecker:
                 if body is not None:
                     self._types[f"/{service.full_name}/{method.name}"] = body
 
-    def check(self, method: str, metadata: object) -> None:
-        encoded = next((v for k, v in metadata or () if k == BODY_HEADER), None)  # type: ignore[attr-defined]
+    def check(self, method: str, encoded: str | None) -> None:
+        """`encoded` is the x-mcpmesh-json-body header, if Envoy set one."""
         body_type = self._types.get(method)
         if encoded is None or body_type is None:
             return

@@ -24,7 +24,7 @@ def _token(connection: ServerConnection) -> str:
     request = connection.request
     if request is None:
         return ""
-    token = bearer([(k.lower(), v) for k, v in request.headers.raw_items()])
+    token = bearer(request.headers.get("Authorization"))
     return token or parse_qs(urlparse(request.path).query).get("token", [""])[0]
 
 
