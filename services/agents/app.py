@@ -11,7 +11,7 @@ from services.agents.catalog import AgentRunner, code_analyzer
 from services.agents.runs import SCHEMA, RunStore
 from services.agents.servicer import AgentServicer
 from services.runtime.config import VERSION, Config
-from services.runtime.health_report import SERVING, HealthReporter, disk_check, memory_check
+from services.runtime.health_report import SERVING, HealthReporter, database_check, disk_check, memory_check
 from services.runtime.server import Running, start
 from services.runtime.sqlite import open_database
 
@@ -22,10 +22,6 @@ async def build(config: Config) -> Running:
     database = open_database(config.data_dir / "agents.db", SCHEMA)
     runner = AgentRunner([code_analyzer(config.workspace_roots)], RunStore(database), config.max_files)
 
-    async def database_check() -> tuple[int, str]:
-        database.execute("SELECT 1").fetchone()
-        return SERVING, "agents.db answers"
-
     async def llm_check() -> tuple[int, str]:
         return SERVING, "no LLM configured: agents return deterministic static analysis"
 
@@ -33,7 +29,7 @@ async def build(config: Config) -> Running:
         service="agents",
         version=VERSION,
         checks={
-            "database": database_check,
+            "database": database_check(database, "agents.db"),
             "external_services": llm_check,
             "memory": memory_check(),
             "disk": disk_check(config.data_dir),
@@ -47,8 +43,5 @@ async def build(config: Config) -> Running:
 
     running = await start(config, reporter, add)
 
-    async def close() -> None:
-        database.close()
-
-    running.on_stop.append(close)
+    running.on_stop.append(database.close)
     return running

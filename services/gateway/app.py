@@ -16,7 +16,7 @@ from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
 from services.gateway.websocket import WebSocketEdge
 from services.runtime.config import VERSION, Config
-from services.runtime.health_report import SERVING, HealthReporter, disk_check, memory_check
+from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
 from services.runtime.sqlite import open_database
@@ -32,18 +32,10 @@ async def build(config: Config) -> Running:
     auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
     mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows"])
 
-    async def database_check() -> tuple[int, str]:
-        database.execute("SELECT 1").fetchone()
-        return SERVING, "gateway.db answers"
-
-    async def mesh_check() -> tuple[int, str]:
-        state = mesh.channel("workflows").get_state(try_to_connect=True)
-        return SERVING, f"mesh {mesh.address}: {state.name.lower()}"
-
     reporter = HealthReporter(
         service="gateway",
         version=VERSION,
-        checks={"database": database_check, "external_services": mesh_check, "memory": memory_check(),
+        checks={"database": database_check(database, "gateway.db"), "external_services": mesh.check, "memory": memory_check(),
                 "disk": disk_check(config.data_dir)},
     )
     health = SystemHealth(mesh, config.envoy_admin_url, reporter)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ def disk_check(folder: Path) -> Check:
         free = usage.free / usage.total
         status = SERVING if free > 0.05 else DEGRADED if free > 0.01 else NOT_SERVING
         return status, f"{usage.free // 2**20} MiB free ({free:.0%}) in {folder}"
+
+    return check
+
+
+def database_check(connection: sqlite3.Connection, name: str) -> Check:
+    async def check() -> CheckResult:
+        connection.execute("SELECT 1").fetchone()
+        return SERVING, f"{name} answers"
 
     return check
 

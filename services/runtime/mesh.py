@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import grpc
 
+from services.runtime.health_report import DEGRADED, SERVING
+
 # Per-service deadlines from the design; they match Envoy's route timeouts.
 DEADLINES = {"gateway": 30.0, "agents": 120.0, "tools": 60.0, "workflows": 300.0}
 
@@ -34,6 +36,13 @@ class Mesh:
     @staticmethod
     def deadline(service: str) -> float:
         return DEADLINES.get(service, 30.0)
+
+    async def check(self) -> tuple[int, str]:
+        """The external_services health check: can this process reach Envoy's mesh listener?"""
+        states = {name: channel.get_state(try_to_connect=True) for name, channel in self._channels.items()}
+        failing = sorted(name for name, state in states.items() if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE)
+        detail = ", ".join(f"{name} {state.name.lower()}" for name, state in sorted(states.items()))
+        return (DEGRADED if failing else SERVING), f"mesh {self.address}: {detail}"
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,7 +58,7 @@ class Running:
     port: int
     health: HealthServicer
     service_names: Sequence[str]
-    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
 
     async def stop(self, grace: float, drain: float = 0.0) -> None:
         """Health goes NOT_SERVING first so Envoy stops routing here; in-flight calls then get `grace`."""
@@ -66,7 +67,9 @@ class Running:
             await asyncio.sleep(drain)
         await self.server.stop(grace)
         for close in reversed(self.on_stop):
-            await close()
+            result = close()
+            if inspect.isawaitable(result):
+                await result
 
 
 async def start(

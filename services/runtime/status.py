@@ -71,6 +71,9 @@ class ErrorMapping:
         raise ValueError(f"{method}: only unary and server-streaming methods are supported")
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+        """Ends the call with the status for `exc`; a handler's own abort passes through unchanged."""
+        if isinstance(exc, grpc.aio.AbortError):
+            raise exc
         if isinstance(exc, errors.DomainError):
             status = to_rpc_status(exc, self._domain)
         else:
@@ -99,10 +102,7 @@ class ErrorMapping:
                 if self._guard is not None:
                     await self._guard(method, context)
                 return await behavior(request, context)
-            except (errors.DomainError, Exception) as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    code = "ABORTED_BY_HANDLER"
-                    raise
+            except Exception as exc:
                 code = type(exc).__name__
                 await self._fail(context, method, exc)
             finally:
@@ -119,10 +119,7 @@ class ErrorMapping:
                     await self._guard(method, context)
                 async for item in behavior(request, context):
                     yield item
-            except (errors.DomainError, Exception) as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    code = "ABORTED_BY_HANDLER"
-                    raise
+            except Exception as exc:
                 code = type(exc).__name__
                 await self._fail(context, method, exc)
             finally:

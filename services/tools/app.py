@@ -8,7 +8,7 @@ import grpc
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
 from services.runtime.config import VERSION, Config
-from services.runtime.health_report import HealthReporter, SERVING, disk_check, memory_check
+from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.server import Running, start
 from services.runtime.sqlite import open_database
 from services.tools.builtin import builtin_tools
@@ -23,14 +23,10 @@ async def build(config: Config) -> Running:
     database = open_database(config.data_dir / "tools.db", SCHEMA)
     registry = ToolRegistry(builtin_tools(config.workspace_roots, config.max_files))
 
-    async def database_check() -> tuple[int, str]:
-        database.execute("SELECT 1").fetchone()
-        return SERVING, "tools.db answers"
-
     reporter = HealthReporter(
         service="tools",
         version=VERSION,
-        checks={"database": database_check, "memory": memory_check(), "disk": disk_check(config.data_dir)},
+        checks={"database": database_check(database, "tools.db"), "memory": memory_check(), "disk": disk_check(config.data_dir)},
         metrics=lambda: {"ToolExecutionQueue": float(registry.active_executions)},
     )
 
@@ -40,8 +36,5 @@ async def build(config: Config) -> Running:
 
     running = await start(config, reporter, add)
 
-    async def close() -> None:
-        database.close()
-
-    running.on_stop.append(close)
+    running.on_stop.append(database.close)
     return running

@@ -11,7 +11,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
 
 from services.runtime.config import VERSION, Config
-from services.runtime.health_report import SERVING, HealthReporter, disk_check, memory_check
+from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
 from services.runtime.sqlite import open_database
@@ -37,21 +37,12 @@ async def build(config: Config) -> Running:
     engine = WorkflowEngine(WorkflowStore(database), MeshStepCalls(mesh), checkpointer, [CODE_ANALYSIS])
     stack.push_async_callback(engine.close)
 
-    async def database_check() -> tuple[int, str]:
-        database.execute("SELECT 1").fetchone()
-        return SERVING, "workflows.db answers"
-
-    async def mesh_check() -> tuple[int, str]:
-        channel = mesh.channel("agents")
-        state = channel.get_state(try_to_connect=True)
-        return SERVING, f"mesh {mesh.address}: {state.name.lower()}"
-
     reporter = HealthReporter(
         service="workflows",
         version=VERSION,
         checks={
-            "database": database_check,
-            "external_services": mesh_check,
+            "database": database_check(database, "workflows.db"),
+            "external_services": mesh.check,
             "memory": memory_check(),
             "disk": disk_check(config.data_dir),
         },
