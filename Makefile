@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install generate check-generated lint up test bench clean
+.PHONY: install generate check-generated lint typecheck up test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,14 @@ check-generated: install
 lint: install
 	$(VENV)/bin/buf lint
 
+typecheck: install
+	$(VENV)/bin/mypy
+
 up: install
 	$(PY) scripts/generate.py --check || $(PY) scripts/generate.py
 	$(PY) -m services.launcher $(ARGS)
 
-test: check-generated lint
+test: check-generated lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
@@ -35,4 +38,4 @@ bench: install
 	$(PY) -m bench.unary $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mcpmesh .pytest_cache
+	rm -rf $(VENV) .mcpmesh .pytest_cache .mypy_cache

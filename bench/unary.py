@@ -55,7 +55,10 @@ def h2load(url: str, *, count: int, clients: int, streams: int, headers: list[st
         statuses = re.search(r"status codes: (\d+) 2xx", done.stdout)
         if statuses is None or int(statuses.group(1)) != count:
             raise RuntimeError(f"non-2xx answers:\n{done.stdout}")
-        rate = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done.stdout).group(1))
+        finished = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done.stdout)
+        if finished is None:
+            raise RuntimeError(f"h2load printed no request rate:\n{done.stdout}")
+        rate = float(finished.group(1))
         latencies = [int(line.split()[2]) / 1000 for line in Path(log.name).read_text().splitlines() if line.strip()]
     return latencies, rate
 

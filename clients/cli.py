@@ -104,7 +104,7 @@ def main() -> None:
     try:
         code = run(args, client)
     except ApiError as error:
-        body = error.body if isinstance(error.body, dict) else {"message": str(error.body)}
+        body: dict[str, Any] = error.body if isinstance(error.body, dict) else {"message": str(error.body)}
         print(f"error: HTTP {error.status}: {body.get('message', '')}", file=sys.stderr)
         for detail in body.get("details", []):
             for violation in detail.get("fieldViolations", []):

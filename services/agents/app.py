@@ -11,7 +11,14 @@ from services.agents.catalog import AgentRunner, code_analyzer
 from services.agents.runs import SCHEMA, RunStore
 from services.agents.servicer import AgentServicer
 from services.runtime.config import VERSION, Config
-from services.runtime.health_report import SERVING, HealthReporter, database_check, disk_check, memory_check
+from services.runtime.health_report import (
+    SERVING,
+    CheckResult,
+    HealthReporter,
+    database_check,
+    disk_check,
+    memory_check,
+)
 from services.runtime.server import Running, start
 from services.runtime.sqlite import open_database
 
@@ -22,7 +29,7 @@ async def build(config: Config) -> Running:
     database = open_database(config.data_dir / "agents.db", SCHEMA)
     runner = AgentRunner([code_analyzer(config.workspace_roots)], RunStore(database), config.max_files)
 
-    async def llm_check() -> tuple[int, str]:
+    async def llm_check() -> CheckResult:
         return SERVING, "no LLM configured: agents return deterministic static analysis"
 
     reporter = HealthReporter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 from mcpmesh.agents.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc
 
 from services.agents.catalog import AgentRunner, AgentSpec
@@ -64,7 +65,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     def __init__(self, runner: AgentRunner) -> None:
         self._runner = runner
 
-    async def ListAgents(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListAgents(
+        self, request: agent_service_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
+    ) -> agent_service_pb2.ListAgentsResponse:
         size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
         agents = self._runner.list()
         more = offset + size < len(agents)
@@ -72,10 +75,14 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             agents=[_agent(a) for a in agents[offset : offset + size]], next_page_token=str(offset + size) if more else ""
         )
 
-    async def GetAgent(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetAgent(
+        self, request: agent_service_pb2.GetAgentRequest, context: grpc.aio.ServicerContext
+    ) -> agent_service_pb2.GetAgentResponse:
         return agent_service_pb2.GetAgentResponse(agent=_agent(self._runner.get(request.name)))
 
-    async def RunAgent(self, request, context):  # type: ignore[no-untyped-def]
+    async def RunAgent(
+        self, request: agent_service_pb2.RunAgentRequest, context: grpc.aio.ServicerContext
+    ) -> agent_service_pb2.RunAgentResponse:
         run = await self._runner.run(
             request.name,
             from_struct(request.input),
@@ -85,5 +92,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         )
         return agent_service_pb2.RunAgentResponse(run=_run(run))
 
-    async def GetAgentRun(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetAgentRun(
+        self, request: agent_service_pb2.GetAgentRunRequest, context: grpc.aio.ServicerContext
+    ) -> agent_service_pb2.GetAgentRunResponse:
         return agent_service_pb2.GetAgentRunResponse(run=_run(self._runner.get_run(request.id)))

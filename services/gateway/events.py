@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ class EventFeed:
         ready = ready or asyncio.Event()
         if "workflow_update" not in (types or set(EVENT_TYPES)):
             ready.set()
-        producers: dict[str, Callable[[asyncio.Queue[FeedEvent]], Awaitable[None]]] = {
+        producers: dict[str, Callable[[asyncio.Queue[FeedEvent]], Coroutine[Any, Any, None]]] = {
             "workflow_update": functools.partial(self._workflow_updates, ready=ready),
             "service_health": self._health_changes,
             "system_metrics": self._metrics_snapshots,
@@ -99,7 +99,7 @@ class EventFeed:
             await asyncio.sleep(self._metrics_every)
 
 
-def _status_name(status: int) -> str:
+def _status_name(status: health_pb2.HealthStatus.ValueType) -> str:
     return health_pb2.HealthStatus.Name(status).removeprefix("HEALTH_STATUS_").lower()
 
 

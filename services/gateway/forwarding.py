@@ -23,7 +23,7 @@ PASSED_HEADERS = ("traceparent", "tracestate", "x-request-id", "x-client-type", 
 RELAYED_TRAILERS = ("grpc-status-details-bin",)
 
 
-def _outgoing_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str]]:
+def _outgoing_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str | bytes]]:
     metadata = [(k, v) for k, v in context.invocation_metadata() or () if k in PASSED_HEADERS]
     key = caller.get()
     if key is not None:
@@ -44,7 +44,10 @@ async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpc
 
 def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
     # _registered_method is what generated stubs pass: the method is registered once, not per call.
-    call = mesh.channel(service).unary_unary(path, _registered_method=True)
+    # types-grpcio does not declare the private _registered_method keyword that grpc.aio accepts.
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel(service).unary_unary(
+        path, _registered_method=True  # type: ignore[call-arg]
+    )
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
@@ -57,7 +60,9 @@ def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
 
 
 def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
-    call = mesh.channel(service).unary_stream(path, _registered_method=True)
+    call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = mesh.channel(service).unary_stream(
+        path, _registered_method=True  # type: ignore[call-arg]  # see _unary
+    )
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         # Streams have no deadline: they last as long as the caller watches.
@@ -75,9 +80,9 @@ def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
 
 def forwarding_handlers(mesh: Mesh) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
     """Handlers per forwarded service name; bytes in, bytes out, no re-serialisation."""
-    handlers = {}
+    handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for service, descriptor in FORWARDED.items():
-        methods = {}
+        methods: dict[str, grpc.RpcMethodHandler] = {}
         for method in descriptor.methods:
             path = f"/{descriptor.full_name}/{method.name}"
             if method.server_streaming:

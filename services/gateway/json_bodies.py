@@ -27,6 +27,8 @@ def _body_type(method: MethodDescriptor) -> tuple[type[Message], str] | None:
     if rule.body == "*":
         return message_factory.GetMessageClass(method.input_type), ""
     field = method.input_type.fields_by_name[rule.body]
+    if field.message_type is None:  # a scalar body has no fields to refuse
+        return None
     return message_factory.GetMessageClass(field.message_type), rule.body
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+import grpc
 from google.protobuf import timestamp_pb2
 from mcpmesh.gateway.v1 import gateway_pb2, gateway_service_pb2, gateway_service_pb2_grpc
 from mcpmesh.health.v1 import health_pb2
@@ -45,24 +46,32 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self._health = health
         self._feed = feed
 
-    async def CreateApiKey(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateApiKey(
+        self, request: gateway_service_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.CreateApiKeyResponse:
         role = ROLE_NAMES.get(request.api_key.role, "")
         key, secret = self._keys.create(request.api_key.display_name, role)
         return gateway_service_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
 
-    async def ListApiKeys(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListApiKeys(
+        self, request: gateway_service_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.ListApiKeysResponse:
         size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
         page, more = self._keys.list(offset, size)
         return gateway_service_pb2.ListApiKeysResponse(
             api_keys=[_api_key(k) for k in page], next_page_token=str(offset + size) if more else ""
         )
 
-    async def RevokeApiKey(self, request, context):  # type: ignore[no-untyped-def]
+    async def RevokeApiKey(
+        self, request: gateway_service_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.RevokeApiKeyResponse:
         revoked = self._keys.revoke(request.id)
         self._on_revoke()
         return gateway_service_pb2.RevokeApiKeyResponse(api_key=_api_key(revoked))
 
-    async def GetWhoAmI(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetWhoAmI(
+        self, request: gateway_service_pb2.GetWhoAmIRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.GetWhoAmIResponse:
         key = caller.get()
         if key is None:
             raise Unauthenticated("no API key on this call", reason="API_KEY_MISSING")
@@ -70,7 +79,9 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             principal=key.principal, role=ROLE_NUMBERS[key.role], display_name=key.display_name
         )
 
-    async def GetSystemHealth(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetSystemHealth(
+        self, request: gateway_service_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.GetSystemHealthResponse:
         states = await self._health.check()
         services = [
             gateway_pb2.ServiceHealth(
@@ -83,13 +94,17 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         overall = max((s.status for s in states), default=health_pb2.HEALTH_STATUS_NOT_SERVING)
         return gateway_service_pb2.GetSystemHealthResponse(status=overall, services=services, report_time=_now())
 
-    async def GetSystemMetrics(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetSystemMetrics(
+        self, request: gateway_service_pb2.GetSystemMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.GetSystemMetricsResponse:
         metrics = await self._health.metrics()
         return gateway_service_pb2.GetSystemMetricsResponse(
             metrics=[gateway_service_pb2.Metric(service=s, name=n, value=v) for s, n, v in metrics], report_time=_now()
         )
 
-    async def StreamEvents(self, request, context) -> AsyncIterator[gateway_service_pb2.StreamEventsResponse]:  # type: ignore[no-untyped-def]
+    async def StreamEvents(
+        self, request: gateway_service_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[gateway_service_pb2.StreamEventsResponse]:
         types = set()
         for number in request.types:
             if number not in EVENT_NAMES:

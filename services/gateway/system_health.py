@@ -27,7 +27,7 @@ class Instance:
 @dataclass
 class ServiceState:
     service: str
-    status: int
+    status: health_pb2.HealthStatus.ValueType
     instances: list[Instance] = field(default_factory=list)
 
 

@@ -17,7 +17,7 @@ SERVING = health_pb2.HEALTH_STATUS_SERVING
 DEGRADED = health_pb2.HEALTH_STATUS_DEGRADED
 NOT_SERVING = health_pb2.HEALTH_STATUS_NOT_SERVING
 
-CheckResult = tuple[int, str]
+CheckResult = tuple[health_pb2.HealthStatus.ValueType, str]
 Check = Callable[[], Awaitable[CheckResult]]
 
 

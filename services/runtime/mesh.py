@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import grpc
 
-from services.runtime.health_report import DEGRADED, SERVING
+from services.runtime.health_report import DEGRADED, SERVING, CheckResult
 
 # Per-service deadlines from the design; they match Envoy's route timeouts.
 DEADLINES = {"gateway": 30.0, "agents": 120.0, "tools": 60.0, "workflows": 300.0}
@@ -37,7 +37,7 @@ class Mesh:
     def deadline(service: str) -> float:
         return DEADLINES.get(service, 30.0)
 
-    async def check(self) -> tuple[int, str]:
+    async def check(self) -> CheckResult:
         """The external_services health check: can this process reach Envoy's mesh listener?"""
         states = {name: channel.get_state(try_to_connect=True) for name, channel in self._channels.items()}
         failing = sorted(name for name, state in states.items() if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented, check_page_size, parse_page_token
@@ -34,7 +35,9 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         self._registry = registry
         self._permissions = permissions
 
-    async def ListTools(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListTools(
+        self, request: tool_service_pb2.ListToolsRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.ListToolsResponse:
         size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
         tools = self._registry.list()
         page = tools[offset : offset + size]
@@ -43,16 +46,22 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             tools=[_tool(t) for t in page], next_page_token=str(offset + size) if more else ""
         )
 
-    async def GetTool(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetTool(
+        self, request: tool_service_pb2.GetToolRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.GetToolResponse:
         return tool_service_pb2.GetToolResponse(tool=_tool(self._registry.get(request.name)))
 
-    async def ExecuteTool(self, request, context):  # type: ignore[no-untyped-def]
+    async def ExecuteTool(
+        self, request: tool_service_pb2.ExecuteToolRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.ExecuteToolResponse:
         execution = await self._registry.execute(request.name, from_struct(request.arguments), request.idempotency_key)
         return tool_service_pb2.ExecuteToolResponse(
             result=to_struct(execution.result), cached=execution.cached, duration_ms=execution.duration_ms
         )
 
-    async def RegisterTool(self, request, context):  # type: ignore[no-untyped-def]
+    async def RegisterTool(
+        self, request: tool_service_pb2.RegisterToolRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.RegisterToolResponse:
         tool = request.tool
         if not tool.name:
             raise InvalidArgument.field("tool.name", "is required")
@@ -64,37 +73,51 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             metadata={"server": tool.target_server},
         )
 
-    async def UnregisterTool(self, request, context):  # type: ignore[no-untyped-def]
+    async def UnregisterTool(
+        self, request: tool_service_pb2.UnregisterToolRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.UnregisterToolResponse:
         self._registry.unregister(request.name)
         return tool_service_pb2.UnregisterToolResponse()
 
-    async def RegisterMcpServer(self, request, context):  # type: ignore[no-untyped-def]
+    async def RegisterMcpServer(
+        self, request: tool_service_pb2.RegisterMcpServerRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.RegisterMcpServerResponse:
         raise Unimplemented(
             "registering external MCP servers is not available in this version", reason="MCP_SERVERS_NOT_AVAILABLE"
         )
 
-    async def ListMcpServers(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListMcpServers(
+        self, request: tool_service_pb2.ListMcpServersRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.ListMcpServersResponse:
         check_page_size(request.page_size)
         parse_page_token(request.page_token)
         return tool_service_pb2.ListMcpServersResponse()
 
-    async def RemoveMcpServer(self, request, context):  # type: ignore[no-untyped-def]
+    async def RemoveMcpServer(
+        self, request: tool_service_pb2.RemoveMcpServerRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.RemoveMcpServerResponse:
         if not request.name:
             raise InvalidArgument.field("name", "is required")
         raise NotFound(f"MCP server {request.name!r} is not registered", reason="MCP_SERVER_NOT_FOUND")
 
-    async def GrantToolPermission(self, request, context):  # type: ignore[no-untyped-def]
+    async def GrantToolPermission(
+        self, request: tool_service_pb2.GrantToolPermissionRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.GrantToolPermissionResponse:
         permission = request.permission
         if permission.tool != "*":
             self._registry.get(permission.tool)
         stored = self._permissions.grant(permission.tool, permission.principal)
         return tool_service_pb2.GrantToolPermissionResponse(permission=_permission(stored))
 
-    async def RevokeToolPermission(self, request, context):  # type: ignore[no-untyped-def]
+    async def RevokeToolPermission(
+        self, request: tool_service_pb2.RevokeToolPermissionRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.RevokeToolPermissionResponse:
         self._permissions.revoke(request.tool, request.principal)
         return tool_service_pb2.RevokeToolPermissionResponse()
 
-    async def ListToolPermissions(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListToolPermissions(
+        self, request: tool_service_pb2.ListToolPermissionsRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.ListToolPermissionsResponse:
         size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
         page, more = self._permissions.list(request.tool, offset, size)
         return tool_service_pb2.ListToolPermissionsResponse(

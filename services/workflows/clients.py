@@ -22,6 +22,7 @@ class UpstreamError(DomainError):
     def __init__(self, service: str, error: grpc.aio.AioRpcError) -> None:
         reason = error.code().name
         try:
+            # The stubs want a grpc.Call; AioRpcError has the code, details and trailers from_call reads.
             status = rpc_status.from_call(error)  # type: ignore[arg-type]
         except ValueError:
             status = None

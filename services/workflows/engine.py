@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
@@ -161,7 +162,7 @@ class WorkflowEngine:
         if not resume:
             workflow.state = "running"
             self._record(workflow, "started", "", "workflow started")
-        config = {"configurable": {"thread_id": workflow_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": workflow_id}}
         try:
             inputs = None if resume else workflow_type.initial_state(workflow.parameters)
             final = await self._graphs[workflow.type].ainvoke(inputs, config)

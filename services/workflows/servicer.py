@@ -78,7 +78,9 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     def __init__(self, engine: WorkflowEngine) -> None:
         self._engine = engine
 
-    async def ListWorkflowTypes(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListWorkflowTypes(
+        self, request: workflow_service_pb2.ListWorkflowTypesRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_service_pb2.ListWorkflowTypesResponse:
         return workflow_service_pb2.ListWorkflowTypesResponse(
             workflow_types=[
                 workflow_pb2.WorkflowType(
@@ -88,7 +90,9 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
             ]
         )
 
-    async def CreateWorkflow(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateWorkflow(
+        self, request: workflow_service_pb2.CreateWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_service_pb2.CreateWorkflowResponse:
         if not request.HasField("workflow"):
             raise InvalidArgument.field("workflow", "is required")
         workflow = await self._engine.create(
@@ -96,12 +100,16 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         )
         return workflow_service_pb2.CreateWorkflowResponse(workflow=workflow_message(workflow))
 
-    async def GetWorkflow(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetWorkflow(
+        self, request: workflow_service_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_service_pb2.GetWorkflowResponse:
         if not request.id:
             raise InvalidArgument.field("id", "is required")
         return workflow_service_pb2.GetWorkflowResponse(workflow=workflow_message(self._engine.store.get(request.id)))
 
-    async def ListWorkflows(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListWorkflows(
+        self, request: workflow_service_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_service_pb2.ListWorkflowsResponse:
         size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
         if request.state and request.state not in STATE_NAMES:
             raise InvalidArgument.field("state", "is not a workflow state")
@@ -110,12 +118,16 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
             workflows=[workflow_message(w) for w in page], next_page_token=str(offset + size) if more else ""
         )
 
-    async def CancelWorkflow(self, request, context):  # type: ignore[no-untyped-def]
+    async def CancelWorkflow(
+        self, request: workflow_service_pb2.CancelWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_service_pb2.CancelWorkflowResponse:
         if not request.id:
             raise InvalidArgument.field("id", "is required")
         return workflow_service_pb2.CancelWorkflowResponse(workflow=workflow_message(await self._engine.cancel(request.id)))
 
-    async def WatchWorkflow(self, request, context) -> AsyncIterator[workflow_service_pb2.WatchWorkflowResponse]:  # type: ignore[no-untyped-def]
+    async def WatchWorkflow(
+        self, request: workflow_service_pb2.WatchWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[workflow_service_pb2.WatchWorkflowResponse]:
         if request.id == "-":
             # Fix the starting point, then tell the caller it is subscribed: nothing after this is missed.
             events = self._engine.watch_all(self._engine.store.last_position())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import sqlite3
@@ -177,7 +178,8 @@ class WorkflowStore:
         ).fetchall()
         return [_workflow(r) for r in rows[:limit]], len(rows) > limit
 
-    def unfinished(self) -> list[Workflow]:
+    # Below, `list` is the method above: annotations spell the type as builtins.list.
+    def unfinished(self) -> builtins.list[Workflow]:
         rows = self._db.execute("SELECT * FROM workflows WHERE state IN ('pending', 'running') ORDER BY create_time")
         return [_workflow(r) for r in rows]
 
@@ -195,14 +197,14 @@ class WorkflowStore:
             )
             return self._append(workflow, event_type, step, message)
 
-    def events_after(self, workflow_id: str, sequence: int) -> list[Event]:
+    def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:
         rows = self._db.execute(
             "SELECT * FROM workflow_events WHERE workflow_id = ? AND sequence > ? ORDER BY sequence",
             (workflow_id, sequence),
         )
         return [_event(r) for r in rows]
 
-    def events_after_position(self, position: int) -> list[Event]:
+    def events_after_position(self, position: int) -> builtins.list[Event]:
         rows = self._db.execute("SELECT * FROM workflow_events WHERE position > ? ORDER BY position LIMIT 1000", (position,))
         return [_event(r) for r in rows]
 
