@@ -43,11 +43,7 @@ async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpc
 
 
 def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
-    # _registered_method is what generated stubs pass: the method is registered once, not per call.
-    # types-grpcio does not declare the private _registered_method keyword that grpc.aio accepts.
-    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel(service).unary_unary(
-        path, _registered_method=True  # type: ignore[call-arg]
-    )
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel(service).unary_unary(path)
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
@@ -60,9 +56,7 @@ def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
 
 
 def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
-    call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = mesh.channel(service).unary_stream(
-        path, _registered_method=True  # type: ignore[call-arg]  # see _unary
-    )
+    call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = mesh.channel(service).unary_stream(path)
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         # Streams have no deadline: they last as long as the caller watches.

@@ -163,9 +163,13 @@ class WorkflowEngine:
             workflow.state = "running"
             self._record(workflow, "started", "", "workflow started")
         config: RunnableConfig = {"configurable": {"thread_id": workflow_id}}
+        graph = self._graphs[workflow.type]
         try:
-            inputs = None if resume else workflow_type.initial_state(workflow.parameters)
-            final = await self._graphs[workflow.type].ainvoke(inputs, config)
+            inputs: dict[str, Any] | None = workflow_type.initial_state(workflow.parameters)
+            # Resume from the last checkpoint; a run stopped before its first checkpoint starts over.
+            if resume and (await graph.aget_state(config)).values:
+                inputs = None
+            final = await graph.ainvoke(inputs, config)
         except asyncio.CancelledError:
             if self._closing:
                 raise

@@ -411,3 +411,27 @@ def test_resume_after_close_skips_the_finished_step(tmp_path: Path) -> None:
     assert len(second_calls.agent_calls) == 1
     # The re-run step gets the same idempotency key, so the agent can return its first result.
     assert second_calls.agent_calls[0][2] == first_calls.agent_calls[0][2]
+
+
+def test_running_workflow_without_a_checkpoint_starts_over(tmp_path: Path) -> None:
+    """A process that died between `started` and the first checkpoint leaves nothing to resume from."""
+    calls = FakeCalls()
+    database = open_database(tmp_path / "w.db", SCHEMA)
+    try:
+        store = WorkflowStore(database)
+        workflow, _ = store.create("code_analysis", {"path": "/p"}, CODE_ANALYSIS.steps, "")
+        workflow.state = "running"
+        store.record(workflow, "started", "", "workflow started")
+    finally:
+        database.close()
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            assert engine.resume_unfinished() == 1
+            await eventually(ended(engine.store, workflow.id), "the restarted workflow to end")
+            done = engine.store.get(workflow.id)
+            assert done.state == "succeeded", done.error
+            assert done.result is not None and done.result["inventory"] == INVENTORY
+
+    run(scenario)
+    assert len(calls.agent_calls) == 1 and len(calls.tool_calls) == 1
