@@ -122,19 +122,21 @@ class LocalMesh:
         return "\n".join(parts)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        self._stop([name], sig, timeout)
 
     def stop(self) -> None:
-        """Services first (they drain), Envoy last."""
-        for name in [*reversed(SERVICES), "envoy"]:
-            self.stop_service(name)
-        for name in list(self.processes):
-            self.stop_service(name)
+        """Services first, all at once (each drains on its own), Envoy last."""
+        self._stop([n for n in self.processes if n != "envoy"], signal.SIGTERM, 15.0)
+        self._stop(list(self.processes), signal.SIGTERM, 15.0)
+
+    def _stop(self, names: list[str], sig: int, timeout: float) -> None:
+        stopping = [p for p in (self.processes.pop(n, None) for n in names) if p is not None and p.poll() is None]
+        for process in stopping:
+            process.send_signal(sig)
+        deadline = time.monotonic() + timeout
+        for process in stopping:
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)

@@ -18,7 +18,8 @@ from tests.conftest import start_mesh, wait_until
 @pytest.fixture()
 def own_mesh(tmp_path: Path, sample_project: Path) -> Iterator[LocalMesh]:
     """A mesh of its own: this test kills one of its services."""
-    mesh = start_mesh(tmp_path / "data", sample_project.parent)
+    # A drain long enough for the SIGTERM test to see NOT_SERVING even on a loaded machine.
+    mesh = start_mesh(tmp_path / "data", sample_project.parent, MCPMESH_DRAIN_SECONDS="3")
     yield mesh
     mesh.stop()
 
