@@ -56,8 +56,7 @@ class McpMeshClient:
                 response.read()
                 raise ApiError(response.status_code, response.json())
             for line in response.iter_lines():
-                line = line.strip().lstrip("[").rstrip(",]")
-                if line:
+                if line.strip():
                     yield json.loads(line)["event"]
 
     def list_tools(self) -> list[dict[str, Any]]:

@@ -79,7 +79,8 @@ class SystemHealth:
         for service, report in zip(SERVICES, reports):
             instances = clusters.get(service, [])
             for instance in instances:
-                if report is not None and report.instance.endswith(instance.address.rsplit(":", 1)[-1]):
+                # Same port: the report says the address it bound, which may be a wildcard.
+                if report is not None and report.instance.rsplit(":", 1)[-1] == instance.address.rsplit(":", 1)[-1]:
                     instance.report = report
             healthy = any(i.mesh_status == "healthy" for i in instances)
             if healthy and report is not None:
