@@ -58,8 +58,8 @@ def sample_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_sample_project(tmp_path_factory.mktemp("workspace") / "sample")
 
 
-def start_mesh(data_dir: Path, workspace: Path, **env: str) -> LocalMesh:
-    mesh = LocalMesh(data_dir, ports=Ports.free(), workspace_roots=[workspace], extra_env=env)
+def start_mesh(data_dir: Path, workspace: Path, instances: dict[str, int] | None = None, **env: str) -> LocalMesh:
+    mesh = LocalMesh(data_dir, ports=Ports.free(), workspace_roots=[workspace], extra_env=env, instances=instances or {})
     try:
         mesh.start(timeout=90)
     except BaseException:

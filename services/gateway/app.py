@@ -30,7 +30,7 @@ async def build(config: Config) -> Running:
     keys = ApiKeyStore(database)
     keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
     auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
-    mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows"])
+    mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"])
 
     reporter = HealthReporter(
         service="gateway",
@@ -38,7 +38,7 @@ async def build(config: Config) -> Running:
         checks={"database": database_check(database, "gateway.db"), "external_services": mesh.check, "memory": memory_check(),
                 "disk": disk_check(config.data_dir)},
     )
-    health = SystemHealth(mesh, config.envoy_admin_url, reporter)
+    health = SystemHealth(mesh, config.envoy_admin_url)
     feed = EventFeed(mesh, health)
 
     def add(server: Any) -> list[str]:

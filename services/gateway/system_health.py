@@ -10,10 +10,10 @@ import grpc
 import httpx
 from mcpmesh.health.v1 import health_pb2, health_pb2_grpc
 
-from services.runtime.health_report import HealthReporter
 from services.runtime.mesh import Mesh
 
 SERVICES = ("gateway", "agents", "tools", "workflows")
+INSTANCE_HEADER = "x-envoy-original-dst-host"  # read by Envoy's ORIGINAL_DST "instance" cluster
 ENVOY_COUNTERS = ("upstream_rq_total", "upstream_rq_5xx", "upstream_rq_active", "upstream_cx_active")
 
 
@@ -41,10 +41,9 @@ def _mesh_status(health: dict[str, Any]) -> str:
 
 
 class SystemHealth:
-    def __init__(self, mesh: Mesh, envoy_admin_url: str, own_report: HealthReporter) -> None:
+    def __init__(self, mesh: Mesh, envoy_admin_url: str) -> None:
         self._mesh = mesh
         self._admin = httpx.AsyncClient(base_url=envoy_admin_url, timeout=2.0)
-        self._own = own_report
 
     async def envoy_clusters(self) -> dict[str, list[Instance]]:
         response = await self._admin.get("/clusters", params={"format": "json"})
@@ -59,44 +58,43 @@ class SystemHealth:
             clusters[cluster["name"]] = instances
         return clusters
 
-    async def _report(self, service: str) -> health_pb2.HealthReport | None:
-        if service == "gateway":
-            return await self._own.report()
-        stub = health_pb2_grpc.HealthReportServiceStub(self._mesh.channel(service))
+    async def _report(self, address: str) -> health_pb2.HealthReport | None:
+        """One instance's own report, fetched through the mesh's "instance" route (loopback hosts only)."""
+        stub = health_pb2_grpc.HealthReportServiceStub(self._mesh.channel("instance"))
         try:
-            response = await stub.GetHealthReport(health_pb2.GetHealthReportRequest(), timeout=3.0)
+            response = await stub.GetHealthReport(
+                health_pb2.GetHealthReportRequest(), timeout=3.0, metadata=[(INSTANCE_HEADER, address)]
+            )
         except grpc.aio.AioRpcError:
             return None
         return response.report
 
     async def check(self) -> list[ServiceState]:
+        """Every instance Envoy knows of, with its own report; a service serves when a healthy instance does."""
         try:
             clusters = await self.envoy_clusters()
         except (httpx.HTTPError, ValueError):
             clusters = {}
-        reports = await asyncio.gather(*(self._report(s) for s in SERVICES))
+        instances = {service: clusters.get(service, []) for service in SERVICES}
+        everyone = [i for service in SERVICES for i in instances[service]]
+        for instance, report in zip(everyone, await asyncio.gather(*(self._report(i.address) for i in everyone))):
+            instance.report = report
         states = []
-        for service, report in zip(SERVICES, reports):
-            instances = clusters.get(service, [])
-            for instance in instances:
-                # Same port: the report says the address it bound, which may be a wildcard.
-                if report is not None and report.instance.rsplit(":", 1)[-1] == instance.address.rsplit(":", 1)[-1]:
-                    instance.report = report
-            healthy = any(i.mesh_status == "healthy" for i in instances)
-            if healthy and report is not None:
-                status = report.status
-            else:
-                status = health_pb2.HEALTH_STATUS_NOT_SERVING
-            states.append(ServiceState(service, status, instances))
+        for service in SERVICES:
+            serving = [i.report.status for i in instances[service] if i.mesh_status == "healthy" and i.report is not None]
+            # SERVING < DEGRADED < NOT_SERVING: the best healthy instance decides.
+            status = min(serving) if serving else health_pb2.HEALTH_STATUS_NOT_SERVING
+            states.append(ServiceState(service, status, instances[service]))
         return states
 
     async def metrics(self) -> list[tuple[str, str, float]]:
-        """(service, name, value): each service's scaling gauges and Envoy's upstream counters."""
-        values: list[tuple[str, str, float]] = []
-        reports = await asyncio.gather(*(self._report(s) for s in SERVICES))
-        for service, report in zip(SERVICES, reports):
-            if report is not None:
-                values += [(service, name, value) for name, value in report.metrics.items()]
+        """(service, name, value): scaling gauges summed over each service's instances, and Envoy's upstream counters."""
+        totals: dict[tuple[str, str], float] = {}
+        for state in await self.check():
+            for instance in state.instances:
+                for name, value in instance.report.metrics.items() if instance.report is not None else ():
+                    totals[(state.service, name)] = totals.get((state.service, name), 0.0) + value
+        values = [(service, name, value) for (service, name), value in totals.items()]
         try:
             response = await self._admin.get("/stats", params={"format": "json", "filter": r"^cluster\.\w+\.upstream_(rq|cx)_"})
             stats = response.json().get("stats", [])

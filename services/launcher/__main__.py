@@ -44,8 +44,14 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(".mcpmesh"), help="databases, keys and logs")
     parser.add_argument("--no-analysis", action="store_true", help="start the mesh without the first workflow")
     parser.add_argument("--exit", action="store_true", help="stop after the first workflow instead of serving")
+    parser.add_argument("--instances", default="", metavar="SERVICE=N,...",
+                        help="processes per service, e.g. gateway=2,agents=3 (workflows stays at 1)")
     args = parser.parse_args()
-    mesh = LocalMesh(args.data_dir.resolve(), workspace_roots=[args.path.resolve()])
+    try:
+        counts = {name: int(count) for name, _, count in (p.partition("=") for p in args.instances.split(",") if p)}
+        mesh = LocalMesh(args.data_dir.resolve(), workspace_roots=[args.path.resolve()], instances=counts)
+    except ValueError as error:
+        parser.error(f"--instances: {error}")
     # Ctrl-C and SIGTERM both end in the finally below, which stops every child by PID.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ok = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -12,6 +13,17 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 STATIC_CONFIG = REPO / "envoy" / "envoy.yaml"
 DESCRIPTOR = REPO / "envoy" / "mcpmesh.pb"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass(frozen=True)
@@ -30,20 +42,24 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         """Free loopback ports, for tests and benchmarks next to a running `make up`."""
-        sockets = [socket.socket() for _ in range(8)]
-        try:
-            for s in sockets:
-                s.bind(("127.0.0.1", 0))
-            return cls(*(s.getsockname()[1] for s in sockets))
-        finally:
-            for s in sockets:
-                s.close()
+        return cls(*free_ports(8))
 
     def service(self, name: str) -> int:
         return int(getattr(self, name))
 
 
-def render(ports: Ports, *, edge_host: str = "127.0.0.1") -> str:
+@dataclass(frozen=True)
+class Instance:
+    """One process of a service: its name ("agents", "agents-2"), its gRPC port, and for the gateway its WebSocket port."""
+
+    name: str
+    service: str
+    port: int
+    websocket_port: int = 0
+
+
+def render(ports: Ports, *, instances: Sequence[Instance] = (), edge_host: str = "127.0.0.1") -> str:
+    """The static config with its ports rewritten; a service with several instances gets one endpoint each."""
     defaults = asdict(Ports())
     mapping = {defaults[name]: value for name, value in asdict(ports).items()}
     config = yaml.safe_load(STATIC_CONFIG.read_text())
@@ -64,4 +80,15 @@ def render(ports: Ports, *, edge_host: str = "127.0.0.1") -> str:
                 walk(value)
 
     walk(config)
+    endpoints: dict[str, list[int]] = {}
+    for instance in instances:
+        endpoints.setdefault(instance.service, []).append(instance.port)
+        if instance.websocket_port:
+            endpoints.setdefault("gateway_ws", []).append(instance.websocket_port)
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] in endpoints:
+            cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+                for port in endpoints[cluster["name"]]
+            ]}]
     return yaml.safe_dump(config, sort_keys=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from services.launcher.envoy_config import Ports, render
+from services.launcher.envoy_config import Instance, Ports, free_ports, render
 
 SERVICES = ("agents", "tools", "workflows", "gateway")
 GRPC_CLUSTERS = ("gateway", "agents", "tools", "workflows")
@@ -35,7 +35,24 @@ class LocalMesh:
     ports: Ports = field(default_factory=Ports)
     workspace_roots: Sequence[Path] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, int] = field(default_factory=dict)  # processes per service; 1 where not given
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    plan: dict[str, Instance] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.instances.get("workflows", 1) > 1:
+            # Two workflows processes would both resume the same runs: that needs run leases first.
+            raise ValueError("workflows runs as one instance until run leases exist")
+        for service in SERVICES:
+            count = self.instances.get(service, 1)
+            if count < 1:
+                raise ValueError(f"instances of {service} must be at least 1")
+            extra = free_ports(2 * (count - 1))
+            for i in range(count):
+                name = service if i == 0 else f"{service}-{i + 1}"
+                port = self.ports.service(service) if i == 0 else extra[2 * i - 2]
+                websocket = 0 if service != "gateway" else (self.ports.websocket if i == 0 else extra[2 * i - 1])
+                self.plan[name] = Instance(name, service, port, websocket)
 
     @property
     def edge_url(self) -> str:
@@ -52,15 +69,15 @@ class LocalMesh:
     def admin_key(self) -> str:
         return (self.data_dir / "admin.key").read_text().strip()
 
-    def service_env(self, service: str) -> dict[str, str]:
+    def service_env(self, instance: Instance) -> dict[str, str]:
         roots = os.pathsep.join(str(Path(r).resolve()) for r in self.workspace_roots) or str(Path.cwd())
         return {
             **os.environ,
-            "MCPMESH_PORT": str(self.ports.service(service)),
+            "MCPMESH_PORT": str(instance.port),
             "MCPMESH_DATA_DIR": str(self.data_dir),
             "MCPMESH_MESH_ADDRESS": f"127.0.0.1:{self.ports.mesh}",
             "MCPMESH_ENVOY_ADMIN_URL": self.admin_url,
-            "MCPMESH_WS_PORT": str(self.ports.websocket),
+            "MCPMESH_WS_PORT": str(instance.websocket_port or self.ports.websocket),
             "MCPMESH_WORKSPACE_ROOTS": roots,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -69,14 +86,16 @@ class LocalMesh:
     def start(self, timeout: float = 90.0) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "envoy.yaml"
-        config.write_text(render(self.ports))
+        config.write_text(render(self.ports, instances=list(self.plan.values())))
         self._spawn("envoy", [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"], dict(os.environ))
-        for service in SERVICES:
-            self.start_service(service)
+        for name in self.plan:
+            self.start_service(name)
         self.wait_healthy(timeout)
 
-    def start_service(self, service: str) -> None:
-        self._spawn(service, [sys.executable, "-m", f"services.{service}"], self.service_env(service))
+    def start_service(self, name: str) -> None:
+        """Starts one instance by its name: "tools", or "agents-2" for a second agents process."""
+        instance = self.plan[name]
+        self._spawn(name, [sys.executable, "-m", f"services.{instance.service}"], self.service_env(instance))
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log = open(self.logs / f"{name}.log", "ab")
@@ -102,12 +121,18 @@ class LocalMesh:
             self._check_alive()
             try:
                 last = self.cluster_health()
-                if all(last.get(s) and all(h == "healthy" for h in last[s]) for s in services):
+                ready = all(
+                    len(last.get(s, [])) == self.instance_count(s) and all(h == "healthy" for h in last[s]) for s in services
+                )
+                if ready:
                     return
             except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"mesh not healthy after {timeout:.0f}s: {last}\n{self.tail_logs()}")
+
+    def instance_count(self, service: str) -> int:
+        return sum(1 for instance in self.plan.values() if instance.service == service)
 
     def _check_alive(self) -> None:
         dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}

@@ -77,3 +77,34 @@ def test_sigterm_drains_health_first(own_mesh: LocalMesh) -> None:
 
         wait_until(not_serving, 10, "agents to report NOT_SERVING while draining")
     assert process.wait(20) == 0
+
+
+def test_every_instance_reports_and_one_down_leaves_the_service_up(tmp_path: Path, sample_project: Path) -> None:
+    mesh = start_mesh(tmp_path / "data", sample_project.parent, instances={"agents": 2, "gateway": 2})
+    try:
+        agents = _services(mesh)["agents"]
+        assert len(agents["instances"]) == 2
+        reported = {i["report"]["instance"] for i in agents["instances"]}
+        assert reported == {i["address"] for i in agents["instances"]}  # each instance answered for itself
+        assert len(_services(mesh)["gateway"]["instances"]) == 2
+
+        mesh.stop_service("agents-2", sig=signal.SIGKILL)
+        down = mesh.plan["agents-2"].port
+
+        def second_down() -> dict | None:
+            agents = _services(mesh)["agents"]
+            states = {i["address"]: i for i in agents["instances"]}
+            gone = states[f"127.0.0.1:{down}"]
+            return agents if "failed_active_health_check" in gone["meshStatus"] and "report" not in gone else None
+
+        agents = wait_until(second_down, 20, "Envoy to fail the second agents instance")
+        assert agents["status"] == "HEALTH_STATUS_SERVING"  # the first instance still serves
+        metrics = httpx.get(f"{mesh.edge_url}/v1/system/metrics", headers={"Authorization": f"Bearer {mesh.admin_key()}"}).json()
+        assert any(m["service"] == "agents" and m["name"] == "ActiveAgentExecutions" for m in metrics["metrics"])
+    finally:
+        mesh.stop()
+
+
+def test_workflows_stay_single_until_leases_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="workflows"):
+        LocalMesh(tmp_path, instances={"workflows": 2})

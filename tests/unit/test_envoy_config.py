@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from services.launcher.envoy_config import DESCRIPTOR, STATIC_CONFIG, Ports, render
+from services.launcher.envoy_config import DESCRIPTOR, STATIC_CONFIG, Instance, Ports, render
 
 PORTS = Ports(edge=18080, mesh=20000, admin=19901, gateway=13000, agents=13001, tools=13002, workflows=13003, websocket=13100)
 
@@ -87,3 +87,24 @@ def test_free_ports_are_distinct_and_nonzero() -> None:
     ports = asdict(Ports.free())
     assert len(set(ports.values())) == len(ports)
     assert all(port > 0 for port in ports.values())
+
+
+def test_several_instances_become_several_endpoints() -> None:
+    ports = Ports.free()
+    instances = [
+        Instance("agents", "agents", ports.agents),
+        Instance("agents-2", "agents", 40001),
+        Instance("gateway", "gateway", ports.gateway, ports.websocket),
+        Instance("gateway-2", "gateway", 40002, 40003),
+    ]
+    config = yaml.safe_load(render(ports, instances=instances))
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+
+    def endpoint_ports(name: str) -> list[int]:
+        [group] = clusters[name]["load_assignment"]["endpoints"]
+        return [e["endpoint"]["address"]["socket_address"]["port_value"] for e in group["lb_endpoints"]]
+
+    assert endpoint_ports("agents") == [ports.agents, 40001]
+    assert endpoint_ports("gateway") == [ports.gateway, 40002]
+    assert endpoint_ports("gateway_ws") == [ports.websocket, 40003]
+    assert endpoint_ports("tools") == [ports.tools]

@@ -103,3 +103,12 @@ def test_edge_transcoder_is_strict_and_converts_statuses() -> None:
 def test_admin_is_loopback_only() -> None:
     assert CONFIG["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     assert LISTENERS["mesh"]["address"]["socket_address"]["address"] == "127.0.0.1"
+
+
+def test_instance_route_reaches_only_loopback_health_reports() -> None:
+    [route] = _routes("mesh", "instance")
+    assert route["match"]["prefix"] == "/mcpmesh.health.v1.HealthReportService/"
+    [header] = route["match"]["headers"]
+    assert header["name"] == "x-envoy-original-dst-host"
+    assert header["string_match"]["safe_regex"]["regex"].startswith("^127\\.0\\.0\\.1:")
+    assert CLUSTERS["instance"]["type"] == "ORIGINAL_DST"
