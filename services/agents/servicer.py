@@ -7,7 +7,7 @@ from mcpmesh.agents.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_gr
 
 from services.agents.catalog import AgentRunner, AgentSpec
 from services.agents.runs import AgentRun
-from services.runtime.errors import check_page_size, parse_page_token
+from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
 
 _SEVERITY = {
@@ -68,12 +68,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     async def ListAgents(
         self, request: agent_service_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> agent_service_pb2.ListAgentsResponse:
-        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
-        agents = self._runner.list()
-        more = offset + size < len(agents)
-        return agent_service_pb2.ListAgentsResponse(
-            agents=[_agent(a) for a in agents[offset : offset + size]], next_page_token=str(offset + size) if more else ""
-        )
+        page = Page.of(request.page_size, request.page_token)
+        agents, more = page.cut(self._runner.list())
+        return agent_service_pb2.ListAgentsResponse(agents=[_agent(a) for a in agents], next_page_token=page.next_token(more))
 
     async def GetAgent(
         self, request: agent_service_pb2.GetAgentRequest, context: grpc.aio.ServicerContext

@@ -13,7 +13,8 @@ from services.gateway.api_keys import ApiKey, ApiKeyStore
 from services.gateway.auth import caller
 from services.gateway.events import EventFeed
 from services.gateway.system_health import SystemHealth
-from services.runtime.errors import InvalidArgument, Unauthenticated, check_page_size, parse_page_token
+from services.runtime.errors import InvalidArgument, Unauthenticated
+from services.runtime.pages import Page
 from services.runtime.protos import timestamp, to_struct
 
 ROLE_NAMES = {gateway_pb2.ROLE_VIEWER: "viewer", gateway_pb2.ROLE_OPERATOR: "operator", gateway_pb2.ROLE_ADMIN: "admin"}
@@ -56,11 +57,9 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     async def ListApiKeys(
         self, request: gateway_service_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> gateway_service_pb2.ListApiKeysResponse:
-        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
-        page, more = self._keys.list(offset, size)
-        return gateway_service_pb2.ListApiKeysResponse(
-            api_keys=[_api_key(k) for k in page], next_page_token=str(offset + size) if more else ""
-        )
+        page = Page.of(request.page_size, request.page_token)
+        keys, more = self._keys.list(page.offset, page.size)
+        return gateway_service_pb2.ListApiKeysResponse(api_keys=[_api_key(k) for k in keys], next_page_token=page.next_token(more))
 
     async def RevokeApiKey(
         self, request: gateway_service_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext

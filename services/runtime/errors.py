@@ -85,19 +85,3 @@ class Unavailable(DomainError):
 class Unimplemented(DomainError):
     default_reason = "UNIMPLEMENTED"
     code = "UNIMPLEMENTED"
-
-
-def check_page_size(page_size: int, *, default: int = 20, maximum: int = 100) -> int:
-    """Validates an AIP page_size: 0 means the default, negatives are refused, large values are capped."""
-    if page_size < 0:
-        raise InvalidArgument.field("page_size", "must not be negative")
-    return min(page_size or default, maximum)
-
-
-def parse_page_token(token: str) -> int:
-    """Page tokens are opaque to callers; here they are a decimal offset."""
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise InvalidArgument.field("page_token", "is not a token returned by this server")
-    return int(token)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
 
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented, check_page_size, parse_page_token
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
+from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
 from services.tools.permissions import Permission, PermissionStore
 from services.tools.registry import ToolDefinition, ToolRegistry
@@ -38,13 +39,9 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     async def ListTools(
         self, request: tool_service_pb2.ListToolsRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.ListToolsResponse:
-        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
-        tools = self._registry.list()
-        page = tools[offset : offset + size]
-        more = offset + size < len(tools)
-        return tool_service_pb2.ListToolsResponse(
-            tools=[_tool(t) for t in page], next_page_token=str(offset + size) if more else ""
-        )
+        page = Page.of(request.page_size, request.page_token)
+        tools, more = page.cut(self._registry.list())
+        return tool_service_pb2.ListToolsResponse(tools=[_tool(t) for t in tools], next_page_token=page.next_token(more))
 
     async def GetTool(
         self, request: tool_service_pb2.GetToolRequest, context: grpc.aio.ServicerContext
@@ -89,8 +86,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     async def ListMcpServers(
         self, request: tool_service_pb2.ListMcpServersRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.ListMcpServersResponse:
-        check_page_size(request.page_size)
-        parse_page_token(request.page_token)
+        Page.of(request.page_size, request.page_token)  # refuse bad paging even though the list is empty
         return tool_service_pb2.ListMcpServersResponse()
 
     async def RemoveMcpServer(
@@ -118,8 +114,8 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     async def ListToolPermissions(
         self, request: tool_service_pb2.ListToolPermissionsRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.ListToolPermissionsResponse:
-        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
-        page, more = self._permissions.list(request.tool, offset, size)
+        page = Page.of(request.page_size, request.page_token)
+        permissions, more = self._permissions.list(request.tool, page.offset, page.size)
         return tool_service_pb2.ListToolPermissionsResponse(
-            permissions=[_permission(p) for p in page], next_page_token=str(offset + size) if more else ""
+            permissions=[_permission(p) for p in permissions], next_page_token=page.next_token(more)
         )

@@ -8,7 +8,8 @@ import grpc
 from google.rpc import status_pb2
 from mcpmesh.workflows.v1 import workflow_pb2, workflow_service_pb2, workflow_service_pb2_grpc
 
-from services.runtime.errors import InvalidArgument, check_page_size, parse_page_token
+from services.runtime.errors import InvalidArgument
+from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
 from services.workflows.engine import WorkflowEngine
 from services.workflows.store import Event, Workflow
@@ -110,12 +111,12 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     async def ListWorkflows(
         self, request: workflow_service_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> workflow_service_pb2.ListWorkflowsResponse:
-        size, offset = check_page_size(request.page_size), parse_page_token(request.page_token)
+        page = Page.of(request.page_size, request.page_token)
         if request.state and request.state not in STATE_NAMES:
             raise InvalidArgument.field("state", "is not a workflow state")
-        page, more = self._engine.store.list(STATE_NAMES.get(request.state, ""), offset, size)
+        workflows, more = self._engine.store.list(STATE_NAMES.get(request.state, ""), page.offset, page.size)
         return workflow_service_pb2.ListWorkflowsResponse(
-            workflows=[workflow_message(w) for w in page], next_page_token=str(offset + size) if more else ""
+            workflows=[workflow_message(w) for w in workflows], next_page_token=page.next_token(more)
         )
 
     async def CancelWorkflow(
