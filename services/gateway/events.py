@@ -39,15 +39,16 @@ class EventFeed:
     async def subscribe(self, types: set[str], ready: asyncio.Event | None = None) -> AsyncIterator[FeedEvent]:
         """Events of the given types until the caller stops iterating; `ready` is set once the upstream watch is open."""
         queue: asyncio.Queue[FeedEvent] = asyncio.Queue(maxsize=1000)
+        wanted = types or set(EVENT_TYPES)
         ready = ready or asyncio.Event()
-        if "workflow_update" not in (types or set(EVENT_TYPES)):
+        if "workflow_update" not in wanted:
             ready.set()
         producers: dict[str, Callable[[asyncio.Queue[FeedEvent]], Coroutine[Any, Any, None]]] = {
             "workflow_update": functools.partial(self._workflow_updates, ready=ready),
             "service_health": self._health_changes,
             "system_metrics": self._metrics_snapshots,
         }
-        tasks = [asyncio.create_task(producers[t](queue)) for t in sorted(types or set(EVENT_TYPES))]
+        tasks = [asyncio.create_task(producers[t](queue)) for t in sorted(wanted)]
         try:
             while True:
                 yield await queue.get()

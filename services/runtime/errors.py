@@ -17,8 +17,7 @@ class FieldViolation:
 class DomainError(Exception):
     """Base of every error a caller is meant to see; `reason` is an UPPER_SNAKE code to switch on."""
 
-    default_reason = "INTERNAL"
-    code = "INTERNAL"  # name of the google.rpc.Code the error maps to
+    code = "INTERNAL"  # name of the google.rpc.Code the error maps to; also the reason when none is given
 
     def __init__(
         self,
@@ -30,7 +29,7 @@ class DomainError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.reason = reason or self.default_reason
+        self.reason = reason or self.code
         self.violations = tuple(violations)
         self.metadata = dict(metadata or {})
 
@@ -38,7 +37,6 @@ class DomainError(Exception):
 class InvalidArgument(DomainError):
     """The request is malformed; `violations` names the fields."""
 
-    default_reason = "INVALID_ARGUMENT"
     code = "INVALID_ARGUMENT"
 
     @classmethod
@@ -48,40 +46,32 @@ class InvalidArgument(DomainError):
 
 
 class NotFound(DomainError):
-    default_reason = "NOT_FOUND"
     code = "NOT_FOUND"
 
 
 class AlreadyExists(DomainError):
-    default_reason = "ALREADY_EXISTS"
     code = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(DomainError):
-    default_reason = "FAILED_PRECONDITION"
     code = "FAILED_PRECONDITION"
 
 
 class PermissionDenied(DomainError):
-    default_reason = "PERMISSION_DENIED"
     code = "PERMISSION_DENIED"
 
 
 class Unauthenticated(DomainError):
-    default_reason = "UNAUTHENTICATED"
     code = "UNAUTHENTICATED"
 
 
 class ResourceExhausted(DomainError):
-    default_reason = "RESOURCE_EXHAUSTED"
     code = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(DomainError):
-    default_reason = "UNAVAILABLE"
     code = "UNAVAILABLE"
 
 
 class Unimplemented(DomainError):
-    default_reason = "UNIMPLEMENTED"
     code = "UNIMPLEMENTED"

@@ -125,8 +125,7 @@ class WorkflowEngine:
             return
         if not workflow_id:
             raise InvalidArgument.field("id", "is required")
-        self.store.get(workflow_id)
-        while True:
+        while True:  # the first get raises NotFound for an unknown id
             done = self.store.get(workflow_id).done
             for event in self.store.events_after(workflow_id, after):
                 after = event.sequence
