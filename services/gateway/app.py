@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from typing import Any
 
 import grpc
@@ -35,7 +37,7 @@ async def build(config: Config) -> Running:
     reporter = HealthReporter(
         service="gateway",
         version=VERSION,
-        checks={"database": database_check(database, "gateway.db"), "external_services": mesh.check, "memory": memory_check(),
+        checks={"database": database_check(lambda: _ping(database), "gateway.db"), "external_services": mesh.check, "memory": memory_check(),
                 "disk": disk_check(config.data_dir)},
     )
     health = SystemHealth(mesh, config.envoy_admin_url)
@@ -66,3 +68,8 @@ async def build(config: Config) -> Running:
 
     running.on_stop.append(close)
     return running
+
+
+async def _ping(database: sqlite3.Connection) -> None:
+    """Until this service's stores sit behind an async port: the check the port's ping() will make."""
+    database.execute("SELECT 1").fetchone()

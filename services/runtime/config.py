@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -11,32 +12,80 @@ DEFAULT_PORTS = {"gateway": 3000, "agents": 3001, "tools": 3002, "workflows": 30
 VERSION = "0.1.0"
 
 
-def _setting(env: str, help: str, default: Any = None, **kwargs: Any) -> Any:
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("not a port number")
+    return value
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _roots(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p).resolve() for p in raw.split(os.pathsep) if p)
+
+
+def _log_level(raw: str) -> str:
+    if raw.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return raw.upper()
+
+
+def _state_url(raw: str) -> str:
+    from services.runtime.state import StateUrl
+
+    StateUrl.parse(raw)  # refuse unknown schemes at start-up, not at the first store call
+    return raw
+
+
+def _setting(env: str, help: str, parse: Callable[[str], Any], default: Any = None, **kwargs: Any) -> Any:
+    """A config field read from `env` with `parse`; the parser travels with the field, so none stays a string by accident."""
+    metadata = {"env": env, "help": help, "parse": parse}
     if "default_factory" in kwargs:
-        return field(metadata={"env": env, "help": help}, **kwargs)
-    return field(default=default, metadata={"env": env, "help": help})
+        return field(metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one service process; each field names its environment variable."""
+    """Settings of one service process; each field names its environment variable and its parser."""
 
     service: str
-    port: int = _setting("MCPMESH_PORT", "gRPC port; 0 picks a free one", 0)
-    host: str = _setting("MCPMESH_HOST", "address the gRPC server binds", "127.0.0.1")
-    data_dir: Path = _setting("MCPMESH_DATA_DIR", "folder for databases, keys and checkpoints", Path(".mcpmesh"))
-    mesh_address: str = _setting("MCPMESH_MESH_ADDRESS", "Envoy mesh listener other services are called through", "127.0.0.1:10000")
-    envoy_admin_url: str = _setting("MCPMESH_ENVOY_ADMIN_URL", "Envoy admin, read for instance health", "http://127.0.0.1:9901")
-    workspace_roots: tuple[Path, ...] = _setting(
-        "MCPMESH_WORKSPACE_ROOTS", "folders file tools and agents may read, separated by ':'", default_factory=lambda: (Path.cwd(),)
+    port: int = _setting("MCPMESH_PORT", "gRPC port; 0 picks a free one", _port, 0)
+    host: str = _setting("MCPMESH_HOST", "address the gRPC server binds", str, "127.0.0.1")
+    data_dir: Path = _setting("MCPMESH_DATA_DIR", "folder for databases, keys and checkpoints", Path, Path(".mcpmesh"))
+    state_url: str = _setting(
+        "MCPMESH_STATE_URL",
+        "state store: sqlite:///FILE (one file shared by the services), dynamodb://TABLE_PREFIX?endpoint=URL&region=R; "
+        "empty: one SQLite file per service in the data folder",
+        _state_url,
+        "",
     )
-    log_level: str = _setting("MCPMESH_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", "INFO")
-    grace_seconds: float = _setting("MCPMESH_GRACE_SECONDS", "time in-flight calls get to finish on SIGTERM", 10.0)
-    drain_seconds: float = _setting("MCPMESH_DRAIN_SECONDS", "time NOT_SERVING is shown before the listener closes", 1.0)
-    ws_port: int = _setting("MCPMESH_WS_PORT", "gateway only: WebSocket port behind Envoy's /ws route", 3100)
-    rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway only: requests per second per API key", 50.0)
-    rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway only: burst size per API key", 200)
-    max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", 20000)
+    mesh_address: str = _setting("MCPMESH_MESH_ADDRESS", "Envoy mesh listener other services are called through", str, "127.0.0.1:10000")
+    envoy_admin_url: str = _setting("MCPMESH_ENVOY_ADMIN_URL", "Envoy admin, read for instance health", str, "http://127.0.0.1:9901")
+    workspace_roots: tuple[Path, ...] = _setting(
+        "MCPMESH_WORKSPACE_ROOTS", "folders file tools and agents may read, separated by ':'", _roots,
+        default_factory=lambda: (Path.cwd(),),
+    )
+    log_level: str = _setting("MCPMESH_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", _log_level, "INFO")
+    grace_seconds: float = _setting("MCPMESH_GRACE_SECONDS", "time in-flight calls get to finish on SIGTERM", _seconds, 10.0)
+    drain_seconds: float = _setting("MCPMESH_DRAIN_SECONDS", "time NOT_SERVING is shown before the listener closes", _seconds, 1.0)
+    ws_port: int = _setting("MCPMESH_WS_PORT", "gateway only: WebSocket port behind Envoy's /ws route", _port, 3100)
+    rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway only: requests per second per API key", _seconds, 50.0)
+    rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway only: burst size per API key", _count, 200)
+    max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)
 
     @classmethod
     def from_env(cls, service: str, environ: dict[str, str] | None = None) -> Config:
@@ -49,7 +98,7 @@ class Config:
                 continue
             raw = env[name]
             try:
-                values[f.name] = _parse(f.name, raw)
+                values[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
                 raise SystemExit(f"{name}={raw!r} is not valid: {exc}") from exc
         return cls(**values)
@@ -58,22 +107,3 @@ class Config:
     def describe(cls) -> list[tuple[str, str]]:
         """(variable, help) pairs, for the README and --help."""
         return [(f.metadata["env"], f.metadata["help"]) for f in fields(cls) if "env" in f.metadata]
-
-
-def _parse(name: str, raw: str) -> Any:
-    if name in {"port", "ws_port", "rate_limit_burst", "max_files"}:
-        value = int(raw)
-        if not 0 <= value <= 65535 and name.endswith("port"):
-            raise ValueError("not a port number")
-        return value
-    if name in {"grace_seconds", "drain_seconds", "rate_limit_per_second"}:
-        return float(raw)
-    if name == "data_dir":
-        return Path(raw)
-    if name == "workspace_roots":
-        return tuple(Path(p).resolve() for p in raw.split(os.pathsep) if p)
-    if name == "log_level":
-        if raw.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
-        return raw.upper()
-    return raw

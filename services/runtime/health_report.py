@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,9 +30,11 @@ def disk_check(folder: Path) -> Check:
     return check
 
 
-def database_check(connection: sqlite3.Connection, name: str) -> Check:
+def database_check(ping: Callable[[], Awaitable[None]], name: str) -> Check:
+    """`ping` is the store port's own: a check of the state store, whatever adapter backs it."""
+
     async def check() -> CheckResult:
-        connection.execute("SELECT 1").fetchone()
+        await ping()
         return SERVING, f"{name} answers"
 
     return check

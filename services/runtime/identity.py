@@ -1,0 +1,47 @@
+"""Who is calling: the one place every service reads the caller's identity from a call's metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("viewer", "operator", "admin")  # ordered: each role may do what the ones before it may
+PRINCIPAL_HEADER = "x-mcpmesh-principal"
+ROLE_HEADER = "x-mcpmesh-role"
+SCOPE_HEADER = "x-mcpmesh-scope"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A caller: `key:<id>` for an API key, `service:<name>` for another service; empty when anonymous."""
+
+    principal: str = ""
+    role: str = ""
+    scopes: tuple[str, ...] = ()  # tool name patterns the key is limited to; empty means no limit
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.principal
+
+    def has_role(self, needed: str) -> bool:
+        return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(needed)
+
+
+ANONYMOUS = Identity()
+
+
+def identity_from_metadata(metadata: Iterable[tuple[str, Any]] | None) -> Identity:
+    """Reads the identity headers the edge adds. Making them unforgeable is the gateway's job (issue 10)."""
+    values = {key: value for key, value in metadata or () if isinstance(value, str)}
+    principal = values.get(PRINCIPAL_HEADER, "")
+    role = values.get(ROLE_HEADER, "")
+    if not principal or role not in ROLES:
+        return ANONYMOUS
+    scopes = tuple(s for s in values.get(SCOPE_HEADER, "").split(",") if s)
+    return Identity(principal, role, scopes)
+
+
+def caller(context: Any) -> Identity:
+    """The identity of the call being served (`context` is a grpc.aio.ServicerContext)."""
+    return identity_from_metadata(context.invocation_metadata())
