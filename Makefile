@@ -22,6 +22,7 @@ check-generated: install
 
 lint: install
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check .
 
 typecheck: install
 	$(VENV)/bin/mypy

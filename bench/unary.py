@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import struct
 import subprocess
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
 from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
+
 
 @dataclass(frozen=True)
 class Figures:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-
 from typing import Any
 
-import grpc
 from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
 
 from services.agents.catalog import AgentRunner, code_analyzer

@@ -63,7 +63,7 @@ class ApiKeyStore:
             raise InvalidArgument.field("api_key.role", "must be ROLE_VIEWER, ROLE_OPERATOR or ROLE_ADMIN")
         key_id = secrets.token_hex(6)
         secret = f"mk_{key_id}_{secrets.token_urlsafe(32)}"
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._db.execute(
             "INSERT INTO api_keys (id, display_name, role, secret_hash, create_time) VALUES (?, ?, ?, ?, ?)",
             (key_id, display_name, role, _hash(secret), now.isoformat()),
@@ -84,7 +84,7 @@ class ApiKeyStore:
             raise NotFound(f"API key {key_id!r} does not exist", reason="API_KEY_NOT_FOUND")
         if row["revoke_time"]:
             raise FailedPrecondition(f"API key {key_id!r} is already revoked", reason="API_KEY_REVOKED")
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        now = dt.datetime.now(dt.UTC).isoformat()
         self._db.execute("UPDATE api_keys SET revoke_time = ? WHERE id = ?", (now, key_id))
         return _key(self._db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone())
 

@@ -105,4 +105,4 @@ def _status_name(status: health_pb2.HealthStatus.ValueType) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

@@ -98,9 +98,8 @@ class LocalMesh:
         self._spawn(name, [sys.executable, "-m", f"services.{instance.service}"], self.service_env(instance))
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        log = open(self.logs / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        log.close()
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def cluster_health(self) -> dict[str, list[str]]:
         """Envoy's view: cluster -> health of each host ("healthy" or the failed checks)."""

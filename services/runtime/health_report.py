@@ -67,7 +67,7 @@ class HealthReporter(health_pb2_grpc.HealthReportServiceServicer):
     service: str
     version: str
     checks: dict[str, Check]
-    metrics: Callable[[], Mapping[str, float]] = field(default=lambda: {})
+    metrics: Callable[[], Mapping[str, float]] = field(default=dict)
     instance: str = ""
     started: float = field(default_factory=time.monotonic)
     check_timeout: float = 2.0

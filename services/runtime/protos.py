@@ -33,9 +33,9 @@ def timestamp(moment: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if moment is None:
         return None
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment.astimezone(dt.timezone.utc))
+    stamp.FromDatetime(moment.astimezone(dt.UTC))
     return stamp
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

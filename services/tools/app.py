@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-
 from typing import Any
 
-import grpc
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
 from services.runtime.config import VERSION, Config

@@ -40,7 +40,7 @@ class PermissionStore:
 
     def grant(self, tool: str, principal: str) -> Permission:
         _check(tool, principal, "permission.")
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._db.execute(
             "INSERT OR IGNORE INTO tool_permissions (tool, principal, create_time) VALUES (?, ?, ?)",
             (tool, principal, now.isoformat()),

@@ -25,7 +25,7 @@ class ToolDefinition:
     input_schema: dict[str, Any]
     run: ToolFunction = field(compare=False, repr=False)
     source: str = "builtin"
-    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def definition_hash(self) -> str:

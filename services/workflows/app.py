@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-
 from contextlib import AsyncExitStack
-
 from typing import Any
 
-import grpc
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from grpc_status import rpc_status
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
 from services.runtime.arguments import check_arguments
-from services.runtime.protos import utcnow
 from services.runtime.errors import DomainError, FailedPrecondition, InvalidArgument
+from services.runtime.protos import utcnow
 from services.workflows.graph import STEPS, StepCalls, StepHook, build_code_analysis
 from services.workflows.store import Event, Workflow, WorkflowStore
 
@@ -58,10 +59,8 @@ class Notifier:
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
 
 
 class WorkflowEngine:

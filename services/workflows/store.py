@@ -87,7 +87,7 @@ class Event:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _time(value: str | None) -> dt.datetime | None:

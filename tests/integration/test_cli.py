@@ -12,7 +12,7 @@ from services.launcher.processes import LocalMesh
 
 def _cli(mesh: LocalMesh, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MCPMESH_URL": mesh.edge_url, "MCP_API_KEY": mesh.admin_key() if key is None else key}
-    return subprocess.run([sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def test_tools_list(mesh: LocalMesh) -> None:

@@ -60,7 +60,7 @@ def test_authenticate_refuses_unknown_id_and_garbage(keys: ApiKeyStore) -> None:
 
 
 def test_secret_of_one_key_does_not_open_another(keys: ApiKeyStore) -> None:
-    first, first_secret = keys.create("a", "admin")
+    _first, first_secret = keys.create("a", "admin")
     second, _ = keys.create("b", "viewer")
     forged = f"mk_{second.id}_{first_secret.split('_', 2)[2]}"
     assert keys.authenticate(forged) is None

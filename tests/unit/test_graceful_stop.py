@@ -22,7 +22,7 @@ def test_in_flight_call_finishes_while_health_says_not_serving(tmp_path: Path) -
         await release.wait()
         return b"done:" + request
 
-    def add(server) -> list[str]:  # noqa: ANN001 - a registrar standing in for the server
+    def add(server) -> list[str]:
         server.add_registered_method_handlers("test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(slow)})
         return []
 

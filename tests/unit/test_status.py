@@ -168,7 +168,7 @@ def test_unexpected_exception_becomes_generic_internal(tmp_path: Path) -> None:
         yield b"first"
         raise RuntimeError(secret_text)
 
-    def add(server) -> list[str]:  # noqa: ANN001 - start() passes a registrar standing in for the server
+    def add(server) -> list[str]:
         server.add_registered_method_handlers(
             "test.Fake",
             {

@@ -25,7 +25,7 @@ def test_root_itself_and_subdirectories_are_allowed(layout: tuple[Path, Path]) -
 
 
 def test_dot_dot_is_resolved_before_checking(layout: tuple[Path, Path]) -> None:
-    root, outside = layout
+    root, _outside = layout
     with pytest.raises(OutsideWorkspaceError, match="outside workspace roots"):
         resolve_in_workspace(str(root / "project" / ".." / ".." / "outside"), [root])
 
