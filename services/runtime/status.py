@@ -19,7 +19,7 @@ log = logging.getLogger("mcpmesh.rpc")
 
 def to_rpc_status(error: errors.DomainError, domain: str) -> grpc.Status:
     """The status message equals the details message, as AIP-193 asks."""
-    code = code_pb2.Code.Value(error.code) if error.code in code_pb2.Code else code_pb2.INTERNAL
+    code = code_pb2.Code.Value(error.code) if error.code in code_pb2.Code.keys() else code_pb2.INTERNAL  # noqa: SIM118 (protobuf enum wrappers are not containers)
     detail = status_pb2.Status(code=code, message=error.message)
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata))
