@@ -5,6 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+# The one JSON Schema of a folder parameter, shared by workflow types, agents and tools.
+PATH_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 4096,
+    "description": "Folder to analyse, inside a workspace root.",
+}
+
+
+def path_input_schema(description: str = "Folder to analyse, inside a workspace root.") -> dict[str, object]:
+    """An object schema whose only (required) property is `path`: the input of most agents, tools and workflows."""
+    return {
+        "type": "object",
+        "properties": {"path": {**PATH_SCHEMA, "description": description}},
+        "required": ["path"],
+        "additionalProperties": False,
+    }
+
 
 class OutsideWorkspaceError(ValueError):
     """Raised when a path resolves outside every workspace root."""
