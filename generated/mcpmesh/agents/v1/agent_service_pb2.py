@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from mcpmesh.agents.v1 import agent_pb2 as mcpmesh_dot_agents_dot_v1_dot_agent__pb2
+from mcpmesh.auth.v1 import annotations_pb2 as mcpmesh_dot_auth_dot_v1_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mcpmesh/agents/v1/agent_service.proto\x12\x11mcpmesh.agents.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmcpmesh/agents/v1/agent.proto\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.mcpmesh.agents.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x0fGetAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetAgentResponse\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.mcpmesh.agents.v1.Agent\"M\n\nRunOptions\x12\x13\n\x0b\x64isable_llm\x18\x01 \x01(\x08\x12\x11\n\tmax_files\x18\x02 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"w\n\x0fRunAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.mcpmesh.agents.v1.RunOptions\"<\n\x10RunAgentResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun\" \n\x12GetAgentRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x13GetAgentRunResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun2\xdf\x03\n\x0c\x41gentService\x12m\n\nListAgents\x12$.mcpmesh.agents.v1.ListAgentsRequest\x1a%.mcpmesh.agents.v1.ListAgentsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/agents\x12n\n\x08GetAgent\x12\".mcpmesh.agents.v1.GetAgentRequest\x1a#.mcpmesh.agents.v1.GetAgentResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/agents/{name}\x12u\n\x08RunAgent\x12\".mcpmesh.agents.v1.RunAgentRequest\x1a#.mcpmesh.agents.v1.RunAgentResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/agents/{name}:run:\x01*\x12y\n\x0bGetAgentRun\x12%.mcpmesh.agents.v1.GetAgentRunRequest\x1a&.mcpmesh.agents.v1.GetAgentRunResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/agent-runs/{id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mcpmesh/agents/v1/agent_service.proto\x12\x11mcpmesh.agents.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmcpmesh/agents/v1/agent.proto\x1a!mcpmesh/auth/v1/annotations.proto\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.mcpmesh.agents.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x0fGetAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetAgentResponse\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.mcpmesh.agents.v1.Agent\"M\n\nRunOptions\x12\x13\n\x0b\x64isable_llm\x18\x01 \x01(\x08\x12\x11\n\tmax_files\x18\x02 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"w\n\x0fRunAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.mcpmesh.agents.v1.RunOptions\"<\n\x10RunAgentResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun\" \n\x12GetAgentRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x13GetAgentRunResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun2\xef\x03\n\x0c\x41gentService\x12q\n\nListAgents\x12$.mcpmesh.agents.v1.ListAgentsRequest\x1a%.mcpmesh.agents.v1.ListAgentsResponse\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/agents\x12r\n\x08GetAgent\x12\".mcpmesh.agents.v1.GetAgentRequest\x1a#.mcpmesh.agents.v1.GetAgentResponse\"\x1d\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/agents/{name}\x12y\n\x08RunAgent\x12\".mcpmesh.agents.v1.RunAgentRequest\x1a#.mcpmesh.agents.v1.RunAgentResponse\"$\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/agents/{name}:run:\x01*\x12}\n\x0bGetAgentRun\x12%.mcpmesh.agents.v1.GetAgentRunRequest\x1a&.mcpmesh.agents.v1.GetAgentRunResponse\"\x1f\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/agent-runs/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,31 +36,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcpmesh.agents.v1.agent_ser
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/agents'
+  _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._serialized_options = b'\310\363\030\001\202\323\344\223\002\014\022\n/v1/agents'
   _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/agents/{name}'
+  _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._serialized_options = b'\310\363\030\001\202\323\344\223\002\023\022\021/v1/agents/{name}'
   _globals['_AGENTSERVICE'].methods_by_name['RunAgent']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['RunAgent']._serialized_options = b'\202\323\344\223\002\032\"\025/v1/agents/{name}:run:\001*'
+  _globals['_AGENTSERVICE'].methods_by_name['RunAgent']._serialized_options = b'\310\363\030\002\202\323\344\223\002\032\"\025/v1/agents/{name}:run:\001*'
   _globals['_AGENTSERVICE'].methods_by_name['GetAgentRun']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['GetAgentRun']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/agent-runs/{id}'
-  _globals['_LISTAGENTSREQUEST']._serialized_start=151
-  _globals['_LISTAGENTSREQUEST']._serialized_end=209
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=211
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=298
-  _globals['_GETAGENTREQUEST']._serialized_start=300
-  _globals['_GETAGENTREQUEST']._serialized_end=331
-  _globals['_GETAGENTRESPONSE']._serialized_start=333
-  _globals['_GETAGENTRESPONSE']._serialized_end=392
-  _globals['_RUNOPTIONS']._serialized_start=394
-  _globals['_RUNOPTIONS']._serialized_end=471
-  _globals['_RUNAGENTREQUEST']._serialized_start=473
-  _globals['_RUNAGENTREQUEST']._serialized_end=592
-  _globals['_RUNAGENTRESPONSE']._serialized_start=594
-  _globals['_RUNAGENTRESPONSE']._serialized_end=654
-  _globals['_GETAGENTRUNREQUEST']._serialized_start=656
-  _globals['_GETAGENTRUNREQUEST']._serialized_end=688
-  _globals['_GETAGENTRUNRESPONSE']._serialized_start=690
-  _globals['_GETAGENTRUNRESPONSE']._serialized_end=753
-  _globals['_AGENTSERVICE']._serialized_start=756
-  _globals['_AGENTSERVICE']._serialized_end=1235
+  _globals['_AGENTSERVICE'].methods_by_name['GetAgentRun']._serialized_options = b'\310\363\030\001\202\323\344\223\002\025\022\023/v1/agent-runs/{id}'
+  _globals['_LISTAGENTSREQUEST']._serialized_start=186
+  _globals['_LISTAGENTSREQUEST']._serialized_end=244
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=246
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=333
+  _globals['_GETAGENTREQUEST']._serialized_start=335
+  _globals['_GETAGENTREQUEST']._serialized_end=366
+  _globals['_GETAGENTRESPONSE']._serialized_start=368
+  _globals['_GETAGENTRESPONSE']._serialized_end=427
+  _globals['_RUNOPTIONS']._serialized_start=429
+  _globals['_RUNOPTIONS']._serialized_end=506
+  _globals['_RUNAGENTREQUEST']._serialized_start=508
+  _globals['_RUNAGENTREQUEST']._serialized_end=627
+  _globals['_RUNAGENTRESPONSE']._serialized_start=629
+  _globals['_RUNAGENTRESPONSE']._serialized_end=689
+  _globals['_GETAGENTRUNREQUEST']._serialized_start=691
+  _globals['_GETAGENTRUNREQUEST']._serialized_end=723
+  _globals['_GETAGENTRUNRESPONSE']._serialized_start=725
+  _globals['_GETAGENTRUNRESPONSE']._serialized_end=788
+  _globals['_AGENTSERVICE']._serialized_start=791
+  _globals['_AGENTSERVICE']._serialized_end=1286
 # @@protoc_insertion_point(module_scope)

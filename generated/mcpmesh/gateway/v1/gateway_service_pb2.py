@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from mcpmesh.auth.v1 import annotations_pb2 as mcpmesh_dot_auth_dot_v1_dot_annotations__pb2
 from mcpmesh.gateway.v1 import gateway_pb2 as mcpmesh_dot_gateway_dot_v1_dot_gateway__pb2
 from mcpmesh.health.v1 import health_pb2 as mcpmesh_dot_health_dot_v1_dot_health__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(mcpmesh/gateway/v1/gateway_service.proto\x12\x12mcpmesh.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a mcpmesh/gateway/v1/gateway.proto\x1a\x1emcpmesh/health/v1/health.proto\"B\n\x13\x43reateApiKeyRequest\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\"S\n\x14\x43reateApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x13ListApiKeysResponse\x12,\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13RevokeApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x14RevokeApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\"\x12\n\x10GetWhoAmIRequest\"d\n\x11GetWhoAmIResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12&\n\x04role\x18\x02 \x01(\x0e\x32\x18.mcpmesh.gateway.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"\xb0\x01\n\x17GetSystemHealthResponse\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.mcpmesh.gateway.v1.ServiceHealth\x12/\n\x0breport_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17GetSystemMetricsRequest\"6\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\"x\n\x18GetSystemMetricsResponse\x12+\n\x07metrics\x18\x01 \x03(\x0b\x32\x1a.mcpmesh.gateway.v1.Metric\x12/\n\x0breport_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x13StreamEventsRequest\x12,\n\x05types\x18\x01 \x03(\x0e\x32\x1d.mcpmesh.gateway.v1.EventType\"@\n\x14StreamEventsResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.mcpmesh.gateway.v1.Event2\x8d\x07\n\x0eGatewayService\x12\x80\x01\n\x0c\x43reateApiKey\x12\'.mcpmesh.gateway.v1.CreateApiKeyRequest\x1a(.mcpmesh.gateway.v1.CreateApiKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/api-keys:\x07\x61pi_key\x12t\n\x0bListApiKeys\x12&.mcpmesh.gateway.v1.ListApiKeysRequest\x1a\'.mcpmesh.gateway.v1.ListApiKeysResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/api-keys\x12\x86\x01\n\x0cRevokeApiKey\x12\'.mcpmesh.gateway.v1.RevokeApiKeyRequest\x1a(.mcpmesh.gateway.v1.RevokeApiKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/api-keys/{id}:revoke:\x01*\x12l\n\tGetWhoAmI\x12$.mcpmesh.gateway.v1.GetWhoAmIRequest\x1a%.mcpmesh.gateway.v1.GetWhoAmIResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/whoami\x12\x85\x01\n\x0fGetSystemHealth\x12*.mcpmesh.gateway.v1.GetSystemHealthRequest\x1a+.mcpmesh.gateway.v1.GetSystemHealthResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/system/health\x12\x89\x01\n\x10GetSystemMetrics\x12+.mcpmesh.gateway.v1.GetSystemMetricsRequest\x1a,.mcpmesh.gateway.v1.GetSystemMetricsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/system/metrics\x12w\n\x0cStreamEvents\x12\'.mcpmesh.gateway.v1.StreamEventsRequest\x1a(.mcpmesh.gateway.v1.StreamEventsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/events0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(mcpmesh/gateway/v1/gateway_service.proto\x12\x12mcpmesh.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mcpmesh/auth/v1/annotations.proto\x1a mcpmesh/gateway/v1/gateway.proto\x1a\x1emcpmesh/health/v1/health.proto\"B\n\x13\x43reateApiKeyRequest\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\"S\n\x14\x43reateApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x13ListApiKeysResponse\x12,\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13RevokeApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x14RevokeApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.mcpmesh.gateway.v1.ApiKey\"\x12\n\x10GetWhoAmIRequest\"d\n\x11GetWhoAmIResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12&\n\x04role\x18\x02 \x01(\x0e\x32\x18.mcpmesh.gateway.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"\x18\n\x16GetSystemHealthRequest\"\xb0\x01\n\x17GetSystemHealthResponse\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.mcpmesh.gateway.v1.ServiceHealth\x12/\n\x0breport_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17GetSystemMetricsRequest\"6\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\"x\n\x18GetSystemMetricsResponse\x12+\n\x07metrics\x18\x01 \x03(\x0b\x32\x1a.mcpmesh.gateway.v1.Metric\x12/\n\x0breport_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x13StreamEventsRequest\x12,\n\x05types\x18\x01 \x03(\x0e\x32\x1d.mcpmesh.gateway.v1.EventType\"@\n\x14StreamEventsResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.mcpmesh.gateway.v1.Event2\xa9\x07\n\x0eGatewayService\x12\x84\x01\n\x0c\x43reateApiKey\x12\'.mcpmesh.gateway.v1.CreateApiKeyRequest\x1a(.mcpmesh.gateway.v1.CreateApiKeyResponse\"!\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/api-keys:\x07\x61pi_key\x12x\n\x0bListApiKeys\x12&.mcpmesh.gateway.v1.ListApiKeysRequest\x1a\'.mcpmesh.gateway.v1.ListApiKeysResponse\"\x18\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/api-keys\x12\x8a\x01\n\x0cRevokeApiKey\x12\'.mcpmesh.gateway.v1.RevokeApiKeyRequest\x1a(.mcpmesh.gateway.v1.RevokeApiKeyResponse\"\'\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/api-keys/{id}:revoke:\x01*\x12p\n\tGetWhoAmI\x12$.mcpmesh.gateway.v1.GetWhoAmIRequest\x1a%.mcpmesh.gateway.v1.GetWhoAmIResponse\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/whoami\x12\x89\x01\n\x0fGetSystemHealth\x12*.mcpmesh.gateway.v1.GetSystemHealthRequest\x1a+.mcpmesh.gateway.v1.GetSystemHealthResponse\"\x1d\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/system/health\x12\x8d\x01\n\x10GetSystemMetrics\x12+.mcpmesh.gateway.v1.GetSystemMetricsRequest\x1a,.mcpmesh.gateway.v1.GetSystemMetricsResponse\"\x1e\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/system/metrics\x12{\n\x0cStreamEvents\x12\'.mcpmesh.gateway.v1.StreamEventsRequest\x1a(.mcpmesh.gateway.v1.StreamEventsResponse\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/events0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,49 +37,49 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcpmesh.gateway.v1.gateway_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\202\323\344\223\002\027\"\014/v1/api-keys:\007api_key'
+  _globals['_GATEWAYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\310\363\030\003\202\323\344\223\002\027\"\014/v1/api-keys:\007api_key'
   _globals['_GATEWAYSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/api-keys'
+  _globals['_GATEWAYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\310\363\030\003\202\323\344\223\002\016\022\014/v1/api-keys'
   _globals['_GATEWAYSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/api-keys/{id}:revoke:\001*'
+  _globals['_GATEWAYSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\310\363\030\003\202\323\344\223\002\035\"\030/v1/api-keys/{id}:revoke:\001*'
   _globals['_GATEWAYSERVICE'].methods_by_name['GetWhoAmI']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['GetWhoAmI']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/whoami'
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetWhoAmI']._serialized_options = b'\310\363\030\001\202\323\344\223\002\014\022\n/v1/whoami'
   _globals['_GATEWAYSERVICE'].methods_by_name['GetSystemHealth']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['GetSystemHealth']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/system/health'
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetSystemHealth']._serialized_options = b'\310\363\030\001\202\323\344\223\002\023\022\021/v1/system/health'
   _globals['_GATEWAYSERVICE'].methods_by_name['GetSystemMetrics']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['GetSystemMetrics']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/system/metrics'
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetSystemMetrics']._serialized_options = b'\310\363\030\001\202\323\344\223\002\024\022\022/v1/system/metrics'
   _globals['_GATEWAYSERVICE'].methods_by_name['StreamEvents']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['StreamEvents']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/events'
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=193
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=259
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=261
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=344
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=346
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=405
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=407
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=499
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=501
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=534
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=536
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=603
-  _globals['_GETWHOAMIREQUEST']._serialized_start=605
-  _globals['_GETWHOAMIREQUEST']._serialized_end=623
-  _globals['_GETWHOAMIRESPONSE']._serialized_start=625
-  _globals['_GETWHOAMIRESPONSE']._serialized_end=725
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=727
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=751
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=754
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=930
-  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_start=932
-  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_end=957
-  _globals['_METRIC']._serialized_start=959
-  _globals['_METRIC']._serialized_end=1013
-  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_start=1015
-  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_end=1135
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=1137
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=1204
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1206
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1270
-  _globals['_GATEWAYSERVICE']._serialized_start=1273
-  _globals['_GATEWAYSERVICE']._serialized_end=2182
+  _globals['_GATEWAYSERVICE'].methods_by_name['StreamEvents']._serialized_options = b'\310\363\030\001\202\323\344\223\002\014\022\n/v1/events'
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=228
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=294
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=296
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=379
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=381
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=440
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=442
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=534
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=536
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=569
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=571
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=638
+  _globals['_GETWHOAMIREQUEST']._serialized_start=640
+  _globals['_GETWHOAMIREQUEST']._serialized_end=658
+  _globals['_GETWHOAMIRESPONSE']._serialized_start=660
+  _globals['_GETWHOAMIRESPONSE']._serialized_end=760
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=762
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=786
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=789
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=965
+  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_start=967
+  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_end=992
+  _globals['_METRIC']._serialized_start=994
+  _globals['_METRIC']._serialized_end=1048
+  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_start=1050
+  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_end=1170
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=1172
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1239
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1241
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1305
+  _globals['_GATEWAYSERVICE']._serialized_start=1308
+  _globals['_GATEWAYSERVICE']._serialized_end=2245
 # @@protoc_insertion_point(module_scope)

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from mcpmesh.auth.v1 import annotations_pb2 as mcpmesh_dot_auth_dot_v1_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emcpmesh/health/v1/health.proto\x12\x11mcpmesh.health.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x0bHealthCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xee\x02\n\x0cHealthReport\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12)\n\x06uptime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x06\x63hecks\x18\x05 \x03(\x0b\x32\x1e.mcpmesh.health.v1.HealthCheck\x12\x10\n\x08instance\x18\x06 \x01(\t\x12/\n\x0breport_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x07metrics\x18\x08 \x03(\x0b\x32,.mcpmesh.health.v1.HealthReport.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x18\n\x16GetHealthReportRequest\"J\n\x17GetHealthReportResponse\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x1f.mcpmesh.health.v1.HealthReport*\x83\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_SERVING\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1d\n\x19HEALTH_STATUS_NOT_SERVING\x10\x03\x32\x7f\n\x13HealthReportService\x12h\n\x0fGetHealthReport\x12).mcpmesh.health.v1.GetHealthReportRequest\x1a*.mcpmesh.health.v1.GetHealthReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emcpmesh/health/v1/health.proto\x12\x11mcpmesh.health.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mcpmesh/auth/v1/annotations.proto\"\x88\x01\n\x0bHealthCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xee\x02\n\x0cHealthReport\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12)\n\x06uptime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x06\x63hecks\x18\x05 \x03(\x0b\x32\x1e.mcpmesh.health.v1.HealthCheck\x12\x10\n\x08instance\x18\x06 \x01(\t\x12/\n\x0breport_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x07metrics\x18\x08 \x03(\x0b\x32,.mcpmesh.health.v1.HealthReport.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x18\n\x16GetHealthReportRequest\"J\n\x17GetHealthReportResponse\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x1f.mcpmesh.health.v1.HealthReport*\x83\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_SERVING\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1d\n\x19HEALTH_STATUS_NOT_SERVING\x10\x03\x32\x85\x01\n\x13HealthReportService\x12n\n\x0fGetHealthReport\x12).mcpmesh.health.v1.GetHealthReportRequest\x1a*.mcpmesh.health.v1.GetHealthReportResponse\"\x04\xc8\xf3\x18\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +36,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HEALTHREPORT_METRICSENTRY']._loaded_options = None
   _globals['_HEALTHREPORT_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_HEALTHSTATUS']._serialized_start=729
-  _globals['_HEALTHSTATUS']._serialized_end=860
-  _globals['_HEALTHCHECK']._serialized_start=119
-  _globals['_HEALTHCHECK']._serialized_end=255
-  _globals['_HEALTHREPORT']._serialized_start=258
-  _globals['_HEALTHREPORT']._serialized_end=624
-  _globals['_HEALTHREPORT_METRICSENTRY']._serialized_start=578
-  _globals['_HEALTHREPORT_METRICSENTRY']._serialized_end=624
-  _globals['_GETHEALTHREPORTREQUEST']._serialized_start=626
-  _globals['_GETHEALTHREPORTREQUEST']._serialized_end=650
-  _globals['_GETHEALTHREPORTRESPONSE']._serialized_start=652
-  _globals['_GETHEALTHREPORTRESPONSE']._serialized_end=726
-  _globals['_HEALTHREPORTSERVICE']._serialized_start=862
-  _globals['_HEALTHREPORTSERVICE']._serialized_end=989
+  _globals['_HEALTHREPORTSERVICE'].methods_by_name['GetHealthReport']._loaded_options = None
+  _globals['_HEALTHREPORTSERVICE'].methods_by_name['GetHealthReport']._serialized_options = b'\310\363\030\001'
+  _globals['_HEALTHSTATUS']._serialized_start=764
+  _globals['_HEALTHSTATUS']._serialized_end=895
+  _globals['_HEALTHCHECK']._serialized_start=154
+  _globals['_HEALTHCHECK']._serialized_end=290
+  _globals['_HEALTHREPORT']._serialized_start=293
+  _globals['_HEALTHREPORT']._serialized_end=659
+  _globals['_HEALTHREPORT_METRICSENTRY']._serialized_start=613
+  _globals['_HEALTHREPORT_METRICSENTRY']._serialized_end=659
+  _globals['_GETHEALTHREPORTREQUEST']._serialized_start=661
+  _globals['_GETHEALTHREPORTREQUEST']._serialized_end=685
+  _globals['_GETHEALTHREPORTRESPONSE']._serialized_start=687
+  _globals['_GETHEALTHREPORTRESPONSE']._serialized_end=761
+  _globals['_HEALTHREPORTSERVICE']._serialized_start=898
+  _globals['_HEALTHREPORTSERVICE']._serialized_end=1031
 # @@protoc_insertion_point(module_scope)

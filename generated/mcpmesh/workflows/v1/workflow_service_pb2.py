@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from mcpmesh.auth.v1 import annotations_pb2 as mcpmesh_dot_auth_dot_v1_dot_annotations__pb2
 from mcpmesh.workflows.v1 import workflow_pb2 as mcpmesh_dot_workflows_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+mcpmesh/workflows/v1/workflow_service.proto\x12\x14mcpmesh.workflows.v1\x1a\x1cgoogle/api/annotations.proto\x1a#mcpmesh/workflows/v1/workflow.proto\"\x1a\n\x18ListWorkflowTypesRequest\"W\n\x19ListWorkflowTypesResponse\x12:\n\x0eworkflow_types\x18\x01 \x03(\x0b\x32\".mcpmesh.workflows.v1.WorkflowType\"]\n\x15\x43reateWorkflowRequest\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"J\n\x16\x43reateWorkflowResponse\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\" \n\x12GetWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x13GetWorkflowResponse\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\"q\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x32\n\x05state\x18\x03 \x01(\x0e\x32#.mcpmesh.workflows.v1.WorkflowState\"c\n\x15ListWorkflowsResponse\x12\x31\n\tworkflows\x18\x01 \x03(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x15\x43\x61ncelWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x16\x43\x61ncelWorkflowResponse\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\":\n\x14WatchWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"K\n\x15WatchWorkflowResponse\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32#.mcpmesh.workflows.v1.WorkflowEvent2\xd7\x06\n\x0fWorkflowService\x12\x90\x01\n\x11ListWorkflowTypes\x12..mcpmesh.workflows.v1.ListWorkflowTypesRequest\x1a/.mcpmesh.workflows.v1.ListWorkflowTypesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/workflow-types\x12\x8c\x01\n\x0e\x43reateWorkflow\x12+.mcpmesh.workflows.v1.CreateWorkflowRequest\x1a,.mcpmesh.workflows.v1.CreateWorkflowResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\r/v1/workflows:\x08workflow\x12~\n\x0bGetWorkflow\x12(.mcpmesh.workflows.v1.GetWorkflowRequest\x1a).mcpmesh.workflows.v1.GetWorkflowResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/workflows/{id}\x12\x7f\n\rListWorkflows\x12*.mcpmesh.workflows.v1.ListWorkflowsRequest\x1a+.mcpmesh.workflows.v1.ListWorkflowsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/workflows\x12\x91\x01\n\x0e\x43\x61ncelWorkflow\x12+.mcpmesh.workflows.v1.CancelWorkflowRequest\x1a,.mcpmesh.workflows.v1.CancelWorkflowResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/workflows/{id}:cancel:\x01*\x12\x8c\x01\n\rWatchWorkflow\x12*.mcpmesh.workflows.v1.WatchWorkflowRequest\x1a+.mcpmesh.workflows.v1.WatchWorkflowResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/workflows/{id}:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+mcpmesh/workflows/v1/workflow_service.proto\x12\x14mcpmesh.workflows.v1\x1a\x1cgoogle/api/annotations.proto\x1a!mcpmesh/auth/v1/annotations.proto\x1a#mcpmesh/workflows/v1/workflow.proto\"\x1a\n\x18ListWorkflowTypesRequest\"W\n\x19ListWorkflowTypesResponse\x12:\n\x0eworkflow_types\x18\x01 \x03(\x0b\x32\".mcpmesh.workflows.v1.WorkflowType\"]\n\x15\x43reateWorkflowRequest\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"J\n\x16\x43reateWorkflowResponse\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\" \n\x12GetWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x13GetWorkflowResponse\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\"q\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x32\n\x05state\x18\x03 \x01(\x0e\x32#.mcpmesh.workflows.v1.WorkflowState\"c\n\x15ListWorkflowsResponse\x12\x31\n\tworkflows\x18\x01 \x03(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x15\x43\x61ncelWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x16\x43\x61ncelWorkflowResponse\x12\x30\n\x08workflow\x18\x01 \x01(\x0b\x32\x1e.mcpmesh.workflows.v1.Workflow\":\n\x14WatchWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"K\n\x15WatchWorkflowResponse\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32#.mcpmesh.workflows.v1.WorkflowEvent2\xf1\x06\n\x0fWorkflowService\x12\x94\x01\n\x11ListWorkflowTypes\x12..mcpmesh.workflows.v1.ListWorkflowTypesRequest\x1a/.mcpmesh.workflows.v1.ListWorkflowTypesResponse\"\x1e\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/workflow-types\x12\x90\x01\n\x0e\x43reateWorkflow\x12+.mcpmesh.workflows.v1.CreateWorkflowRequest\x1a,.mcpmesh.workflows.v1.CreateWorkflowResponse\"#\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x19\"\r/v1/workflows:\x08workflow\x12\x82\x01\n\x0bGetWorkflow\x12(.mcpmesh.workflows.v1.GetWorkflowRequest\x1a).mcpmesh.workflows.v1.GetWorkflowResponse\"\x1e\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/workflows/{id}\x12\x83\x01\n\rListWorkflows\x12*.mcpmesh.workflows.v1.ListWorkflowsRequest\x1a+.mcpmesh.workflows.v1.ListWorkflowsResponse\"\x19\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/workflows\x12\x95\x01\n\x0e\x43\x61ncelWorkflow\x12+.mcpmesh.workflows.v1.CancelWorkflowRequest\x1a,.mcpmesh.workflows.v1.CancelWorkflowResponse\"(\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/workflows/{id}:cancel:\x01*\x12\x90\x01\n\rWatchWorkflow\x12*.mcpmesh.workflows.v1.WatchWorkflowRequest\x1a+.mcpmesh.workflows.v1.WatchWorkflowResponse\"$\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/workflows/{id}:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,41 +35,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcpmesh.workflows.v1.workfl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflowTypes']._loaded_options = None
-  _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflowTypes']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/workflow-types'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflowTypes']._serialized_options = b'\310\363\030\001\202\323\344\223\002\024\022\022/v1/workflow-types'
   _globals['_WORKFLOWSERVICE'].methods_by_name['CreateWorkflow']._loaded_options = None
-  _globals['_WORKFLOWSERVICE'].methods_by_name['CreateWorkflow']._serialized_options = b'\202\323\344\223\002\031\"\r/v1/workflows:\010workflow'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['CreateWorkflow']._serialized_options = b'\310\363\030\002\202\323\344\223\002\031\"\r/v1/workflows:\010workflow'
   _globals['_WORKFLOWSERVICE'].methods_by_name['GetWorkflow']._loaded_options = None
-  _globals['_WORKFLOWSERVICE'].methods_by_name['GetWorkflow']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/workflows/{id}'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['GetWorkflow']._serialized_options = b'\310\363\030\001\202\323\344\223\002\024\022\022/v1/workflows/{id}'
   _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflows']._loaded_options = None
-  _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflows']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/workflows'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflows']._serialized_options = b'\310\363\030\001\202\323\344\223\002\017\022\r/v1/workflows'
   _globals['_WORKFLOWSERVICE'].methods_by_name['CancelWorkflow']._loaded_options = None
-  _globals['_WORKFLOWSERVICE'].methods_by_name['CancelWorkflow']._serialized_options = b'\202\323\344\223\002\036\"\031/v1/workflows/{id}:cancel:\001*'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['CancelWorkflow']._serialized_options = b'\310\363\030\002\202\323\344\223\002\036\"\031/v1/workflows/{id}:cancel:\001*'
   _globals['_WORKFLOWSERVICE'].methods_by_name['WatchWorkflow']._loaded_options = None
-  _globals['_WORKFLOWSERVICE'].methods_by_name['WatchWorkflow']._serialized_options = b'\202\323\344\223\002\032\022\030/v1/workflows/{id}:watch'
-  _globals['_LISTWORKFLOWTYPESREQUEST']._serialized_start=136
-  _globals['_LISTWORKFLOWTYPESREQUEST']._serialized_end=162
-  _globals['_LISTWORKFLOWTYPESRESPONSE']._serialized_start=164
-  _globals['_LISTWORKFLOWTYPESRESPONSE']._serialized_end=251
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=253
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=346
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=348
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=422
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=424
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=456
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=458
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=529
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=531
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=644
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=646
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=745
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=747
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=782
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=784
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=858
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=860
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=918
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=920
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=995
-  _globals['_WORKFLOWSERVICE']._serialized_start=998
-  _globals['_WORKFLOWSERVICE']._serialized_end=1853
+  _globals['_WORKFLOWSERVICE'].methods_by_name['WatchWorkflow']._serialized_options = b'\310\363\030\001\202\323\344\223\002\032\022\030/v1/workflows/{id}:watch'
+  _globals['_LISTWORKFLOWTYPESREQUEST']._serialized_start=171
+  _globals['_LISTWORKFLOWTYPESREQUEST']._serialized_end=197
+  _globals['_LISTWORKFLOWTYPESRESPONSE']._serialized_start=199
+  _globals['_LISTWORKFLOWTYPESRESPONSE']._serialized_end=286
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=288
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=381
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=383
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=457
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=459
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=491
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=493
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=564
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=566
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=679
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=681
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=780
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=782
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=817
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=819
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=893
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=895
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=953
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=955
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=1030
+  _globals['_WORKFLOWSERVICE']._serialized_start=1033
+  _globals['_WORKFLOWSERVICE']._serialized_end=1914
 # @@protoc_insertion_point(module_scope)
