@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
 
-from services.agents.catalog import AgentRunner, code_analyzer
-from services.agents.runs import SCHEMA, RunStore
+from services.agents.base import Limits
+from services.agents.catalog import agents
+from services.agents.runner import AgentRunner
+from services.agents.runs import RunStore
+from services.agents.runs_sqlite import SCHEMA, SqliteRunStore
 from services.agents.servicer import AgentServicer
 from services.runtime.config import VERSION, Config
 from services.runtime.health_report import (
@@ -20,14 +22,29 @@ from services.runtime.health_report import (
     memory_check,
 )
 from services.runtime.server import Running, start
-from services.runtime.sqlite import open_database
+from services.runtime.state import SqliteDatabase, StateUrl
 
 SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 
 
+def open_run_store(url: StateUrl) -> tuple[RunStore, SqliteDatabase]:
+    """The run store for the configured state URL; an unknown scheme stops the start-up."""
+    if url.scheme == "sqlite" and url.path is not None:
+        database = SqliteDatabase(url.path, SCHEMA)
+        return SqliteRunStore(database), database
+    raise SystemExit(f"agents: no agent run store for state URL scheme {url.scheme!r} (have: sqlite)")
+
+
 async def build(config: Config) -> Running:
-    database = open_database(config.data_dir / "agents.db", SCHEMA)
-    runner = AgentRunner([code_analyzer(config.workspace_roots)], RunStore(database), config.max_files)
+    url = StateUrl.of_service(config.state_url, config.data_dir, "agents")
+    store, database = open_run_store(url)
+    runner = AgentRunner(
+        agents(),
+        store,
+        roots=config.workspace_roots,
+        limits=Limits(max_files=config.max_files),
+        data_dir=config.data_dir,
+    )
 
     async def llm_check() -> CheckResult:
         return SERVING, "no LLM configured: agents return deterministic static analysis"
@@ -36,7 +53,7 @@ async def build(config: Config) -> Running:
         service="agents",
         version=VERSION,
         checks={
-            "database": database_check(lambda: _ping(database), "agents.db"),
+            "database": database_check(store.ping, url.path.name if url.path else url.scheme),
             "external_services": llm_check,
             "memory": memory_check(),
             "disk": disk_check(config.data_dir),
@@ -52,8 +69,3 @@ async def build(config: Config) -> Running:
 
     running.on_stop.append(database.close)
     return running
-
-
-async def _ping(database: sqlite3.Connection) -> None:
-    """Until this service's stores sit behind an async port: the check the port's ping() will make."""
-    database.execute("SELECT 1").fetchone()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from services.agents.base import SEVERITIES, AgentSpec, Artifact, FileSpan, Finding, RunContext, RunResult
 from services.runtime.file_walk import count_lines, read_file_capped, walk_files
+from services.runtime.workspace import path_input_schema
 
+TOOL = "mcpmesh-ast"
 COMPLEXITY_LIMIT = 10
 FUNCTION_LENGTH_LIMIT = 80
 CREDENTIAL_MARKERS: tuple[str, ...] = ("password", "secret", "token", "api_key")
@@ -15,19 +20,6 @@ MUTABLE_FACTORIES: frozenset[str] = frozenset({"list", "dict", "set"})
 DYNAMIC_EXEC: frozenset[str] = frozenset({"eval", "exec", "builtins.eval", "builtins.exec"})
 
 _FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One rule violation at a source location (line 1-based, column 0-based)."""
-
-    rule_id: str
-    severity: str
-    category: str
-    message: str
-    file: str
-    line: int
-    column: int
 
 
 @dataclass(frozen=True)
@@ -50,8 +42,12 @@ class CodeAnalysis:
     truncated: bool
 
 
-def _sort_key(finding: Finding) -> tuple[str, int, int, str]:
-    return (finding.file, finding.line, finding.column, finding.rule_id)
+def _sort_key(finding: Finding) -> tuple[str, int, int, str, str]:
+    return finding.sort_key()
+
+
+def _finding(rule_id: str, severity: str, category: str, message: str, file: str, line: int, column: int) -> Finding:
+    return Finding(rule_id, TOOL, severity, message, FileSpan(file, line, column), category=category)
 
 
 def _import_aliases(tree: ast.AST) -> dict[str, str]:
@@ -144,7 +140,7 @@ class _Collector:
     def add(self, rule_id: str, severity: str, category: str, message: str, node: ast.AST) -> None:
         line = getattr(node, "lineno", 1)
         column = getattr(node, "col_offset", 0)
-        self.findings.append(Finding(rule_id, severity, category, message, self.file, line, column))
+        self.findings.append(_finding(rule_id, severity, category, message, self.file, line, column))
 
 
 def _check_function(node: _FunctionNode, out: _Collector) -> None:
@@ -207,11 +203,11 @@ def _parse(source: str, file: str) -> ast.Module | Finding:
         return ast.parse(source.removeprefix("\ufeff"), filename=file)
     except SyntaxError as exc:
         column = max((exc.offset or 1) - 1, 0)
-        return Finding("PY006", "high", "syntax", f"cannot parse: {exc.msg}", file, exc.lineno or 1, column)
+        return _finding("PY006", "high", "syntax", f"cannot parse: {exc.msg}", file, exc.lineno or 1, column)
     except (ValueError, RecursionError, MemoryError) as exc:
         # Null bytes (ValueError on 3.11) and pathological nesting are unparsable, not fatal.
         reason = str(exc) or type(exc).__name__
-        return Finding("PY006", "high", "syntax", f"cannot parse: {reason}", file, 1, 0)
+        return _finding("PY006", "high", "syntax", f"cannot parse: {reason}", file, 1, 0)
 
 
 def analyze_source(source: str, file: str) -> tuple[list[Finding], int, int]:
@@ -270,3 +266,48 @@ def analyze_path(root: Path, *, max_files: int = 5000, max_file_bytes: int = 1_0
         files_analyzed=analyzed, files_skipped=skipped, lines=lines, functions=functions, classes=classes
     )
     return CodeAnalysis(findings=tuple(sorted(findings, key=_sort_key)), stats=stats, truncated=truncated)
+
+
+def _summary(analysis: CodeAnalysis) -> str:
+    stats = analysis.stats
+    by_severity = Counter(f.severity for f in analysis.findings)
+    counts = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s])
+    return (
+        f"Analysed {stats.files_analyzed} Python files ({stats.lines} lines, {stats.functions} functions, "
+        f"{stats.classes} classes): {len(analysis.findings)} findings" + (f" ({counts})." if counts else ".")
+    )
+
+
+def _report(analysis: CodeAnalysis, summary: str) -> str:
+    lines = ["# Code analysis", "", summary, "", "| rule | severity | where | message |", "|---|---|---|---|"]
+    lines += [f"| {f.rule_id} | {f.severity} | {f.file}:{f.line} | {f.message} |" for f in analysis.findings]
+    return "\n".join(lines) + "\n"
+
+
+def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
+    root = context.folder(arguments)
+    analysis = analyze_path(root, max_files=context.limits.max_files, max_file_bytes=context.limits.max_file_bytes)
+    summary = _summary(analysis)
+    stats = analysis.stats
+    return RunResult(
+        findings=list(analysis.findings),
+        artifacts=[Artifact("report.md", "text/markdown", _report(analysis, summary))],
+        metrics={"functions": stats.functions, "classes": stats.classes, "findings": len(analysis.findings)},
+        summary=summary,
+        files_analyzed=stats.files_analyzed,
+        files_skipped=stats.files_skipped,
+        lines_analyzed=stats.lines,
+        llm_status=context.model_status,
+        truncated=analysis.truncated,
+    )
+
+
+SPEC = AgentSpec(
+    name="code-analyzer",
+    display_name="Code Analyzer",
+    description="Static analysis and security scan of Python code: quality, complexity and security findings "
+    "per file and line.",
+    parameters=path_input_schema(),
+    run=run,
+    capabilities=("python", "security", "quality", "complexity"),
+)

@@ -1,75 +1,89 @@
-"""Agent runs: the domain record and its SQLite store, keyed also by idempotency key."""
+"""Agent runs: the record, its JSON form, and the RunStore port that every storage adapter implements."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from services.agents.code_analyzer import Finding
-from services.runtime.errors import NotFound
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS agent_runs (
-    id TEXT PRIMARY KEY,
-    idempotency_key TEXT UNIQUE,
-    body TEXT NOT NULL
-);
-"""
+from services.agents.base import Artifact, FileSpan, Finding, NamedObject, RunResult
 
 
 @dataclass
 class AgentRun:
+    """One run of an agent, as stored: who asked, with what, and what came out."""
+
     id: str
     agent: str
     input: dict[str, Any]
     state: str  # "running", "succeeded" or "failed"
     created: dt.datetime
-    findings: list[Finding] = field(default_factory=list)
-    artifacts: list[dict[str, str]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    usage: dict[str, int] = field(default_factory=dict)
-    llm_status: str = "not_configured"
-    summary: str = ""
+    caller: str = ""  # principal of the caller; idempotency keys are scoped by it
+    idempotency_key: str = ""
+    request_hash: str = ""  # hash of (agent, input, options): a reused key must come with the same request
+    result: RunResult = field(default_factory=RunResult)
     error: str = ""
     ended: dt.datetime | None = None
-    truncated: bool = False
+    duration_ms: int = 0
 
 
-def _dump(run: AgentRun) -> str:
-    body = asdict(run)
+class RunStore(Protocol):
+    """Where agent runs live. Findings are stored apart from the run so that a large result can be paged."""
+
+    async def create(self, run: AgentRun) -> AgentRun:
+        """Stores a new run. When the caller already used run.idempotency_key, stores nothing and returns that run."""
+        ...
+
+    async def save(self, run: AgentRun) -> None:
+        """Replaces a stored run (state, result and findings)."""
+        ...
+
+    async def get(self, run_id: str) -> AgentRun:
+        """The run without its findings (result.findings is empty); NotFound when there is none."""
+        ...
+
+    async def findings(self, run_id: str, offset: int, limit: int) -> tuple[list[Finding], int]:
+        """One slice of a run's findings in their stored order, and how many there are in all."""
+        ...
+
+    async def find_by_key(self, caller: str, idempotency_key: str) -> AgentRun | None:
+        """The run this caller started with this key, if any (without findings)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises when the store cannot be reached."""
+        ...
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    body = asdict(finding)
+    location = finding.location
+    body["location"] = {"span": asdict(location)} if isinstance(location, FileSpan) else {"object": asdict(location)}
+    return body
+
+
+def finding_from_dict(body: dict[str, Any]) -> Finding:
+    location = body.pop("location")
+    place: FileSpan | NamedObject = FileSpan(**location["span"]) if "span" in location else NamedObject(**location["object"])
+    return Finding(location=place, **body)
+
+
+def run_to_json(run: AgentRun) -> str:
+    """The run without its findings, as JSON; adapters store findings with finding_to_dict."""
+    result = asdict(run.result)
+    result["findings"] = []
+    body = {**asdict(run), "result": result}
     body["created"] = run.created.isoformat()
     body["ended"] = run.ended.isoformat() if run.ended else None
     return json.dumps(body)
 
 
-def _load(text: str) -> AgentRun:
+def run_from_json(text: str) -> AgentRun:
     body = json.loads(text)
     body["created"] = dt.datetime.fromisoformat(body["created"])
     body["ended"] = dt.datetime.fromisoformat(body["ended"]) if body["ended"] else None
-    body["findings"] = [Finding(**f) for f in body["findings"]]
-    return AgentRun(**body)
-
-
-class RunStore:
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
-
-    def save(self, run: AgentRun, idempotency_key: str = "") -> None:
-        self._db.execute(
-            "INSERT INTO agent_runs (id, idempotency_key, body) VALUES (?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-            (run.id, idempotency_key or None, _dump(run)),
-        )
-
-    def get(self, run_id: str) -> AgentRun:
-        row = self._db.execute("SELECT body FROM agent_runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"agent run {run_id!r} does not exist", reason="AGENT_RUN_NOT_FOUND")
-        return _load(row["body"])
-
-    def find_by_key(self, idempotency_key: str) -> AgentRun | None:
-        row = self._db.execute("SELECT body FROM agent_runs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
-        return _load(row["body"]) if row else None
+    result = body.pop("result")
+    result["artifacts"] = [Artifact(**a) for a in result["artifacts"]]
+    result["findings"] = []
+    return AgentRun(result=RunResult(**result), **body)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import grpc
 from mcpmesh.agents.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc
 
-from services.agents.catalog import AgentRunner, AgentSpec
+from services.agents.base import AgentSpec, FileSpan, Finding
+from services.agents.runner import AgentRunner, RunOptions
 from services.agents.runs import AgentRun
+from services.runtime.identity import caller
 from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
 
@@ -17,6 +19,7 @@ _SEVERITY = {
     "high": agent_pb2.SEVERITY_HIGH,
     "critical": agent_pb2.SEVERITY_CRITICAL,
 }
+_CONFIDENCE = {"low": agent_pb2.CONFIDENCE_LOW, "medium": agent_pb2.CONFIDENCE_MEDIUM, "high": agent_pb2.CONFIDENCE_HIGH}
 _STATE = {"running": agent_pb2.RUN_STATE_RUNNING, "succeeded": agent_pb2.RUN_STATE_SUCCEEDED, "failed": agent_pb2.RUN_STATE_FAILED}
 _LLM = {
     "not_configured": agent_pb2.LLM_STATUS_NOT_CONFIGURED,
@@ -26,38 +29,63 @@ _LLM = {
 }
 
 
-def _agent(spec: AgentSpec) -> agent_pb2.Agent:
+def _agent(spec: AgentSpec, llm: bool) -> agent_pb2.Agent:
     return agent_pb2.Agent(
         name=spec.name,
         display_name=spec.display_name,
         description=spec.description,
-        input_schema=to_struct(spec.input_schema),
-        llm_enabled=False,
+        input_schema=to_struct(spec.parameters),
+        llm_enabled=llm and spec.uses_model,
+        capabilities=spec.capabilities,
     )
 
 
-def _run(run: AgentRun) -> agent_pb2.AgentRun:
+def finding_message(f: Finding) -> agent_pb2.Finding:
+    message = agent_pb2.Finding(
+        rule_id=f.rule_id,
+        severity=_SEVERITY[f.severity],
+        category=f.category,
+        message=f.message,
+        tool=f.tool,
+        confidence=_CONFIDENCE[f.confidence],
+        cwe=f.cwe,
+        fix_hint=f.fix_hint,
+        snippet=f.snippet,
+        fingerprint=f.fingerprint,
+    )
+    if isinstance(f.location, FileSpan):
+        span = f.location
+        message.file, message.line, message.column = span.file, span.line, span.column
+        message.end_line, message.end_column = span.end_line, span.end_column
+    else:
+        message.object.kind, message.object.name = f.location.kind, f.location.name
+    return message
+
+
+def run_message(run: AgentRun) -> agent_pb2.AgentRun:
+    result = run.result
     return agent_pb2.AgentRun(
         id=run.id,
         agent=run.agent,
         input=to_struct(run.input),
         state=_STATE[run.state],
-        findings=[
-            agent_pb2.Finding(
-                rule_id=f.rule_id, severity=_SEVERITY[f.severity], category=f.category, message=f.message,
-                file=f.file, line=f.line, column=f.column,
-            )
-            for f in run.findings
-        ],
-        artifacts=[agent_pb2.Artifact(**a) for a in run.artifacts],
-        metrics=to_struct(run.metrics),
-        usage=agent_pb2.Usage(**run.usage),
-        llm_status=_LLM[run.llm_status],
-        summary=run.summary,
+        findings=[finding_message(f) for f in result.findings],
+        artifacts=[agent_pb2.Artifact(name=a.name, media_type=a.media_type, content=a.content) for a in result.artifacts],
+        metrics=to_struct(result.metrics),
+        usage=agent_pb2.Usage(
+            files_analyzed=result.files_analyzed,
+            files_skipped=result.files_skipped,
+            lines_analyzed=result.lines_analyzed,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            duration_ms=run.duration_ms,
+        ),
+        llm_status=_LLM[result.llm_status],
+        summary=result.summary,
         error=run.error,
         create_time=timestamp(run.created),
         end_time=timestamp(run.ended),
-        truncated=run.truncated,
+        truncated=result.truncated,
     )
 
 
@@ -70,26 +98,28 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> agent_service_pb2.ListAgentsResponse:
         page = Page.of(request.page_size, request.page_token)
         agents, more = page.cut(self._runner.list())
-        return agent_service_pb2.ListAgentsResponse(agents=[_agent(a) for a in agents], next_page_token=page.next_token(more))
+        llm = self._runner.model is not None
+        return agent_service_pb2.ListAgentsResponse(
+            agents=[_agent(a, llm) for a in agents], next_page_token=page.next_token(more)
+        )
 
     async def GetAgent(
         self, request: agent_service_pb2.GetAgentRequest, context: grpc.aio.ServicerContext
     ) -> agent_service_pb2.GetAgentResponse:
-        return agent_service_pb2.GetAgentResponse(agent=_agent(self._runner.get(request.name)))
+        return agent_service_pb2.GetAgentResponse(agent=_agent(self._runner.get(request.name), self._runner.model is not None))
 
     async def RunAgent(
         self, request: agent_service_pb2.RunAgentRequest, context: grpc.aio.ServicerContext
     ) -> agent_service_pb2.RunAgentResponse:
-        run = await self._runner.run(
-            request.name,
-            from_struct(request.input),
+        options = RunOptions(
             max_files=request.options.max_files,
             disable_llm=request.options.disable_llm,
-            key=request.options.idempotency_key,
+            idempotency_key=request.options.idempotency_key,
         )
-        return agent_service_pb2.RunAgentResponse(run=_run(run))
+        run = await self._runner.run(request.name, from_struct(request.input), options, caller(context))
+        return agent_service_pb2.RunAgentResponse(run=run_message(run))
 
     async def GetAgentRun(
         self, request: agent_service_pb2.GetAgentRunRequest, context: grpc.aio.ServicerContext
     ) -> agent_service_pb2.GetAgentRunResponse:
-        return agent_service_pb2.GetAgentRunResponse(run=_run(self._runner.get_run(request.id)))
+        return agent_service_pb2.GetAgentRunResponse(run=run_message(await self._runner.get_run(request.id)))

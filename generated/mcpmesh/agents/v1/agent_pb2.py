@@ -26,27 +26,31 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmcpmesh/agents/v1/agent.proto\x12\x11mcpmesh.agents.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x01\n\x05\x41gent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12-\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bllm_enabled\x18\x05 \x01(\x08\"\x98\x01\n\x07\x46inding\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12-\n\x08severity\x18\x02 \x01(\x0e\x32\x1b.mcpmesh.agents.v1.Severity\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0c\n\x04\x66ile\x18\x05 \x01(\t\x12\x0c\n\x04line\x18\x06 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x07 \x01(\x05\"=\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\"\x90\x01\n\x05Usage\x12\x16\n\x0e\x66iles_analyzed\x18\x01 \x01(\x03\x12\x15\n\rfiles_skipped\x18\x02 \x01(\x03\x12\x16\n\x0elines_analyzed\x18\x03 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x03\"\xee\x03\n\x08\x41gentRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.mcpmesh.agents.v1.RunState\x12,\n\x08\x66indings\x18\x05 \x03(\x0b\x32\x1a.mcpmesh.agents.v1.Finding\x12.\n\tartifacts\x18\x06 \x03(\x0b\x32\x1b.mcpmesh.agents.v1.Artifact\x12(\n\x07metrics\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x05usage\x18\x08 \x01(\x0b\x32\x18.mcpmesh.agents.v1.Usage\x12\x30\n\nllm_status\x18\t \x01(\x0e\x32\x1c.mcpmesh.agents.v1.LlmStatus\x12\x0f\n\x07summary\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttruncated\x18\x0e \x01(\x08*k\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_RUNNING\x10\x01\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x02\x12\x14\n\x10RUN_STATE_FAILED\x10\x03*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\x8f\x01\n\tLlmStatus\x12\x1a\n\x16LLM_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19LLM_STATUS_NOT_CONFIGURED\x10\x01\x12\x16\n\x12LLM_STATUS_SKIPPED\x10\x02\x12\x18\n\x14LLM_STATUS_COMPLETED\x10\x03\x12\x15\n\x11LLM_STATUS_FAILED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmcpmesh/agents/v1/agent.proto\x12\x11mcpmesh.agents.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x01\n\x05\x41gent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12-\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bllm_enabled\x18\x05 \x01(\x08\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\")\n\x0bNamedObject\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xf4\x02\n\x07\x46inding\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12-\n\x08severity\x18\x02 \x01(\x0e\x32\x1b.mcpmesh.agents.v1.Severity\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0c\n\x04\x66ile\x18\x05 \x01(\t\x12\x0c\n\x04line\x18\x06 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x07 \x01(\x05\x12\x0c\n\x04tool\x18\x08 \x01(\t\x12\x31\n\nconfidence\x18\t \x01(\x0e\x32\x1d.mcpmesh.agents.v1.Confidence\x12\x0b\n\x03\x63we\x18\n \x01(\x05\x12\x10\n\x08\x66ix_hint\x18\x0b \x01(\t\x12\x0f\n\x07snippet\x18\x0c \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\r \x01(\t\x12\x10\n\x08\x65nd_line\x18\x0e \x01(\x05\x12\x12\n\nend_column\x18\x0f \x01(\x05\x12.\n\x06object\x18\x10 \x01(\x0b\x32\x1e.mcpmesh.agents.v1.NamedObject\"=\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\"\x90\x01\n\x05Usage\x12\x16\n\x0e\x66iles_analyzed\x18\x01 \x01(\x03\x12\x15\n\rfiles_skipped\x18\x02 \x01(\x03\x12\x16\n\x0elines_analyzed\x18\x03 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x03\"\xee\x03\n\x08\x41gentRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.mcpmesh.agents.v1.RunState\x12,\n\x08\x66indings\x18\x05 \x03(\x0b\x32\x1a.mcpmesh.agents.v1.Finding\x12.\n\tartifacts\x18\x06 \x03(\x0b\x32\x1b.mcpmesh.agents.v1.Artifact\x12(\n\x07metrics\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x05usage\x18\x08 \x01(\x0b\x32\x18.mcpmesh.agents.v1.Usage\x12\x30\n\nllm_status\x18\t \x01(\x0e\x32\x1c.mcpmesh.agents.v1.LlmStatus\x12\x0f\n\x07summary\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttruncated\x18\x0e \x01(\x08*k\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_RUNNING\x10\x01\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x02\x12\x14\n\x10RUN_STATE_FAILED\x10\x03*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\x8f\x01\n\tLlmStatus\x12\x1a\n\x16LLM_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19LLM_STATUS_NOT_CONFIGURED\x10\x01\x12\x16\n\x12LLM_STATUS_SKIPPED\x10\x02\x12\x18\n\x14LLM_STATUS_COMPLETED\x10\x03\x12\x15\n\x11LLM_STATUS_FAILED\x10\x04*h\n\nConfidence\x12\x1a\n\x16\x43ONFIDENCE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43ONFIDENCE_LOW\x10\x01\x12\x15\n\x11\x43ONFIDENCE_MEDIUM\x10\x02\x12\x13\n\x0f\x43ONFIDENCE_HIGH\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcpmesh.agents.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNSTATE']._serialized_start=1112
-  _globals['_RUNSTATE']._serialized_end=1219
-  _globals['_SEVERITY']._serialized_start=1222
-  _globals['_SEVERITY']._serialized_end=1358
-  _globals['_LLMSTATUS']._serialized_start=1361
-  _globals['_LLMSTATUS']._serialized_end=1504
+  _globals['_RUNSTATE']._serialized_start=1397
+  _globals['_RUNSTATE']._serialized_end=1504
+  _globals['_SEVERITY']._serialized_start=1507
+  _globals['_SEVERITY']._serialized_end=1643
+  _globals['_LLMSTATUS']._serialized_start=1646
+  _globals['_LLMSTATUS']._serialized_end=1789
+  _globals['_CONFIDENCE']._serialized_start=1791
+  _globals['_CONFIDENCE']._serialized_end=1895
   _globals['_AGENT']._serialized_start=116
-  _globals['_AGENT']._serialized_end=248
-  _globals['_FINDING']._serialized_start=251
-  _globals['_FINDING']._serialized_end=403
-  _globals['_ARTIFACT']._serialized_start=405
-  _globals['_ARTIFACT']._serialized_end=466
-  _globals['_USAGE']._serialized_start=469
-  _globals['_USAGE']._serialized_end=613
-  _globals['_AGENTRUN']._serialized_start=616
-  _globals['_AGENTRUN']._serialized_end=1110
+  _globals['_AGENT']._serialized_end=270
+  _globals['_NAMEDOBJECT']._serialized_start=272
+  _globals['_NAMEDOBJECT']._serialized_end=313
+  _globals['_FINDING']._serialized_start=316
+  _globals['_FINDING']._serialized_end=688
+  _globals['_ARTIFACT']._serialized_start=690
+  _globals['_ARTIFACT']._serialized_end=751
+  _globals['_USAGE']._serialized_start=754
+  _globals['_USAGE']._serialized_end=898
+  _globals['_AGENTRUN']._serialized_start=901
+  _globals['_AGENTRUN']._serialized_end=1395
 # @@protoc_insertion_point(module_scope)

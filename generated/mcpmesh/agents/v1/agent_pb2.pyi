@@ -117,6 +117,34 @@ LLM_STATUS_FAILED: LlmStatus.ValueType  # 4
 """The LLM was called and failed; the static analysis is still returned."""
 Global___LlmStatus: _TypeAlias = LlmStatus  # noqa: Y015
 
+class _Confidence:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConfidenceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Confidence.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONFIDENCE_UNSPECIFIED: _Confidence.ValueType  # 0
+    """Not set."""
+    CONFIDENCE_LOW: _Confidence.ValueType  # 1
+    """Often a false positive."""
+    CONFIDENCE_MEDIUM: _Confidence.ValueType  # 2
+    """Probably real."""
+    CONFIDENCE_HIGH: _Confidence.ValueType  # 3
+    """Almost certainly real."""
+
+class Confidence(_Confidence, metaclass=_ConfidenceEnumTypeWrapper):
+    """How sure the tool is that a finding is real."""
+
+CONFIDENCE_UNSPECIFIED: Confidence.ValueType  # 0
+"""Not set."""
+CONFIDENCE_LOW: Confidence.ValueType  # 1
+"""Often a false positive."""
+CONFIDENCE_MEDIUM: Confidence.ValueType  # 2
+"""Probably real."""
+CONFIDENCE_HIGH: Confidence.ValueType  # 3
+"""Almost certainly real."""
+Global___Confidence: _TypeAlias = Confidence  # noqa: Y015
+
 @_typing.final
 class Agent(_message.Message):
     """An analysis agent, such as the Code Analyzer."""
@@ -128,6 +156,7 @@ class Agent(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     INPUT_SCHEMA_FIELD_NUMBER: _builtins.int
     LLM_ENABLED_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Identifier used to run the agent, such as "code-analyzer"."""
     display_name: _builtins.str
@@ -142,6 +171,10 @@ class Agent(_message.Message):
     def input_schema(self) -> _struct_pb2.Struct:
         """JSON Schema of AgentRun.input for this agent."""
 
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the agent can do, such as "python", "security", "sarif"."""
+
     def __init__(
         self,
         *,
@@ -150,18 +183,49 @@ class Agent(_message.Message):
         description: _builtins.str = ...,
         input_schema: _struct_pb2.Struct | None = ...,
         llm_enabled: _builtins.bool = ...,
+        capabilities: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input_schema", b"input_schema"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "display_name", b"display_name", "input_schema", b"input_schema", "llm_enabled", b"llm_enabled", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "description", b"description", "display_name", b"display_name", "input_schema", b"input_schema", "llm_enabled", b"llm_enabled", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Agent: _TypeAlias = Agent  # noqa: Y015
 
 @_typing.final
+class NamedObject(_message.Message):
+    """A finding's subject that is not a place in a file, such as a database table
+    or a knowledge graph node.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """What kind of object: "table", "column", "index", "node", ..."""
+    name: _builtins.str
+    """Its qualified name, such as "public.orders.customer_id"."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NamedObject: _TypeAlias = NamedObject  # noqa: Y015
+
+@_typing.final
 class Finding(_message.Message):
-    """One problem an agent found."""
+    """One problem an agent found. Its location is either a file span (file, line,
+    column, end_line, end_column) or a named object (object); never both.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -172,20 +236,53 @@ class Finding(_message.Message):
     FILE_FIELD_NUMBER: _builtins.int
     LINE_FIELD_NUMBER: _builtins.int
     COLUMN_FIELD_NUMBER: _builtins.int
+    TOOL_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    CWE_FIELD_NUMBER: _builtins.int
+    FIX_HINT_FIELD_NUMBER: _builtins.int
+    SNIPPET_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    END_LINE_FIELD_NUMBER: _builtins.int
+    END_COLUMN_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
-    """Stable rule identifier, such as "PY002"."""
+    """The tool's own rule identifier, such as "B602" (bandit) or "E722" (ruff)."""
     severity: Global___Severity.ValueType
     """How severe it is."""
     category: _builtins.str
-    """Category: "quality", "security", "complexity" or "syntax"."""
+    """Category: "security", "quality", "complexity", "syntax", "secrets", ..."""
     message: _builtins.str
     """What is wrong, for people."""
     file: _builtins.str
-    """File path relative to the analysed folder, with forward slashes."""
+    """File path relative to the analysed folder, with forward slashes; empty
+    when the finding is about a named object.
+    """
     line: _builtins.int
-    """1-based line number."""
+    """1-based start line; 0 for a named object."""
     column: _builtins.int
-    """0-based column."""
+    """0-based start column."""
+    tool: _builtins.str
+    """Tool that found it: "bandit", "ruff", "radon", "detect-secrets", "tree-sitter", ..."""
+    confidence: Global___Confidence.ValueType
+    """How sure the tool is."""
+    cwe: _builtins.int
+    """CWE identifier, such as 78 for OS command injection; 0 when none applies."""
+    fix_hint: _builtins.str
+    """How to fix it, when the tool says."""
+    snippet: _builtins.str
+    """The offending source line(s), with secrets masked."""
+    fingerprint: _builtins.str
+    """Stable identity of the finding across runs and unrelated edits, for
+    baselines and code-scanning dashboards.
+    """
+    end_line: _builtins.int
+    """1-based end line of the span; 0 when unknown."""
+    end_column: _builtins.int
+    """0-based end column of the span; 0 when unknown."""
+    @_builtins.property
+    def object(self) -> Global___NamedObject:
+        """Set instead of file when the finding is about a named object."""
+
     def __init__(
         self,
         *,
@@ -196,10 +293,19 @@ class Finding(_message.Message):
         file: _builtins.str = ...,
         line: _builtins.int = ...,
         column: _builtins.int = ...,
+        tool: _builtins.str = ...,
+        confidence: Global___Confidence.ValueType = ...,
+        cwe: _builtins.int = ...,
+        fix_hint: _builtins.str = ...,
+        snippet: _builtins.str = ...,
+        fingerprint: _builtins.str = ...,
+        end_line: _builtins.int = ...,
+        end_column: _builtins.int = ...,
+        object: Global___NamedObject | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["object", b"object"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "column", b"column", "file", b"file", "line", b"line", "message", b"message", "rule_id", b"rule_id", "severity", b"severity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "column", b"column", "confidence", b"confidence", "cwe", b"cwe", "end_column", b"end_column", "end_line", b"end_line", "file", b"file", "fingerprint", b"fingerprint", "fix_hint", b"fix_hint", "line", b"line", "message", b"message", "object", b"object", "rule_id", b"rule_id", "severity", b"severity", "snippet", b"snippet", "tool", b"tool"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
