@@ -10,7 +10,10 @@ from typing import Any
 from services.runtime.errors import InvalidArgument
 from services.runtime.workspace import resolve_folder_argument
 from services.tools.file_inventory import inventory
-from services.tools.registry import ToolDefinition, run_in_thread
+from services.tools.registry import ToolAnnotations, ToolDefinition, run_in_thread
+
+# Built-in file tools only read inside the workspace: safe to cache and to repeat.
+READ_ONLY = ToolAnnotations(read_only=True, idempotent=True, destructive=False, open_world=False)
 
 FILE_INVENTORY_SCHEMA = {
     "type": "object",
@@ -45,6 +48,7 @@ def file_inventory_tool(roots: Sequence[Path], max_files: int) -> ToolDefinition
         description="Lists the files under a folder with their language, lines and bytes, and totals per language.",
         input_schema=FILE_INVENTORY_SCHEMA,
         run=run_in_thread(run),
+        annotations=READ_ONLY,
     )
 
 

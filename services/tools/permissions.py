@@ -1,71 +1,112 @@
-"""Tool permissions granted to principals, stored in SQLite."""
+"""Tool permissions: grants to roles and API keys by tool name or pattern, the store port, and the policy.
+
+The rule (also in the README's security part):
+- A grant gives `role:<r>` or `key:<id>` the right to execute the tools whose names match its pattern
+  (`*` and `?` as in shell globs: `fs_*`, `time.*`, or `*` for every tool).
+- admin may execute every tool, granted or not (an admin could grant it anyway).
+- For anyone else, grants narrow only once they exist: when no grant names the caller's key or its role,
+  the role's default applies: an operator may execute every tool, a viewer none. As soon as one grant names
+  `role:operator` (or the caller's key), that caller may execute only what its grants match.
+- A key limited to scopes (`x-mcpmesh-scope`) may in addition only execute tools its scopes match.
+- A call without an identity is a call from another service inside the mesh (the workflows' steps); it is
+  treated like an operator until the gateway issue makes identity verifiable at every service.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
-import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.errors import InvalidArgument
+from services.runtime.identity import Identity
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tool_permissions (
-    tool TEXT NOT NULL,
-    principal TEXT NOT NULL,
-    create_time TEXT NOT NULL,
-    PRIMARY KEY (tool, principal)
-);
-"""
 PRINCIPAL = re.compile(r"^(role:(admin|operator|viewer)|key:[A-Za-z0-9_-]{1,64})$")
+TOOL_PATTERN = re.compile(r"^[A-Za-z0-9_.:/*?-]{1,128}$")
+DEFAULT_ALLOWED_ROLES = ("operator", "admin")  # what a role may do when no grant names it
 
 
 @dataclass(frozen=True)
 class Permission:
+    """One grant: `principal` may execute the tools whose names match `tool` (a name or a glob pattern)."""
+
     tool: str
     principal: str
     created: dt.datetime
 
 
-def _check(tool: str, principal: str, prefix: str) -> None:
+class PermissionStore(Protocol):
+    """Port: where grants live. Adapters: permissions_sqlite.SqlitePermissionStore."""
+
+    async def grant(self, tool: str, principal: str) -> Permission:
+        """Stores the grant (granting twice keeps the first); returns it."""
+
+    async def revoke(self, tool: str, principal: str) -> None:
+        """Removes the grant; NotFound when there is none."""
+
+    async def page(self, tool: str, offset: int, limit: int) -> tuple[list[Permission], bool]:
+        """One page ordered by (tool, principal), only `tool`'s when set, and whether more follow."""
+
+    async def held_by(self, principals: Sequence[str]) -> list[Permission]:
+        """Every grant held by any of `principals`."""
+
+    async def ping(self) -> None:
+        """Raises when the store cannot be reached."""
+
+
+def check_grant(tool: str, principal: str, prefix: str) -> None:
+    """Shape of a grant, checked before any store sees it."""
     if not tool:
         raise InvalidArgument.field(f"{prefix}tool", "is required")
+    if not TOOL_PATTERN.match(tool):
+        raise InvalidArgument.field(f"{prefix}tool", "must be a tool name or pattern of 1-128 letters, digits, _.:/- * ?")
     if not PRINCIPAL.match(principal):
         raise InvalidArgument.field(f"{prefix}principal", "must be role:<admin|operator|viewer> or key:<id>")
 
 
-class PermissionStore:
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
-
-    def grant(self, tool: str, principal: str) -> Permission:
-        _check(tool, principal, "permission.")
-        now = dt.datetime.now(dt.UTC)
-        self._db.execute(
-            "INSERT OR IGNORE INTO tool_permissions (tool, principal, create_time) VALUES (?, ?, ?)",
-            (tool, principal, now.isoformat()),
-        )
-        row = self._db.execute(
-            "SELECT * FROM tool_permissions WHERE tool = ? AND principal = ?", (tool, principal)
-        ).fetchone()
-        return _permission(row)
-
-    def revoke(self, tool: str, principal: str) -> None:
-        _check(tool, principal, "")
-        deleted = self._db.execute(
-            "DELETE FROM tool_permissions WHERE tool = ? AND principal = ?", (tool, principal)
-        ).rowcount
-        if not deleted:
-            raise NotFound(f"no permission on {tool!r} for {principal!r}", reason="PERMISSION_NOT_FOUND")
-
-    def list(self, tool: str, offset: int, limit: int) -> tuple[list[Permission], bool]:
-        """One page, and whether more rows follow."""
-        rows = self._db.execute(
-            "SELECT * FROM tool_permissions WHERE (? = '' OR tool = ?) ORDER BY tool, principal LIMIT ? OFFSET ?",
-            (tool, tool, limit + 1, offset),
-        ).fetchall()
-        return [_permission(r) for r in rows[:limit]], len(rows) > limit
+def is_pattern(tool: str) -> bool:
+    return any(c in tool for c in "*?")
 
 
-def _permission(row: sqlite3.Row) -> Permission:
-    return Permission(row["tool"], row["principal"], dt.datetime.fromisoformat(row["create_time"]))
+def matches(pattern: str, tool: str) -> bool:
+    """fnmatchcase: the same answer on every platform, `[` has no special meaning in our patterns."""
+    return fnmatch.fnmatchcase(tool, pattern.replace("[", "[[]"))
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What one caller may execute: everything, or the tools matching some patterns."""
+
+    everything: bool
+    patterns: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+
+    def allows(self, tool: str) -> bool:
+        if self.scopes and not any(matches(scope, tool) for scope in self.scopes):
+            return False
+        return self.everything or any(matches(pattern, tool) for pattern in self.patterns)
+
+
+class ToolPolicy:
+    """Decides, per caller, which tools it may execute (see the module docstring for the rule)."""
+
+    def __init__(self, store: PermissionStore) -> None:
+        self._store = store
+
+    async def allowance(self, caller: Identity) -> Allowance:
+        if caller.anonymous:
+            return Allowance(everything=True)
+        if caller.role == "admin":
+            return Allowance(everything=True, scopes=caller.scopes)
+        principals = [f"role:{caller.role}", caller.principal]
+        grants = await self._store.held_by(principals)
+        if not grants:
+            return Allowance(everything=caller.role in DEFAULT_ALLOWED_ROLES, scopes=caller.scopes)
+        return Allowance(everything=False, patterns=_patterns(grants), scopes=caller.scopes)
+
+
+def _patterns(grants: Iterable[Permission]) -> tuple[str, ...]:
+    return tuple(sorted({grant.tool for grant in grants}))

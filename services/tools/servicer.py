@@ -6,9 +6,10 @@ import grpc
 from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
+from services.runtime.identity import caller
 from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
-from services.tools.permissions import Permission, PermissionStore
+from services.tools.permissions import Permission, PermissionStore, is_pattern
 from services.tools.registry import ToolDefinition, ToolRegistry
 
 _SOURCES = {"builtin": tool_pb2.TOOL_SOURCE_BUILTIN, "dynamic": tool_pb2.TOOL_SOURCE_DYNAMIC}
@@ -40,18 +41,20 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         self, request: tool_service_pb2.ListToolsRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.ListToolsResponse:
         page = Page.of(request.page_size, request.page_token)
-        tools, more = page.cut(self._registry.list())
+        tools, more = page.cut(await self._registry.list(caller(context)))
         return tool_service_pb2.ListToolsResponse(tools=[_tool(t) for t in tools], next_page_token=page.next_token(more))
 
     async def GetTool(
         self, request: tool_service_pb2.GetToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.GetToolResponse:
-        return tool_service_pb2.GetToolResponse(tool=_tool(self._registry.get(request.name)))
+        return tool_service_pb2.GetToolResponse(tool=_tool(await self._registry.get(request.name, caller(context))))
 
     async def ExecuteTool(
         self, request: tool_service_pb2.ExecuteToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.ExecuteToolResponse:
-        execution = await self._registry.execute(request.name, from_struct(request.arguments), request.idempotency_key)
+        execution = await self._registry.execute(
+            request.name, from_struct(request.arguments), caller(context), request.idempotency_key
+        )
         return tool_service_pb2.ExecuteToolResponse(
             result=to_struct(execution.result), cached=execution.cached, duration_ms=execution.duration_ms
         )
@@ -73,7 +76,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     async def UnregisterTool(
         self, request: tool_service_pb2.UnregisterToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.UnregisterToolResponse:
-        self._registry.unregister(request.name)
+        await self._registry.unregister(request.name)
         return tool_service_pb2.UnregisterToolResponse()
 
     async def RegisterMcpServer(
@@ -100,22 +103,22 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         self, request: tool_service_pb2.GrantToolPermissionRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.GrantToolPermissionResponse:
         permission = request.permission
-        if permission.tool != "*":
-            self._registry.get(permission.tool)
-        stored = self._permissions.grant(permission.tool, permission.principal)
+        if permission.tool and not is_pattern(permission.tool):
+            await self._registry.get(permission.tool)
+        stored = await self._permissions.grant(permission.tool, permission.principal)
         return tool_service_pb2.GrantToolPermissionResponse(permission=_permission(stored))
 
     async def RevokeToolPermission(
         self, request: tool_service_pb2.RevokeToolPermissionRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.RevokeToolPermissionResponse:
-        self._permissions.revoke(request.tool, request.principal)
+        await self._permissions.revoke(request.tool, request.principal)
         return tool_service_pb2.RevokeToolPermissionResponse()
 
     async def ListToolPermissions(
         self, request: tool_service_pb2.ListToolPermissionsRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.ListToolPermissionsResponse:
         page = Page.of(request.page_size, request.page_token)
-        permissions, more = self._permissions.list(request.tool, page.offset, page.size)
+        permissions, more = await self._permissions.page(request.tool, page.offset, page.size)
         return tool_service_pb2.ListToolPermissionsResponse(
             permissions=[_permission(p) for p in permissions], next_page_token=page.next_token(more)
         )

@@ -1,0 +1,56 @@
+"""Tool permissions are enforced for the caller through the edge: grants narrow what a key lists and executes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from services.launcher.processes import LocalMesh
+
+
+def test_a_key_grant_narrows_that_key_only(mesh: LocalMesh, rest: httpx.Client, sample_project: Path) -> None:
+    created = rest.post("/v1/api-keys", json={"displayName": "ci", "role": "ROLE_OPERATOR"}).json()
+    key_id = created["apiKey"]["id"]
+    operator = httpx.Client(base_url=mesh.edge_url, headers={"Authorization": f"Bearer {created['secret']}"}, timeout=30)
+    body = {"arguments": {"path": str(sample_project)}}
+    with operator:
+        assert [t["name"] for t in operator.get("/v1/tools").json()["tools"]] == ["file_inventory"]
+        assert operator.post("/v1/tools/file_inventory/execute", json=body).status_code == 200
+
+        granted = rest.post("/v1/tool-permissions", json={"tool": "time_*", "principal": f"key:{key_id}"})
+        assert granted.status_code == 200, granted.text
+        assert operator.get("/v1/tools").json().get("tools", []) == []
+        denied = operator.post("/v1/tools/file_inventory/execute", json=body)
+        assert denied.status_code == 403
+        assert "TOOL_PERMISSION_DENIED" in denied.text
+        # The admin is not narrowed by another key's grant.
+        assert rest.post("/v1/tools/file_inventory/execute", json=body).status_code == 200
+
+        revoked = rest.post("/v1/tool-permissions:revoke", json={"tool": "time_*", "principal": f"key:{key_id}"})
+        assert revoked.status_code == 200
+        assert operator.post("/v1/tools/file_inventory/execute", json=body).status_code == 200
+
+
+def test_idempotency_key_is_scoped_by_caller_and_request(
+    mesh: LocalMesh, rest: httpx.Client, sample_project: Path
+) -> None:
+    created = rest.post("/v1/api-keys", json={"displayName": "op", "role": "ROLE_OPERATOR"}).json()
+    operator = httpx.Client(base_url=mesh.edge_url, headers={"Authorization": f"Bearer {created['secret']}"}, timeout=30)
+    app = sample_project / "app"
+    with operator:
+        first = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {"path": str(app)}, "idempotencyKey": "k-1"})
+        assert first.status_code == 200 and not first.json().get("cached", False)
+        # Another caller with the same key and another folder runs its own request.
+        theirs = operator.post(
+            "/v1/tools/file_inventory/execute", json={"arguments": {"path": str(sample_project)}, "idempotencyKey": "k-1"}
+        )
+        assert theirs.status_code == 200 and not theirs.json().get("cached", False)
+        assert theirs.json()["result"]["total_files"] != first.json()["result"]["total_files"]
+    again = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {"path": str(app)}, "idempotencyKey": "k-1"})
+    assert again.json()["cached"] is True and again.json()["result"] == first.json()["result"]
+    reused = rest.post(
+        "/v1/tools/file_inventory/execute", json={"arguments": {"path": str(sample_project)}, "idempotencyKey": "k-1"}
+    )
+    assert reused.status_code == 400 or reused.status_code == 409 or reused.status_code == 412
+    assert "IDEMPOTENCY_KEY_REUSED" in reused.text
