@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from services.agents.base import AgentSpec, Limits, ModelClient, RunContext, RunResult, RunTimedOut
+from services.agents.base import AgentSpec, Finding, Limits, ModelClient, RunContext, RunResult, RunTimedOut
 from services.agents.runs import AgentRun, RunStore
 from services.runtime.arguments import check_arguments
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -57,7 +57,7 @@ class AgentRunner:
     def model(self) -> ModelClient | None:
         return self._model
 
-    def list(self) -> list[AgentSpec]:
+    def list_agents(self) -> list[AgentSpec]:
         return sorted(self._agents.values(), key=lambda a: a.name)
 
     def get(self, name: str) -> AgentSpec:
@@ -143,6 +143,12 @@ class AgentRunner:
         findings, _ = await self._store.findings(run_id, 0, max_findings if max_findings is not None else 2**62)
         run.result.findings = findings
         return run
+
+
+    async def findings(self, run_id: str, offset: int, limit: int) -> tuple[list[Finding], int]:
+        if not run_id:
+            raise InvalidArgument.field("id", "is required")
+        return await self._store.findings(run_id, offset, limit)
 
 
 def _request_hash(name: str, arguments: dict[str, Any], options: RunOptions) -> str:

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from services.agents.base import Artifact, FileSpan, Finding, NamedObject, RunResult
+from services.agents.base import SEVERITIES, Artifact, FileSpan, Finding, NamedObject, RunResult
 
 
 @dataclass
@@ -87,3 +87,29 @@ def run_from_json(text: str) -> AgentRun:
     result["artifacts"] = [Artifact(**a) for a in result["artifacts"]]
     result["findings"] = []
     return AgentRun(result=RunResult(**result), **body)
+
+
+@dataclass(frozen=True)
+class MessageBounds:
+    """How many findings one run message carries; the rest are paged with ListAgentRunFindings."""
+
+    per_file: int = 100
+    total: int = 2000
+
+
+def bounded(findings: list[Finding], bounds: MessageBounds) -> tuple[list[Finding], bool]:
+    """The most severe findings within the bounds, back in their run order, and whether any were left out."""
+    rank = {severity: i for i, severity in enumerate(SEVERITIES)}
+    order = sorted(range(len(findings)), key=lambda i: (rank[findings[i].severity], i))
+    per_file: dict[str, int] = {}
+    kept: list[int] = []
+    for i in order:
+        if len(kept) >= bounds.total:
+            break
+        where = findings[i].file or findings[i].sort_key()[0]
+        if per_file.get(where, 0) >= bounds.per_file:
+            continue
+        per_file[where] = per_file.get(where, 0) + 1
+        kept.append(i)
+    kept.sort()
+    return [findings[i] for i in kept], len(kept) < len(findings)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import grpc
 from mcpmesh.agents.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc
 
-from services.agents.base import AgentSpec, FileSpan, Finding
+from services.agents.base import SEVERITIES, AgentSpec, FileSpan, Finding
 from services.agents.runner import AgentRunner, RunOptions
-from services.agents.runs import AgentRun
+from services.agents.runs import AgentRun, MessageBounds, bounded
 from services.runtime.identity import caller
 from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
@@ -62,14 +64,20 @@ def finding_message(f: Finding) -> agent_pb2.Finding:
     return message
 
 
-def run_message(run: AgentRun) -> agent_pb2.AgentRun:
+def run_message(run: AgentRun, bounds: MessageBounds) -> agent_pb2.AgentRun:
+    """The run with a bounded selection of its findings, so that a huge result still fits in a message."""
     result = run.result
+    selected, cut = bounded(result.findings, bounds)
+    counts = Counter(f.severity for f in result.findings)
     return agent_pb2.AgentRun(
         id=run.id,
         agent=run.agent,
         input=to_struct(run.input),
         state=_STATE[run.state],
-        findings=[finding_message(f) for f in result.findings],
+        findings=[finding_message(f) for f in selected],
+        total_findings=len(result.findings),
+        findings_truncated=cut,
+        finding_counts={severity: counts[severity] for severity in SEVERITIES},
         artifacts=[agent_pb2.Artifact(name=a.name, media_type=a.media_type, content=a.content) for a in result.artifacts],
         metrics=to_struct(result.metrics),
         usage=agent_pb2.Usage(
@@ -90,14 +98,15 @@ def run_message(run: AgentRun) -> agent_pb2.AgentRun:
 
 
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
-    def __init__(self, runner: AgentRunner) -> None:
+    def __init__(self, runner: AgentRunner, bounds: MessageBounds = MessageBounds()) -> None:
         self._runner = runner
+        self._bounds = bounds
 
     async def ListAgents(
         self, request: agent_service_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> agent_service_pb2.ListAgentsResponse:
         page = Page.of(request.page_size, request.page_token)
-        agents, more = page.cut(self._runner.list())
+        agents, more = page.cut(self._runner.list_agents())
         llm = self._runner.model is not None
         return agent_service_pb2.ListAgentsResponse(
             agents=[_agent(a, llm) for a in agents], next_page_token=page.next_token(more)
@@ -117,9 +126,20 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             idempotency_key=request.options.idempotency_key,
         )
         run = await self._runner.run(request.name, from_struct(request.input), options, caller(context))
-        return agent_service_pb2.RunAgentResponse(run=run_message(run))
+        return agent_service_pb2.RunAgentResponse(run=run_message(run, self._bounds))
 
     async def GetAgentRun(
         self, request: agent_service_pb2.GetAgentRunRequest, context: grpc.aio.ServicerContext
     ) -> agent_service_pb2.GetAgentRunResponse:
-        return agent_service_pb2.GetAgentRunResponse(run=run_message(await self._runner.get_run(request.id)))
+        return agent_service_pb2.GetAgentRunResponse(run=run_message(await self._runner.get_run(request.id), self._bounds))
+
+    async def ListAgentRunFindings(
+        self, request: agent_service_pb2.ListAgentRunFindingsRequest, context: grpc.aio.ServicerContext
+    ) -> agent_service_pb2.ListAgentRunFindingsResponse:
+        page = Page.of(request.page_size, request.page_token, default=100, maximum=1000)
+        findings, total = await self._runner.findings(request.id, page.offset, page.size)
+        return agent_service_pb2.ListAgentRunFindingsResponse(
+            findings=[finding_message(f) for f in findings],
+            next_page_token=page.next_token(page.offset + page.size < total),
+            total_size=total,
+        )

@@ -389,6 +389,26 @@ class AgentRun(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FindingCountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     AGENT_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
@@ -403,6 +423,9 @@ class AgentRun(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
+    TOTAL_FINDINGS_FIELD_NUMBER: _builtins.int
+    FINDINGS_TRUNCATED_FIELD_NUMBER: _builtins.int
+    FINDING_COUNTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned identifier."""
     agent: _builtins.str
@@ -417,13 +440,20 @@ class AgentRun(_message.Message):
     """Why the run failed, when it did."""
     truncated: _builtins.bool
     """True when the file limit cut the analysis short."""
+    total_findings: _builtins.int
+    """How many findings the run has in all, whether or not all are in findings."""
+    findings_truncated: _builtins.bool
+    """True when findings holds only part of the run's findings."""
     @_builtins.property
     def input(self) -> _struct_pb2.Struct:
         """The input the agent was given."""
 
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finding]:
-        """What the agent found, sorted by file and line."""
+        """What the agent found, sorted by file and line. Bounded: at most a number
+        per file and in all, the most severe first (see findings_truncated); the
+        whole list is ListAgentRunFindings.
+        """
 
     @_builtins.property
     def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Artifact]:
@@ -445,6 +475,12 @@ class AgentRun(_message.Message):
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """When the run ended."""
 
+    @_builtins.property
+    def finding_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Number of findings per severity ("critical", "high", "medium", "low",
+        "info"), over all of the run's findings.
+        """
+
     def __init__(
         self,
         *,
@@ -462,10 +498,13 @@ class AgentRun(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         truncated: _builtins.bool = ...,
+        total_findings: _builtins.int = ...,
+        findings_truncated: _builtins.bool = ...,
+        finding_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "input", b"input", "metrics", b"metrics", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "artifacts", b"artifacts", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "findings", b"findings", "id", b"id", "input", b"input", "llm_status", b"llm_status", "metrics", b"metrics", "state", b"state", "summary", b"summary", "truncated", b"truncated", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "artifacts", b"artifacts", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "finding_counts", b"finding_counts", "findings", b"findings", "findings_truncated", b"findings_truncated", "id", b"id", "input", b"input", "llm_status", b"llm_status", "metrics", b"metrics", "state", b"state", "summary", b"summary", "total_findings", b"total_findings", "truncated", b"truncated", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -134,8 +134,11 @@ class RunOptions(_message.Message):
     max_files: _builtins.int
     """Maximum number of files to read; 0 means the server's limit."""
     idempotency_key: _builtins.str
-    """Idempotency key: a second run with the same key returns the first run.
-    Workflows pass (thread, checkpoint, task) so a resumed step is not re-run.
+    """Idempotency key, scoped by caller: a second run by the same caller with
+    the same key and the same request returns the first run; with a
+    different request it fails with FAILED_PRECONDITION (reason
+    IDEMPOTENCY_KEY_REUSED). Workflows pass (thread, checkpoint, task) so a
+    resumed step is not re-run.
     """
     def __init__(
         self,
@@ -255,3 +258,65 @@ class GetAgentRunResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAgentRunResponse: _TypeAlias = GetAgentRunResponse  # noqa: Y015
+
+@_typing.final
+class ListAgentRunFindingsRequest(_message.Message):
+    """Request for ListAgentRunFindings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. Run id."""
+    page_size: _builtins.int
+    """Maximum number of findings to return, 1 to 1000; 0 means 100."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAgentRunFindingsRequest: _TypeAlias = ListAgentRunFindingsRequest  # noqa: Y015
+
+@_typing.final
+class ListAgentRunFindingsResponse(_message.Message):
+    """Response of ListAgentRunFindings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    total_size: _builtins.int
+    """How many findings the run has in all."""
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.Finding]:
+        """One page of findings."""
+
+    def __init__(
+        self,
+        *,
+        findings: _abc.Iterable[_agent_pb2.Finding] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAgentRunFindingsResponse: _TypeAlias = ListAgentRunFindingsResponse  # noqa: Y015

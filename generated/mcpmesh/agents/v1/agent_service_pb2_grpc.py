@@ -56,6 +56,11 @@ class AgentServiceStub:
                 request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetAgentRunRequest.SerializeToString,
                 response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetAgentRunResponse.FromString,
                 _registered_method=True)
+        self.ListAgentRunFindings = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/ListAgentRunFindings',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -91,6 +96,14 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAgentRunFindings(self, request, context):
+        """Lists all findings of a past run page by page, in the run's order (file,
+        then line). A run's message holds a bounded selection; this holds them all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +126,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.GetAgentRun,
                     request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetAgentRunRequest.FromString,
                     response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetAgentRunResponse.SerializeToString,
+            ),
+            'ListAgentRunFindings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgentRunFindings,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +243,33 @@ class AgentService:
             '/mcpmesh.agents.v1.AgentService/GetAgentRun',
             mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetAgentRunRequest.SerializeToString,
             mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetAgentRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgentRunFindings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/ListAgentRunFindings',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,10 @@ class AgentServiceStub:
     """Runs an agent to completion and returns the run."""
     GetAgentRun: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.GetAgentRunRequest, _agent_service_pb2.GetAgentRunResponse]
     """Returns a past run."""
+    ListAgentRunFindings: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentRunFindingsRequest, _agent_service_pb2.ListAgentRunFindingsResponse]
+    """Lists all findings of a past run page by page, in the run's order (file,
+    then line). A run's message holds a bounded selection; this holds them all.
+    """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -59,6 +63,10 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """Runs an agent to completion and returns the run."""
     GetAgentRun: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.GetAgentRunRequest, _agent_service_pb2.GetAgentRunResponse]  # type: ignore[assignment]
     """Returns a past run."""
+    ListAgentRunFindings: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentRunFindingsRequest, _agent_service_pb2.ListAgentRunFindingsResponse]  # type: ignore[assignment]
+    """Lists all findings of a past run page by page, in the run's order (file,
+    then line). A run's message holds a bounded selection; this holds them all.
+    """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     """AgentService runs analysis agents on code, database schemas, knowledge
@@ -96,5 +104,15 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.GetAgentRunResponse, _abc.Awaitable[_agent_service_pb2.GetAgentRunResponse]]:
         """Returns a past run."""
+
+    @_abc_1.abstractmethod
+    def ListAgentRunFindings(
+        self,
+        request: _agent_service_pb2.ListAgentRunFindingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListAgentRunFindingsResponse, _abc.Awaitable[_agent_service_pb2.ListAgentRunFindingsResponse]]:
+        """Lists all findings of a past run page by page, in the run's order (file,
+        then line). A run's message holds a bounded selection; this holds them all.
+        """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
