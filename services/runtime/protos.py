@@ -7,6 +7,10 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from services.runtime.clock import utcnow
+
+__all__ = ["from_struct", "timestamp", "to_struct", "utcnow"]  # utcnow: kept for older imports; new code uses clock
+
 
 def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
@@ -35,7 +39,3 @@ def timestamp(moment: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment.astimezone(dt.UTC))
     return stamp
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -13,19 +12,30 @@ from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
-from services.runtime.sqlite import open_database
+from services.runtime.state import SqliteDatabase, StateUrl
 from services.workflows.clients import MeshStepCalls
-from services.workflows.engine import CODE_ANALYSIS, WorkflowEngine
+from services.workflows.engine import WorkflowEngine
 from services.workflows.servicer import WorkflowServicer
-from services.workflows.store import SCHEMA, WorkflowStore
+from services.workflows.store import WorkflowStore
+from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
+from services.workflows.types import WORKFLOW_TYPES
 
 SERVICE_NAME = workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
 
 
+def open_store(config: Config, stack: AsyncExitStack) -> WorkflowStore:
+    """The WorkflowStore adapter the state URL names."""
+    url = StateUrl.of_service(config.state_url, config.data_dir, "workflows")
+    if url.scheme == "sqlite" and url.path is not None:
+        database = SqliteDatabase(url.path, SCHEMA)
+        stack.callback(database.close)
+        return SqliteWorkflowStore(database)
+    raise SystemExit(f"MCPMESH_STATE_URL: the workflows service has no {url.scheme} store yet")
+
+
 async def build(config: Config) -> Running:
     stack = AsyncExitStack()
-    database = open_database(config.data_dir / "workflows.db", SCHEMA)
-    stack.callback(database.close)
+    store = open_store(config, stack)
     # The saver must be made inside the running event loop.
     checkpointer = await stack.enter_async_context(
         AsyncSqliteSaver.from_conn_string(str(config.data_dir / "workflow-checkpoints.db"))
@@ -33,14 +43,14 @@ async def build(config: Config) -> Running:
     await checkpointer.setup()
     mesh = Mesh(config.mesh_address, ["agents", "tools"])
     stack.push_async_callback(mesh.close)
-    engine = WorkflowEngine(WorkflowStore(database), MeshStepCalls(mesh), checkpointer, [CODE_ANALYSIS])
+    engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots)
     stack.push_async_callback(engine.close)
 
     reporter = HealthReporter(
         service="workflows",
         version=VERSION,
         checks={
-            "database": database_check(lambda: _ping(database), "workflows.db"),
+            "database": database_check(store.ping, "workflow store"),
             "external_services": mesh.check,
             "memory": memory_check(),
             "disk": disk_check(config.data_dir),
@@ -54,10 +64,5 @@ async def build(config: Config) -> Running:
 
     running = await start(config, reporter, add)
     running.on_stop.append(stack.aclose)
-    engine.resume_unfinished()
+    await engine.resume_unfinished()
     return running
-
-
-async def _ping(database: sqlite3.Connection) -> None:
-    """Until this service's stores sit behind an async port: the check the port's ping() will make."""
-    database.execute("SELECT 1").fetchone()

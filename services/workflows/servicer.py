@@ -106,7 +106,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     ) -> workflow_service_pb2.GetWorkflowResponse:
         if not request.id:
             raise InvalidArgument.field("id", "is required")
-        return workflow_service_pb2.GetWorkflowResponse(workflow=workflow_message(self._engine.store.get(request.id)))
+        return workflow_service_pb2.GetWorkflowResponse(workflow=workflow_message(await self._engine.store.get(request.id)))
 
     async def ListWorkflows(
         self, request: workflow_service_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
@@ -114,7 +114,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         page = Page.of(request.page_size, request.page_token)
         if request.state and request.state not in STATE_NAMES:
             raise InvalidArgument.field("state", "is not a workflow state")
-        workflows, more = self._engine.store.list(STATE_NAMES.get(request.state, ""), page.offset, page.size)
+        workflows, more = await self._engine.store.list(STATE_NAMES.get(request.state, ""), page.offset, page.size)
         return workflow_service_pb2.ListWorkflowsResponse(
             workflows=[workflow_message(w) for w in workflows], next_page_token=page.next_token(more)
         )
@@ -131,7 +131,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
     ) -> AsyncIterator[workflow_service_pb2.WatchWorkflowResponse]:
         if request.id == "-":
             # Fix the starting point, then tell the caller it is subscribed: nothing after this is missed.
-            events = self._engine.watch_all(self._engine.store.last_position())
+            events = self._engine.watch_all(await self._engine.feed_start())
             await context.send_initial_metadata(())
         else:
             events = self._engine.watch(request.id, request.after_sequence)

@@ -1,46 +1,17 @@
-"""Workflows and their event log in SQLite; each event and the state change it records are one transaction."""
+"""Workflow records, their steps and their event log: the domain records and the WorkflowStore port.
+
+Each workflow's events are numbered 1, 2, 3... by its own sequence, which is the only order: a store needs no
+global counter (DynamoDB has none). Watchers of every workflow ask which workflows changed since a moment and
+read each one's events after the last sequence they saw."""
 
 from __future__ import annotations
 
 import builtins
 import datetime as dt
-import json
-import sqlite3
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from services.runtime.errors import NotFound
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS workflows (
-    id TEXT PRIMARY KEY,
-    type TEXT NOT NULL,
-    parameters TEXT NOT NULL,
-    state TEXT NOT NULL,
-    progress INTEGER NOT NULL DEFAULT 0,
-    steps TEXT NOT NULL,
-    result TEXT,
-    error TEXT,
-    request_id TEXT UNIQUE,
-    create_time TEXT NOT NULL,
-    update_time TEXT NOT NULL,
-    last_sequence INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS workflows_by_state ON workflows (state, create_time);
-CREATE TABLE IF NOT EXISTS workflow_events (
-    position INTEGER PRIMARY KEY AUTOINCREMENT,
-    workflow_id TEXT NOT NULL REFERENCES workflows (id),
-    sequence INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    step TEXT NOT NULL,
-    state TEXT NOT NULL,
-    progress INTEGER NOT NULL,
-    message TEXT NOT NULL,
-    create_time TEXT NOT NULL,
-    UNIQUE (workflow_id, sequence)
-);
-"""
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -65,7 +36,7 @@ class Workflow:
     updated: dt.datetime
     progress: int = 0
     result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None  # {"code": int, "message": str, "reason": str}
+    error: dict[str, Any] | None = None  # {"code": str, "message": str, "reason": str}
     last_sequence: int = 0
 
     @property
@@ -83,149 +54,45 @@ class Event:
     progress: int
     message: str
     created: dt.datetime
-    position: int = field(default=0, compare=False)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def not_found(workflow_id: str) -> NotFound:
+    return NotFound(f"workflow {workflow_id!r} does not exist", reason="WORKFLOW_NOT_FOUND", metadata={"workflow": workflow_id})
 
 
-def _time(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
+class WorkflowStore(Protocol):
+    """Where workflows and their events live. Every write of a state change and its event is atomic."""
 
+    async def create(
+        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str
+    ) -> tuple[Workflow, bool]:
+        """Saves a new workflow with its `created` event; (earlier workflow, False) for a reused request id."""
+        ...
 
-def _steps_json(steps: list[Step]) -> str:
-    return json.dumps(
-        [
-            {"name": s.name, "state": s.state, "error": s.error,
-             "started": s.started.isoformat() if s.started else None, "ended": s.ended.isoformat() if s.ended else None}
-            for s in steps
-        ]
-    )
+    async def get(self, workflow_id: str) -> Workflow:
+        """The workflow; NotFound (WORKFLOW_NOT_FOUND) when there is none."""
+        ...
 
+    async def list(self, state: str, offset: int, limit: int) -> tuple[builtins.list[Workflow], bool]:
+        """Newest first, optionally of one state; one page and whether more follow."""
+        ...
 
-def _workflow(row: sqlite3.Row) -> Workflow:
-    steps = [
-        Step(s["name"], s["state"], _time(s["started"]), _time(s["ended"]), s["error"]) for s in json.loads(row["steps"])
-    ]
-    return Workflow(
-        id=row["id"],
-        type=row["type"],
-        parameters=json.loads(row["parameters"]),
-        state=row["state"],
-        steps=steps,
-        created=dt.datetime.fromisoformat(row["create_time"]),
-        updated=dt.datetime.fromisoformat(row["update_time"]),
-        progress=row["progress"],
-        result=json.loads(row["result"]) if row["result"] else None,
-        error=json.loads(row["error"]) if row["error"] else None,
-        last_sequence=row["last_sequence"],
-    )
+    async def unfinished(self) -> builtins.list[Workflow]:
+        """Pending and running workflows, oldest first."""
+        ...
 
+    async def record(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
+        """Writes the workflow's new state and the event that describes it, with the next sequence number."""
+        ...
 
-def _event(row: sqlite3.Row) -> Event:
-    return Event(
-        row["workflow_id"], row["sequence"], row["type"], row["step"], row["state"], row["progress"],
-        row["message"], dt.datetime.fromisoformat(row["create_time"]), row["position"],
-    )
+    async def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:
+        """The workflow's events with a sequence above `sequence`, in order."""
+        ...
 
+    async def changed_since(self, moment: dt.datetime) -> builtins.list[tuple[str, int]]:
+        """(workflow id, last sequence) of every workflow updated at or after `moment`."""
+        ...
 
-class WorkflowStore:
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
-
-    def create(self, type_name: str, parameters: dict[str, Any], steps: list[str], request_id: str) -> tuple[Workflow, bool]:
-        """Saves a new workflow with its CREATED event; returns (workflow, created) — an earlier one for a reused request id."""
-        if request_id:
-            row = self._db.execute("SELECT * FROM workflows WHERE request_id = ?", (request_id,)).fetchone()
-            if row is not None:
-                return _workflow(row), False
-        now = _now()
-        workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now)
-        try:
-            self._insert(workflow, request_id)
-        except sqlite3.IntegrityError:
-            # Another caller with the same request id won the race; theirs is the workflow.
-            row = self._db.execute("SELECT * FROM workflows WHERE request_id = ?", (request_id,)).fetchone()
-            if row is None:
-                raise
-            return _workflow(row), False
-        return workflow, True
-
-    def _insert(self, workflow: Workflow, request_id: str) -> None:
-        now = workflow.created
-        type_name = workflow.type
-        with self._transaction():
-            self._db.execute(
-                "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (workflow.id, type_name, json.dumps(workflow.parameters), "pending", _steps_json(workflow.steps),
-                 request_id or None, now.isoformat(), now.isoformat()),
-            )
-            self._append(workflow, "created", "", f"{type_name} workflow created")
-
-    def get(self, workflow_id: str) -> Workflow:
-        row = self._db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"workflow {workflow_id!r} does not exist", reason="WORKFLOW_NOT_FOUND",
-                           metadata={"workflow": workflow_id})
-        return _workflow(row)
-
-    def list(self, state: str, offset: int, limit: int) -> tuple[list[Workflow], bool]:
-        rows = self._db.execute(
-            "SELECT * FROM workflows WHERE (? = '' OR state = ?) ORDER BY create_time DESC, id LIMIT ? OFFSET ?",
-            (state, state, limit + 1, offset),
-        ).fetchall()
-        return [_workflow(r) for r in rows[:limit]], len(rows) > limit
-
-    # Below, `list` is the method above: annotations spell the type as builtins.list.
-    def unfinished(self) -> builtins.list[Workflow]:
-        rows = self._db.execute("SELECT * FROM workflows WHERE state IN ('pending', 'running') ORDER BY create_time")
-        return [_workflow(r) for r in rows]
-
-    def record(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
-        """Writes the workflow's new state and the event describing it, atomically."""
-        workflow.updated = _now()
-        with self._transaction():
-            self._db.execute(
-                "UPDATE workflows SET state = ?, progress = ?, steps = ?, result = ?, error = ?, update_time = ? "
-                "WHERE id = ?",
-                (workflow.state, workflow.progress, _steps_json(workflow.steps),
-                 json.dumps(workflow.result) if workflow.result is not None else None,
-                 json.dumps(workflow.error) if workflow.error is not None else None,
-                 workflow.updated.isoformat(), workflow.id),
-            )
-            return self._append(workflow, event_type, step, message)
-
-    def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:
-        rows = self._db.execute(
-            "SELECT * FROM workflow_events WHERE workflow_id = ? AND sequence > ? ORDER BY sequence",
-            (workflow_id, sequence),
-        )
-        return [_event(r) for r in rows]
-
-    def events_after_position(self, position: int) -> builtins.list[Event]:
-        rows = self._db.execute("SELECT * FROM workflow_events WHERE position > ? ORDER BY position LIMIT 1000", (position,))
-        return [_event(r) for r in rows]
-
-    def last_position(self) -> int:
-        return self._db.execute("SELECT COALESCE(MAX(position), 0) FROM workflow_events").fetchone()[0]
-
-    def _append(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
-        sequence = self._db.execute(
-            "UPDATE workflows SET last_sequence = last_sequence + 1 WHERE id = ? RETURNING last_sequence", (workflow.id,)
-        ).fetchone()[0]
-        workflow.last_sequence = sequence
-        now = _now()
-        cursor = self._db.execute(
-            "INSERT INTO workflow_events (workflow_id, sequence, type, step, state, progress, message, create_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now.isoformat()),
-        )
-        return Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now,
-                     cursor.lastrowid or 0)
-
-    def _transaction(self) -> sqlite3.Connection:
-        # isolation_level=None puts sqlite3 in autocommit; `with` on a connection only commits or rolls back.
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
+    async def ping(self) -> None:
+        """Raises when the store cannot be reached."""
+        ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -93,15 +94,20 @@ def test_list_filters_by_state_and_paginates(rest: httpx.Client, mesh: LocalMesh
     assert not {w["id"] for w in following["workflows"]} & {w["id"] for w in page["workflows"]}
 
 
-def test_failed_step_fails_the_workflow_with_the_reason(rest: httpx.Client, tmp_path: Path) -> None:
+def test_path_outside_the_workspace_is_refused_at_creation(rest: httpx.Client, tmp_path: Path) -> None:
+    before = rest.get("/v1/workflows", params={"pageSize": 100}).json()["workflows"]
     outside = tmp_path  # not under the mesh's workspace root
-    workflow = rest.post("/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(outside)}}).json()["workflow"]
-    events = _watch(rest, workflow["id"])
-    assert events[-1]["type"] == "WORKFLOW_EVENT_TYPE_FAILED"
-    final = rest.get(f"/v1/workflows/{workflow['id']}").json()["workflow"]
-    assert final["state"] == "WORKFLOW_STATE_FAILED"
-    assert final["error"]["code"] == 3  # INVALID_ARGUMENT, as the step's service said
-    assert "PATH_OUTSIDE_WORKSPACE" in final["error"]["message"]
+    refused = rest.post("/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(outside)}})
+    assert refused.status_code == 400, refused.text
+    body = refused.json()
+    assert "workflow.parameters.path" in body["message"]
+    reasons = [d.get("reason") for d in body.get("details", [])]
+    assert "PATH_OUTSIDE_WORKSPACE" in reasons
+    violations = [v for d in body["details"] for v in d.get("fieldViolations", [])]
+    assert [v["field"] for v in violations] == ["workflow.parameters.path"]
+    # Nothing was stored: the list is what it was.
+    after = rest.get("/v1/workflows", params={"pageSize": 100}).json()["workflows"]
+    assert [w["id"] for w in after] == [w["id"] for w in before]
 
 
 def test_tools_list_and_execute_over_rest(rest: httpx.Client, sample_project: Path) -> None:
@@ -110,3 +116,16 @@ def test_tools_list_and_execute_over_rest(rest: httpx.Client, sample_project: Pa
     executed = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {"path": str(sample_project)}})
     assert executed.status_code == 200, executed.text
     assert executed.json()["result"]["total_files"] == 5
+
+
+def test_watch_of_a_finished_workflow_replays_and_ends(rest: httpx.Client, sample_project: Path) -> None:
+    created = rest.post("/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(sample_project)}})
+    workflow_id = created.json()["workflow"]["id"]
+    first = _watch(rest, workflow_id)  # follows the run to its end
+    assert first[-1]["type"] == "WORKFLOW_EVENT_TYPE_SUCCEEDED"
+    started = time.monotonic()
+    again = _watch(rest, workflow_id)  # the run has ended: replay, then the stream closes at once
+    assert time.monotonic() - started < 5
+    assert [e["sequence"] for e in again] == [e["sequence"] for e in first]
+    tail = _watch(rest, workflow_id, after=int(first[-2]["sequence"]))
+    assert [e["sequence"] for e in tail] == [first[-1]["sequence"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,10 +15,12 @@ import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument
-from services.runtime.sqlite import open_database
+from services.runtime.state import SqliteDatabase
 from services.workflows.clients import UpstreamError
-from services.workflows.engine import CODE_ANALYSIS, WorkflowEngine
-from services.workflows.store import SCHEMA, Event, WorkflowStore
+from services.workflows.engine import WorkflowEngine
+from services.workflows.store import Event, WorkflowStore
+from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
+from services.workflows.types.code_analysis import CODE_ANALYSIS
 
 ANALYSIS = {
     "id": "r1",
@@ -73,18 +76,23 @@ class FakeCalls:
 
 
 async def eventually(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Polls `condition` on the running loop until it is truthy; fails at the deadline."""
+    """Polls `condition` (plain or async) on the running loop until it is truthy; fails at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(0.01)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
-def ended(store: WorkflowStore, workflow_id: str) -> Callable[[], bool]:
-    return lambda: store.get(workflow_id).done
+def ended(store: WorkflowStore, workflow_id: str) -> Callable[[], Awaitable[bool]]:
+    async def done() -> bool:
+        return (await store.get(workflow_id)).done
+
+    return done
 
 
 def types_of(events: list[Event]) -> list[str]:
@@ -94,11 +102,11 @@ def types_of(events: list[Event]) -> list[str]:
 @asynccontextmanager
 async def engine_on(tmp_path: Path, calls: FakeCalls):
     """An engine over tmp_path/w.db and tmp_path/cp.db; closed (runs left as they are) on exit."""
-    database = open_database(tmp_path / "w.db", SCHEMA)
+    database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
     try:
         async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
             await saver.setup()
-            engine = WorkflowEngine(WorkflowStore(database), calls, saver, [CODE_ANALYSIS])
+            engine = WorkflowEngine(SqliteWorkflowStore(database), calls, saver, [CODE_ANALYSIS], [tmp_path])
             try:
                 yield engine
             finally:
@@ -118,7 +126,7 @@ def test_code_analysis_succeeds_with_parallel_steps(tmp_path: Path) -> None:
         async with engine_on(tmp_path, calls) as engine:
             workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(ended(engine.store, workflow.id), "the workflow to end")
-            done = engine.store.get(workflow.id)
+            done = await engine.store.get(workflow.id)
             assert done.state == "succeeded", done.error
             assert done.progress == 100
             assert [(s.name, s.state) for s in done.steps] == [
@@ -126,7 +134,7 @@ def test_code_analysis_succeeds_with_parallel_steps(tmp_path: Path) -> None:
             ]
             assert all(s.started is not None and s.ended is not None for s in done.steps)
 
-            events = engine.store.events_after(workflow.id, 0)
+            events = await engine.store.events_after(workflow.id, 0)
             assert [e.sequence for e in events] == list(range(1, len(events) + 1))
             kinds = types_of(events)
             assert kinds[:2] == ["created", "started"]
@@ -168,12 +176,13 @@ def test_reused_request_id_does_not_start_a_second_run(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with engine_on(tmp_path, calls) as engine:
-            first = await engine.create("code_analysis", {"path": "/p"}, "req-1")
-            again = await engine.create("code_analysis", {"path": "/p"}, "req-1")
+            first = await engine.create("code_analysis", {"path": str(tmp_path)}, "req-1")
+            again = await engine.create("code_analysis", {"path": str(tmp_path)}, "req-1")
             assert again.id == first.id
             await eventually(ended(engine.store, first.id), "the workflow to end")
             assert len(calls.agent_calls) == 1
-            assert engine.store.list("", 0, 10)[0] and len(engine.store.list("", 0, 10)[0]) == 1
+            listed, _ = await engine.store.list("", 0, 10)
+            assert len(listed) == 1
 
     run(scenario)
 
@@ -184,9 +193,9 @@ def test_failing_step_fails_the_workflow_with_its_error(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with engine_on(tmp_path, calls) as engine:
-            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(ended(engine.store, workflow.id), "the workflow to end")
-            failed = engine.store.get(workflow.id)
+            failed = await engine.store.get(workflow.id)
             assert failed.state == "failed"
             assert failed.result is None
             assert failed.error is not None
@@ -196,7 +205,7 @@ def test_failing_step_fails_the_workflow_with_its_error(tmp_path: Path) -> None:
             assert analyze.state == "failed" and analyze.error == "input.path: bad"
             assert next(s for s in failed.steps if s.name == "merge").state == "pending"
 
-            events = engine.store.events_after(workflow.id, 0)
+            events = await engine.store.events_after(workflow.id, 0)
             step_failed = [e for e in events if e.type == "step_failed"]
             assert [e.step for e in step_failed] == ["analyze_code"]
             assert events[-1].type == "failed" and events[-1].state == "failed"
@@ -215,9 +224,9 @@ def test_upstream_error_keeps_the_remote_code_and_reason(tmp_path: Path) -> None
 
     async def scenario() -> None:
         async with engine_on(tmp_path, calls) as engine:
-            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(ended(engine.store, workflow.id), "the workflow to end")
-            failed = engine.store.get(workflow.id)
+            failed = await engine.store.get(workflow.id)
             assert failed.state == "failed"
             assert failed.error == {"code": "NOT_FOUND", "reason": "NOT_FOUND", "message": "agents: no agent"}
 
@@ -230,9 +239,9 @@ def test_unexpected_exception_is_recorded_as_internal(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with engine_on(tmp_path, calls) as engine:
-            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(ended(engine.store, workflow.id), "the workflow to end")
-            failed = engine.store.get(workflow.id)
+            failed = await engine.store.get(workflow.id)
             assert failed.state == "failed"
             assert failed.error == {"code": "INTERNAL", "reason": "INTERNAL", "message": "RuntimeError: boom"}
 
@@ -242,17 +251,22 @@ def test_unexpected_exception_is_recorded_as_internal(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("type_name", "parameters", "field", "reason"),
     [
-        ("", {"path": "/p"}, "workflow.type", "INVALID_ARGUMENT"),
-        ("nope", {"path": "/p"}, "workflow.type", "UNKNOWN_WORKFLOW_TYPE"),
+        ("", {"path": "WORKSPACE"}, "workflow.type", "INVALID_ARGUMENT"),
+        ("nope", {"path": "WORKSPACE"}, "workflow.type", "UNKNOWN_WORKFLOW_TYPE"),
         ("code_analysis", {}, "workflow.parameters.path", "INVALID_ARGUMENT"),
-        ("code_analysis", {"path": "/p", "depth": 3}, "workflow.parameters.depth", "INVALID_ARGUMENT"),
+        ("code_analysis", {"path": "WORKSPACE", "depth": 3}, "workflow.parameters.depth", "INVALID_ARGUMENT"),
         ("code_analysis", {"path": 3}, "workflow.parameters.path", "INVALID_ARGUMENT"),
+        # Folders are checked when the workflow is created, not later inside a step.
+        ("code_analysis", {"path": "/"}, "workflow.parameters.path", "PATH_OUTSIDE_WORKSPACE"),
+        ("code_analysis", {"path": "WORKSPACE/../.."}, "workflow.parameters.path", "PATH_OUTSIDE_WORKSPACE"),
+        ("code_analysis", {"path": "WORKSPACE/missing"}, "workflow.parameters.path", "PATH_NOT_FOUND"),
     ],
 )
 def test_invalid_requests_are_refused_and_nothing_is_stored(
     tmp_path: Path, type_name: str, parameters: dict[str, Any], field: str, reason: str
 ) -> None:
     calls = FakeCalls()
+    parameters = {k: v.replace("WORKSPACE", str(tmp_path)) if isinstance(v, str) else v for k, v in parameters.items()}
 
     async def scenario() -> None:
         async with engine_on(tmp_path, calls) as engine:
@@ -260,8 +274,8 @@ def test_invalid_requests_are_refused_and_nothing_is_stored(
                 await engine.create(type_name, parameters, "req")
             assert [v.field for v in error.value.violations] == [field]
             assert error.value.reason == reason
-            assert engine.store.list("", 0, 10) == ([], False)
-            assert engine.store.last_position() == 0
+            assert await engine.store.list("", 0, 10) == ([], False)
+            assert await engine.store.changed_since(dt.datetime.min.replace(tzinfo=dt.UTC)) == []
             assert engine.active == 0
         assert calls.agent_calls == calls.tool_calls == []
 
@@ -272,7 +286,7 @@ def test_unknown_type_message_lists_known_types(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with engine_on(tmp_path, FakeCalls()) as engine:
             with pytest.raises(InvalidArgument) as error:
-                engine.validate("nope", {"path": "/p"})
+                engine.validate("nope", {"path": str(tmp_path)})
             assert "code_analysis" in error.value.message
 
     run(scenario)
@@ -284,14 +298,14 @@ def test_cancel_running_workflow(tmp_path: Path) -> None:
     async def scenario() -> None:
         calls.agent_gate = asyncio.Event()  # never set: the agent step blocks until cancelled
         async with engine_on(tmp_path, calls) as engine:
-            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(lambda: calls.agent_calls, "the agent step to start")
             cancelled = await engine.cancel(workflow.id)
             assert cancelled.state == "cancelled"
-            assert engine.store.get(workflow.id).state == "cancelled"
+            assert (await engine.store.get(workflow.id)).state == "cancelled"
             analyze = next(s for s in cancelled.steps if s.name == "analyze_code")
             assert analyze.state == "cancelled"
-            events = engine.store.events_after(workflow.id, 0)
+            events = await engine.store.events_after(workflow.id, 0)
             assert events[-1].type == "cancelled"
             assert "step_failed" not in types_of(events)
             assert engine.active == 0
@@ -305,11 +319,11 @@ def test_cancel_running_workflow(tmp_path: Path) -> None:
 def test_cancel_finished_workflow_is_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with engine_on(tmp_path, FakeCalls()) as engine:
-            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(ended(engine.store, workflow.id), "the workflow to end")
             with pytest.raises(FailedPrecondition):
                 await engine.cancel(workflow.id)
-            assert engine.store.get(workflow.id).state == "succeeded"
+            assert (await engine.store.get(workflow.id)).state == "succeeded"
 
     run(scenario)
 
@@ -320,7 +334,7 @@ def test_watch_yields_every_event_and_ends(tmp_path: Path) -> None:
     async def scenario() -> None:
         calls.agent_gate = asyncio.Event()
         async with engine_on(tmp_path, calls) as engine:
-            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
 
             async def collect(after: int) -> list[Event]:
                 return [event async for event in engine.watch(workflow.id, after)]
@@ -331,7 +345,7 @@ def test_watch_yields_every_event_and_ends(tmp_path: Path) -> None:
             assert not watcher.done()
             calls.agent_gate.set()
             seen = await asyncio.wait_for(watcher, DEADLINE)
-            stored = engine.store.events_after(workflow.id, 0)
+            stored = await engine.store.events_after(workflow.id, 0)
             assert seen == stored
             assert seen[-1].type == "succeeded"
 
@@ -362,10 +376,10 @@ def test_resume_after_close_skips_the_finished_step(tmp_path: Path) -> None:
     async def first_process() -> str:
         first_calls.agent_gate = asyncio.Event()  # the agent step is still running at shutdown
         async with engine_on(tmp_path, first_calls) as engine:
-            workflow = await engine.create("code_analysis", {"path": "/p"}, "")
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
 
-            def inventory_done() -> bool:
-                steps = {s.name: s.state for s in engine.store.get(workflow.id).steps}
+            async def inventory_done() -> bool:
+                steps = {s.name: s.state for s in (await engine.store.get(workflow.id)).steps}
                 return steps["inventory_files"] == "succeeded" and steps["analyze_code"] == "running"
 
             await eventually(inventory_done, "the inventory step to succeed while the agent blocks")
@@ -381,24 +395,28 @@ def test_resume_after_close_skips_the_finished_step(tmp_path: Path) -> None:
                     assert time.monotonic() < deadline, "the inventory result never reached the checkpoint"
                     await asyncio.sleep(0.01)
         # close() stopped the run without ending it.
-        database = open_database(tmp_path / "w.db", SCHEMA)
+        database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
         try:
-            left = WorkflowStore(database).get(workflow.id)
+            left = await SqliteWorkflowStore(database).get(workflow.id)
             assert left.state == "running"
-            assert types_of(WorkflowStore(database).events_after(workflow.id, 0))[-1] != "cancelled"
+            assert types_of(await SqliteWorkflowStore(database).events_after(workflow.id, 0))[-1] != "cancelled"
         finally:
             database.close()
         return workflow.id
 
     async def second_process(workflow_id: str) -> None:
         async with engine_on(tmp_path, second_calls) as engine:
-            assert engine.resume_unfinished() == 1
+            assert await engine.resume_unfinished() == 1
             await eventually(ended(engine.store, workflow_id), "the resumed workflow to end")
-            done = engine.store.get(workflow_id)
+            done = await engine.store.get(workflow_id)
             assert done.state == "succeeded", done.error
             assert done.result is not None and done.result["inventory"] == INVENTORY
             assert done.result["findings"] == ANALYSIS["findings"]
-            assert engine.resume_unfinished() == 0
+            assert await engine.resume_unfinished() == 0
+            # The agent step was running at the crash: watchers see it start once, then succeed.
+            events = await engine.store.events_after(workflow_id, 0)
+            starts = [e.step for e in events if e.type == "step_started"]
+            assert sorted(starts) == ["analyze_code", "inventory_files", "merge"]
 
     async def scenario() -> None:
         workflow_id = await first_process()
@@ -416,22 +434,59 @@ def test_resume_after_close_skips_the_finished_step(tmp_path: Path) -> None:
 def test_running_workflow_without_a_checkpoint_starts_over(tmp_path: Path) -> None:
     """A process that died between `started` and the first checkpoint leaves nothing to resume from."""
     calls = FakeCalls()
-    database = open_database(tmp_path / "w.db", SCHEMA)
-    try:
-        store = WorkflowStore(database)
-        workflow, _ = store.create("code_analysis", {"path": "/p"}, CODE_ANALYSIS.steps, "")
-        workflow.state = "running"
-        store.record(workflow, "started", "", "workflow started")
-    finally:
-        database.close()
+
+    async def crashed_before_first_checkpoint() -> str:
+        database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
+        try:
+            store = SqliteWorkflowStore(database)
+            workflow, _ = await store.create("code_analysis", {"path": str(tmp_path)}, CODE_ANALYSIS.steps, "")
+            workflow.state = "running"
+            await store.record(workflow, "started", "", "workflow started")
+            return workflow.id
+        finally:
+            database.close()
+
+    workflow_id = asyncio.run(crashed_before_first_checkpoint())
 
     async def scenario() -> None:
         async with engine_on(tmp_path, calls) as engine:
-            assert engine.resume_unfinished() == 1
-            await eventually(ended(engine.store, workflow.id), "the restarted workflow to end")
-            done = engine.store.get(workflow.id)
+            assert await engine.resume_unfinished() == 1
+            await eventually(ended(engine.store, workflow_id), "the restarted workflow to end")
+            done = await engine.store.get(workflow_id)
             assert done.state == "succeeded", done.error
             assert done.result is not None and done.result["inventory"] == INVENTORY
 
     run(scenario)
     assert len(calls.agent_calls) == 1 and len(calls.tool_calls) == 1
+
+
+def test_watch_all_sees_every_workflow_and_writes_of_other_processes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with engine_on(tmp_path, FakeCalls()) as engine:
+            before, _ = await engine.store.create("code_analysis", {"path": str(tmp_path)}, CODE_ANALYSIS.steps, "")
+            start = await engine.feed_start()
+            seen: list[Event] = []
+
+            async def collect() -> None:
+                async for event in engine.watch_all(start):
+                    seen.append(event)
+
+            watcher = asyncio.create_task(collect())
+            # Another process writes through its own store on the same file: no notification reaches this one.
+            other_db = SqliteDatabase(tmp_path / "w.db", SCHEMA)
+            try:
+                other = SqliteWorkflowStore(other_db)
+                later, _ = await other.create("code_analysis", {"path": str(tmp_path)}, CODE_ANALYSIS.steps, "")
+                stale = await other.get(before.id)
+                stale.state = "running"
+                await other.record(stale, "started", "", "elsewhere")
+            finally:
+                other_db.close()
+            await eventually(lambda: len(seen) >= 2, "the other process's events")
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            # Nothing from before the start is replayed; each workflow's events come once, in order.
+            assert [(e.workflow_id, e.sequence) for e in seen if e.workflow_id == before.id] == [(before.id, 2)]
+            assert [e.sequence for e in seen if e.workflow_id == later.id] == [1]
+
+    run(scenario)

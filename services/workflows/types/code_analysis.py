@@ -1,15 +1,16 @@
-"""The code_analysis LangGraph: the agent and the tool run in parallel on the same folder, then merge."""
+"""The code_analysis workflow: the Code Analyzer agent and the file_inventory tool in parallel, then one merged result."""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Protocol, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-STEPS = ["analyze_code", "inventory_files", "merge"]
+from services.runtime.workspace import path_input_schema
+from services.workflows.steps import StepCalls, StepHook, WorkflowType, idempotency_key, step
+
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 LLM_NOTES = {
     "LLM_STATUS_NOT_CONFIGURED": "LLM review not run: no LLM is configured.",
@@ -17,17 +18,6 @@ LLM_NOTES = {
     "LLM_STATUS_COMPLETED": "LLM review included.",
     "LLM_STATUS_FAILED": "LLM review failed; static analysis only.",
 }
-
-
-class StepCalls(Protocol):
-    """What the graph needs from the other services; the key makes a re-run step idempotent."""
-
-    async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]: ...
-
-    async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]: ...
-
-
-StepHook = Callable[[str, str, str], Awaitable[None]]  # (workflow id, step, "started"|"succeeded"|"failed: ...")
 
 
 class CodeAnalysisState(TypedDict, total=False):
@@ -38,21 +28,9 @@ class CodeAnalysisState(TypedDict, total=False):
     completed: Annotated[list[str], operator.add]
 
 
-def idempotency_key(runtime: Runtime[Any]) -> str:
-    """(thread, checkpoint, task) stays the same when a step is re-run after a crash and resume."""
-    info = runtime.execution_info
-    if info is None:
-        return ""
-    return f"{info.thread_id}:{info.checkpoint_id}:{info.task_id}"
-
-
-def _thread(runtime: Runtime[Any]) -> str:
-    return (runtime.execution_info.thread_id or "") if runtime.execution_info else ""
-
-
 def merge_result(analysis: dict[str, Any], inventory: dict[str, Any]) -> dict[str, Any]:
     findings = analysis.get("findings", [])
-    counts = {s: 0 for s in SEVERITIES}
+    counts = dict.fromkeys(SEVERITIES, 0)
     for finding in findings:
         severity = str(finding.get("severity", "")).removeprefix("SEVERITY_").lower()
         counts[severity] = counts.get(severity, 0) + 1
@@ -72,21 +50,7 @@ def merge_result(analysis: dict[str, Any], inventory: dict[str, Any]) -> dict[st
     }
 
 
-def build_code_analysis(calls: StepCalls, hook: StepHook) -> StateGraph:
-    def step(name: str, body: Callable[[CodeAnalysisState, Runtime[Any]], Awaitable[dict[str, Any]]]) -> Any:
-        async def node(state: CodeAnalysisState, runtime: Runtime[Any]) -> dict[str, Any]:
-            workflow_id = _thread(runtime)
-            await hook(workflow_id, name, "started")
-            try:
-                update = await body(state, runtime)
-            except Exception as exc:
-                await hook(workflow_id, name, f"failed: {exc}")
-                raise
-            await hook(workflow_id, name, "succeeded")
-            return {**update, "completed": [name]}
-
-        return node
-
+def build(calls: StepCalls, hook: StepHook) -> StateGraph:
     async def analyze_code(state: CodeAnalysisState, runtime: Runtime[Any]) -> dict[str, Any]:
         return {"analysis": await calls.run_agent("code-analyzer", {"path": state["path"]}, idempotency_key(runtime))}
 
@@ -97,11 +61,22 @@ def build_code_analysis(calls: StepCalls, hook: StepHook) -> StateGraph:
         return {"result": merge_result(state["analysis"], state["inventory"])}
 
     graph = StateGraph(CodeAnalysisState)
-    graph.add_node("analyze_code", step("analyze_code", analyze_code))
-    graph.add_node("inventory_files", step("inventory_files", inventory_files))
-    graph.add_node("merge", step("merge", merge))
+    graph.add_node("analyze_code", step(hook, "analyze_code", analyze_code))
+    graph.add_node("inventory_files", step(hook, "inventory_files", inventory_files))
+    graph.add_node("merge", step(hook, "merge", merge))
     graph.add_edge(START, "analyze_code")
     graph.add_edge(START, "inventory_files")
     graph.add_edge(["analyze_code", "inventory_files"], "merge")
     graph.add_edge("merge", END)
     return graph
+
+
+CODE_ANALYSIS = WorkflowType(
+    name="code_analysis",
+    description="Analyses the code of a folder with the Code Analyzer agent while the file_inventory tool lists its "
+    "files, languages and lines; then merges both into one result.",
+    steps=["analyze_code", "inventory_files", "merge"],
+    parameters_schema=path_input_schema(),
+    build=build,
+    initial_state=lambda parameters: {"path": parameters["path"]},
+)

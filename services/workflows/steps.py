@@ -1,0 +1,67 @@
+"""What every workflow type shares: the calls to other services, the step wrapper, idempotency keys, the type record."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from langgraph.graph import StateGraph
+from langgraph.runtime import Runtime
+
+
+class StepCalls(Protocol):
+    """What the graphs need from the other services; the key makes a re-run step idempotent."""
+
+    async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]: ...
+
+    async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]: ...
+
+
+StepHook = Callable[[str, str, str], Awaitable[None]]  # (workflow id, step, "started"|"succeeded"|"failed: ...")
+StepBody = Callable[[Any, Runtime[Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class WorkflowType:
+    """One workflow type: its module provides the schema, the graph and how the first state is made."""
+
+    name: str
+    description: str
+    steps: list[str]
+    parameters_schema: dict[str, Any]
+    build: Callable[[StepCalls, StepHook], StateGraph]
+    initial_state: Callable[[dict[str, Any]], dict[str, Any]]
+    # Parameters that name a folder: checked against the workspace roots when the workflow is created.
+    path_parameters: tuple[str, ...] = field(default=("path",))
+
+
+def idempotency_key(runtime: Runtime[Any]) -> str:
+    """(thread, checkpoint, task) stays the same when a step is re-run after a crash and resume."""
+    info = runtime.execution_info
+    if info is None:
+        return ""
+    return f"{info.thread_id}:{info.checkpoint_id}:{info.task_id}"
+
+
+def workflow_id(runtime: Runtime[Any]) -> str:
+    return (runtime.execution_info.thread_id or "") if runtime.execution_info else ""
+
+
+def step(hook: StepHook, name: str, body: StepBody) -> Any:
+    """A graph node that reports its start and end through `hook` and marks itself completed in the state.
+
+    Typed Any: LangGraph's add_node overloads want the state type the node is declared with."""
+
+    async def node(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
+        thread = workflow_id(runtime)
+        await hook(thread, name, "started")
+        try:
+            update = await body(state, runtime)
+        except Exception as exc:
+            await hook(thread, name, f"failed: {exc}")
+            raise
+        await hook(thread, name, "succeeded")
+        return {**update, "completed": [name]}
+
+    return node

@@ -1,0 +1,185 @@
+"""The embedded WorkflowStore: SQLite (WAL) in the data folder, shared safely by several processes."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import json
+import sqlite3
+import uuid
+from typing import Any
+
+from services.runtime.clock import utcnow
+from services.runtime.state import SqliteDatabase
+from services.workflows.store import Event, Step, Workflow, not_found
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress INTEGER NOT NULL DEFAULT 0,
+    steps TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    request_id TEXT UNIQUE,
+    create_time TEXT NOT NULL,
+    update_time TEXT NOT NULL,
+    last_sequence INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS workflows_by_state ON workflows (state, create_time);
+CREATE INDEX IF NOT EXISTS workflows_by_update ON workflows (update_time);
+CREATE TABLE IF NOT EXISTS workflow_event_log (
+    workflow_id TEXT NOT NULL REFERENCES workflows (id),
+    sequence INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    step TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    create_time TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, sequence)
+) WITHOUT ROWID;
+"""
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _steps_json(steps: list[Step]) -> str:
+    return json.dumps(
+        [
+            {"name": s.name, "state": s.state, "error": s.error,
+             "started": s.started.isoformat() if s.started else None, "ended": s.ended.isoformat() if s.ended else None}
+            for s in steps
+        ]
+    )
+
+
+def _workflow(row: sqlite3.Row) -> Workflow:
+    steps = [Step(s["name"], s["state"], _time(s["started"]), _time(s["ended"]), s["error"]) for s in json.loads(row["steps"])]
+    return Workflow(
+        id=row["id"],
+        type=row["type"],
+        parameters=json.loads(row["parameters"]),
+        state=row["state"],
+        steps=steps,
+        created=dt.datetime.fromisoformat(row["create_time"]),
+        updated=dt.datetime.fromisoformat(row["update_time"]),
+        progress=row["progress"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        error=json.loads(row["error"]) if row["error"] else None,
+        last_sequence=row["last_sequence"],
+    )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        row["workflow_id"], row["sequence"], row["type"], row["step"], row["state"], row["progress"],
+        row["message"], dt.datetime.fromisoformat(row["create_time"]),
+    )
+
+
+def _append(db: sqlite3.Connection, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
+    """Inside a transaction: the next sequence of this workflow, and its event."""
+    sequence = db.execute(
+        "UPDATE workflows SET last_sequence = last_sequence + 1 WHERE id = ? RETURNING last_sequence", (workflow.id,)
+    ).fetchone()[0]
+    workflow.last_sequence = sequence
+    now = utcnow()
+    db.execute(
+        "INSERT INTO workflow_event_log (workflow_id, sequence, type, step, state, progress, message, create_time) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now.isoformat()),
+    )
+    return Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now)
+
+
+class SqliteWorkflowStore:
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    async def create(
+        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str
+    ) -> tuple[Workflow, bool]:
+        now = utcnow()
+        workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now)
+
+        def insert(db: sqlite3.Connection) -> tuple[Workflow, bool]:
+            if request_id:
+                row = db.execute("SELECT * FROM workflows WHERE request_id = ?", (request_id,)).fetchone()
+                if row is not None:
+                    return _workflow(row), False
+            db.execute(
+                "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (workflow.id, type_name, json.dumps(parameters), "pending", _steps_json(workflow.steps),
+                 request_id or None, now.isoformat(), now.isoformat()),
+            )
+            _append(db, workflow, "created", "", f"{type_name} workflow created")
+            return workflow, True
+
+        # BEGIN IMMEDIATE serialises writers across processes, so two callers with one request id get one workflow.
+        return await self._db.transaction(insert)
+
+    async def get(self, workflow_id: str) -> Workflow:
+        row = await self._db.run(lambda db: db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone())
+        if row is None:
+            raise not_found(workflow_id)
+        return _workflow(row)
+
+    async def list(self, state: str, offset: int, limit: int) -> tuple[builtins.list[Workflow], bool]:
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT * FROM workflows WHERE (? = '' OR state = ?) ORDER BY create_time DESC, id LIMIT ? OFFSET ?",
+                (state, state, limit + 1, offset),
+            ).fetchall()
+        )
+        return [_workflow(r) for r in rows[:limit]], len(rows) > limit
+
+    async def unfinished(self) -> builtins.list[Workflow]:
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT * FROM workflows WHERE state IN ('pending', 'running') ORDER BY create_time"
+            ).fetchall()
+        )
+        return [_workflow(r) for r in rows]
+
+    async def record(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
+        workflow.updated = utcnow()
+
+        def write(db: sqlite3.Connection) -> Event:
+            updated = db.execute(
+                "UPDATE workflows SET state = ?, progress = ?, steps = ?, result = ?, error = ?, update_time = ? WHERE id = ?",
+                (workflow.state, workflow.progress, _steps_json(workflow.steps),
+                 json.dumps(workflow.result) if workflow.result is not None else None,
+                 json.dumps(workflow.error) if workflow.error is not None else None,
+                 workflow.updated.isoformat(), workflow.id),
+            ).rowcount
+            if not updated:
+                raise not_found(workflow.id)
+            return _append(db, workflow, event_type, step, message)
+
+        return await self._db.transaction(write)
+
+    async def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT * FROM workflow_event_log WHERE workflow_id = ? AND sequence > ? ORDER BY sequence",
+                (workflow_id, sequence),
+            ).fetchall()
+        )
+        return [_event(r) for r in rows]
+
+    async def changed_since(self, moment: dt.datetime) -> builtins.list[tuple[str, int]]:
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT id, last_sequence FROM workflows WHERE update_time >= ? ORDER BY update_time", (moment.isoformat(),)
+            ).fetchall()
+        )
+        return [(r["id"], r["last_sequence"]) for r in rows]
+
+    async def ping(self) -> None:
+        await self._db.ping()

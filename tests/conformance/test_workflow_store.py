@@ -1,0 +1,206 @@
+"""Conformance suite of the WorkflowStore port: every adapter must pass it unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from services.runtime.clock import utcnow
+from services.runtime.errors import NotFound
+from services.runtime.state import SqliteDatabase
+from services.workflows.store import WorkflowStore
+from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
+
+STEPS = ["analyze_code", "inventory_files", "merge"]
+
+# Each adapter: a factory that opens a store over shared state named by `where`, and closes what it opened.
+Opener = Callable[[Path], tuple[WorkflowStore, Callable[[], None]]]
+
+
+def _sqlite(where: Path) -> tuple[WorkflowStore, Callable[[], None]]:
+    database = SqliteDatabase(where / "workflows.db", SCHEMA)
+    return SqliteWorkflowStore(database), database.close
+
+
+ADAPTERS: dict[str, Opener] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def opener(request: pytest.FixtureRequest) -> Opener:
+    return ADAPTERS[request.param]
+
+
+@pytest.fixture()
+async def store(opener: Opener, tmp_path: Path) -> AsyncIterator[WorkflowStore]:
+    opened, close = opener(tmp_path)
+    yield opened
+    close()
+
+
+async def test_create_records_created_event_with_sequence_one(store: WorkflowStore) -> None:
+    workflow, created = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    assert created
+    assert workflow.state == "pending" and workflow.last_sequence == 1
+    [event] = await store.events_after(workflow.id, 0)
+    assert (event.workflow_id, event.sequence, event.type, event.state, event.step) == (workflow.id, 1, "created", "pending", "")
+    assert "code_analysis" in event.message
+    stored = await store.get(workflow.id)
+    assert stored.parameters == {"path": "/x"}
+    assert [s.name for s in stored.steps] == STEPS
+    assert all(s.state == "pending" for s in stored.steps)
+    assert stored.last_sequence == 1
+
+
+async def test_record_increments_sequence_without_gaps(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    workflow.state = "running"
+    sequences = [(await store.record(workflow, "started", "", "go")).sequence]
+    workflow.steps[0].state = "running"
+    sequences.append((await store.record(workflow, "step_started", "analyze_code", "a")).sequence)
+    workflow.steps[0].state, workflow.progress = "succeeded", 33
+    sequences.append((await store.record(workflow, "step_succeeded", "analyze_code", "a")).sequence)
+    workflow.state, workflow.result = "succeeded", {"ok": True}
+    sequences.append((await store.record(workflow, "succeeded", "", "done")).sequence)
+    assert sequences == [2, 3, 4, 5]
+    events = await store.events_after(workflow.id, 0)
+    assert [e.sequence for e in events] == [1, 2, 3, 4, 5]
+    assert [e.type for e in events] == ["created", "started", "step_started", "step_succeeded", "succeeded"]
+    assert events[3].progress == 33
+    stored = await store.get(workflow.id)
+    assert stored.state == "succeeded" and stored.done
+    assert stored.result == {"ok": True}
+    assert stored.steps[0].state == "succeeded"
+    assert stored.last_sequence == 5
+
+
+async def test_sequences_are_per_workflow(store: WorkflowStore) -> None:
+    first, _ = await store.create("code_analysis", {"path": "/a"}, STEPS, "")
+    second, _ = await store.create("code_analysis", {"path": "/b"}, STEPS, "")
+    assert (await store.record(first, "started", "", "")).sequence == 2
+    assert (await store.record(second, "started", "", "")).sequence == 2
+    assert (await store.record(first, "started", "", "")).sequence == 3
+
+
+async def test_reused_request_id_returns_the_same_workflow(store: WorkflowStore) -> None:
+    first, created = await store.create("code_analysis", {"path": "/x"}, STEPS, "req-1")
+    again, created_again = await store.create("code_analysis", {"path": "/other"}, STEPS, "req-1")
+    assert created and not created_again
+    assert again.id == first.id
+    assert again.parameters == {"path": "/x"}
+    assert len(await store.events_after(first.id, 0)) == 1
+    other, created_other = await store.create("code_analysis", {"path": "/x"}, STEPS, "req-2")
+    assert created_other and other.id != first.id
+
+
+async def test_request_id_raced_by_many_callers_makes_one_workflow(store: WorkflowStore) -> None:
+    results = await asyncio.gather(*(store.create("code_analysis", {"path": "/x"}, STEPS, "race") for _ in range(8)))
+    assert len({w.id for w, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+async def test_empty_request_ids_never_collide(store: WorkflowStore) -> None:
+    a, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    b, created = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    assert created and a.id != b.id
+
+
+async def test_list_filters_by_state_and_paginates(store: WorkflowStore) -> None:
+    ids = []
+    for n in range(5):
+        workflow, _ = await store.create("code_analysis", {"path": f"/{n}"}, STEPS, "")
+        ids.append(workflow.id)
+        if n % 2 == 0:
+            workflow.state = "succeeded"
+            await store.record(workflow, "succeeded", "", "")
+    everything, more = await store.list("", 0, 10)
+    assert len(everything) == 5 and not more
+    assert [w.id for w in everything] == list(reversed(ids))  # newest first
+
+    succeeded, more = await store.list("succeeded", 0, 10)
+    assert {w.id for w in succeeded} == {ids[0], ids[2], ids[4]} and not more
+    pending, _ = await store.list("pending", 0, 10)
+    assert {w.id for w in pending} == {ids[1], ids[3]}
+    assert await store.list("failed", 0, 10) == ([], False)
+
+    page1, more1 = await store.list("", 0, 2)
+    page2, more2 = await store.list("", 2, 2)
+    page3, more3 = await store.list("", 4, 2)
+    assert (len(page1), more1, len(page2), more2, len(page3), more3) == (2, True, 2, True, 1, False)
+    assert [w.id for w in page1 + page2 + page3] == [w.id for w in everything]
+    exact, more_exact = await store.list("succeeded", 0, 3)
+    assert len(exact) == 3 and not more_exact
+
+
+async def test_unfinished_lists_pending_and_running_only(store: WorkflowStore) -> None:
+    pending, _ = await store.create("code_analysis", {"path": "/a"}, STEPS, "")
+    running, _ = await store.create("code_analysis", {"path": "/b"}, STEPS, "")
+    ended, _ = await store.create("code_analysis", {"path": "/c"}, STEPS, "")
+    running.state = "running"
+    await store.record(running, "started", "", "")
+    ended.state = "failed"
+    ended.error = {"code": "INTERNAL", "reason": "INTERNAL", "message": "x"}
+    await store.record(ended, "failed", "", "")
+    assert [w.id for w in await store.unfinished()] == [pending.id, running.id]
+    assert (await store.get(ended.id)).error == {"code": "INTERNAL", "reason": "INTERNAL", "message": "x"}
+
+
+async def test_events_after_sequence(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    for _ in range(3):
+        await store.record(workflow, "started", "", "")
+    assert [e.sequence for e in await store.events_after(workflow.id, 2)] == [3, 4]
+    assert await store.events_after(workflow.id, 4) == []
+    assert await store.events_after("nope", 0) == []
+
+
+async def test_changed_since_names_workflows_with_their_last_sequence(store: WorkflowStore) -> None:
+    before = utcnow() - dt.timedelta(seconds=1)
+    a, _ = await store.create("code_analysis", {"path": "/a"}, STEPS, "")
+    b, _ = await store.create("code_analysis", {"path": "/b"}, STEPS, "")
+    await store.record(a, "started", "", "")
+    changed = dict(await store.changed_since(before))
+    assert changed == {a.id: 2, b.id: 1}
+    assert await store.changed_since(utcnow() + dt.timedelta(seconds=5)) == []
+
+
+async def test_get_unknown_raises_not_found(store: WorkflowStore) -> None:
+    with pytest.raises(NotFound) as error:
+        await store.get("missing")
+    assert error.value.reason == "WORKFLOW_NOT_FOUND"
+    assert error.value.metadata == {"workflow": "missing"}
+
+
+async def test_record_of_unknown_workflow_writes_nothing(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    workflow.id = "missing"
+    with pytest.raises(NotFound):
+        await store.record(workflow, "started", "", "")
+    assert await store.events_after("missing", 0) == []
+
+
+async def test_ping_answers(store: WorkflowStore) -> None:
+    await store.ping()
+
+
+async def test_two_stores_on_shared_state_see_each_others_writes(opener: Opener, tmp_path: Path) -> None:
+    first, close_first = opener(tmp_path)
+    second, close_second = opener(tmp_path)
+    try:
+        workflow, _ = await first.create("code_analysis", {"path": "/x"}, STEPS, "req")
+        seen = await second.get(workflow.id)
+        assert seen.parameters == {"path": "/x"}
+        assert (await second.create("code_analysis", {"path": "/x"}, STEPS, "req"))[0].id == workflow.id
+        # The second store advances the shared sequence; the first sees the event and the state.
+        seen.state = "running"
+        assert (await second.record(seen, "started", "", "")).sequence == 2
+        assert [e.sequence for e in await first.events_after(workflow.id, 0)] == [1, 2]
+        assert (await first.get(workflow.id)).state == "running"
+        stale = await first.get(workflow.id)
+        assert (await first.record(stale, "step_started", "merge", "")).sequence == 3
+    finally:
+        close_first()
+        close_second()
