@@ -8,10 +8,10 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from services.agents.base import SEVERITIES
 from services.runtime.workspace import path_input_schema
 from services.workflows.steps import StepCalls, StepHook, WorkflowType, idempotency_key, step
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 LLM_NOTES = {
     "LLM_STATUS_NOT_CONFIGURED": "LLM review not run: no LLM is configured.",
     "LLM_STATUS_SKIPPED": "LLM review skipped at the caller's request.",
