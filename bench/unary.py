@@ -98,7 +98,7 @@ def measure(targets: list[Target], count: int, concurrency: int, rounds: int) ->
 def check_answers(mesh: LocalMesh) -> None:
     """h2load sees HTTP statuses only; make sure each path really answers the call before timing it."""
     request = tool_service_pb2.GetToolRequest(name="file_inventory")
-    for address, options in [(f"127.0.0.1:{mesh.ports.tools}", []),
+    for address, options in [(f"127.0.0.1:{mesh.ports.service('tools')}", []),
                              (f"127.0.0.1:{mesh.ports.mesh}", [("grpc.default_authority", "tools")])]:
         with grpc.insecure_channel(address, options=options) as channel:
             assert tool_service_pb2_grpc.ToolServiceStub(channel).GetTool(request, timeout=10).tool.name == "file_inventory"
@@ -115,7 +115,7 @@ def run(mesh: LocalMesh, count: int, concurrency: int, rounds: int, folder: Path
     path = "/mcpmesh.tools.v1.ToolService/GetTool"
     return measure(
         [
-            Target("direct gRPC -> tools", f"http://127.0.0.1:{mesh.ports.tools}{path}", grpc_headers, body),
+            Target("direct gRPC -> tools", f"http://127.0.0.1:{mesh.ports.service('tools')}{path}", grpc_headers, body),
             Target("gRPC via Envoy mesh -> tools", f"http://127.0.0.1:{mesh.ports.mesh}{path}",
                    [*grpc_headers, ":authority: tools"], body),
             Target("gRPC via edge -> gateway -> mesh -> tools", f"{mesh.edge_url}{path}", [*grpc_headers, auth], body),

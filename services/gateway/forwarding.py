@@ -6,18 +6,20 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
-from mcpmesh.agents.v1 import agent_service_pb2
-from mcpmesh.tools.v1 import tool_service_pb2
-from mcpmesh.workflows.v1 import workflow_service_pb2
+from mcpmesh.agents.v1 import agent_service_pb2  # noqa: F401 - importing registers each contract in the default pool
+from mcpmesh.tools.v1 import tool_service_pb2  # noqa: F401
+from mcpmesh.workflows.v1 import workflow_service_pb2  # noqa: F401
 
 from services.gateway.auth import caller
+from services.runtime import topology
 from services.runtime.mesh import Mesh
 
+# The services the gateway calls, as the topology lists them, by their gRPC contract.
 FORWARDED: dict[str, ServiceDescriptor] = {
-    "workflows": workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"],
-    "tools": tool_service_pb2.DESCRIPTOR.services_by_name["ToolService"],
-    "agents": agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"],
+    name: descriptor_pool.Default().FindServiceByName(topology.service(name).grpc_service)
+    for name in topology.service("gateway").calls
 }
 PASSED_HEADERS = ("traceparent", "tracestate", "x-request-id", "x-client-type", "x-client-version")
 RELAYED_TRAILERS = ("grpc-status-details-bin",)

@@ -11,8 +11,8 @@ import httpx
 from mcpmesh.health.v1 import health_pb2, health_pb2_grpc
 
 from services.runtime.mesh import Mesh
+from services.runtime.topology import NAMES as SERVICES
 
-SERVICES = ("gateway", "agents", "tools", "workflows")
 INSTANCE_HEADER = "x-envoy-original-dst-host"  # read by Envoy's ORIGINAL_DST "instance" cluster
 ENVOY_COUNTERS = ("upstream_rq_total", "upstream_rq_5xx", "upstream_rq_active", "upstream_cx_active")
 

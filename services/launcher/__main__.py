@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from clients.events import format_event
 from clients.rest import ApiError, McpMeshClient
 from services.launcher.processes import LocalMesh
 
@@ -18,8 +19,7 @@ def run_first_analysis(mesh: LocalMesh, path: Path) -> bool:
         workflow = client.create_workflow("code_analysis", {"path": str(path)})
         print(f"\ncode_analysis of {path}: workflow {workflow['id']}")
         for event in client.watch_workflow(workflow["id"]):
-            step = f" [{event['step']}]" if event.get("step") else ""
-            print(f"  #{event['sequence']:<3} {event['progressPercent']:>3}%{step} {event['message']}")
+            print(f"  {format_event(event)}")
         final = client.get_workflow(workflow["id"])
     except ApiError as error:
         print(f"first analysis failed: {error} {error.body}", file=sys.stderr)

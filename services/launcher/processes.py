@@ -15,9 +15,7 @@ from pathlib import Path
 import httpx
 
 from services.launcher.envoy_config import Instance, Ports, free_ports, render
-
-SERVICES = ("agents", "tools", "workflows", "gateway")
-GRPC_CLUSTERS = ("gateway", "agents", "tools", "workflows")
+from services.runtime import topology
 
 
 def envoy_binary() -> str:
@@ -40,13 +38,15 @@ class LocalMesh:
     plan: dict[str, Instance] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.instances.get("workflows", 1) > 1:
-            # Two workflows processes would both resume the same runs: that needs run leases first.
-            raise ValueError("workflows runs as one instance until run leases exist")
-        for service in SERVICES:
+        for service in self.instances:
+            topology.service(service)  # an unknown name is a ValueError naming the known ones
+        for service in topology.NAMES:
             count = self.instances.get(service, 1)
             if count < 1:
                 raise ValueError(f"instances of {service} must be at least 1")
+            most = topology.max_instances(service)
+            if most is not None and count > most:
+                raise ValueError(f"{service} runs as at most {most} instance(s) (see topology.max_instances)")
             extra = free_ports(2 * (count - 1))
             for i in range(count):
                 name = service if i == 0 else f"{service}-{i + 1}"
@@ -113,7 +113,7 @@ class LocalMesh:
             result[cluster["name"]] = states
         return result
 
-    def wait_healthy(self, timeout: float, services: Sequence[str] = GRPC_CLUSTERS) -> None:
+    def wait_healthy(self, timeout: float, services: Sequence[str] = topology.NAMES) -> None:
         deadline = time.monotonic() + timeout
         last = {}
         while time.monotonic() < deadline:

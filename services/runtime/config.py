@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PORTS = {"gateway": 3000, "agents": 3001, "tools": 3002, "workflows": 3003}
+from services.runtime.topology import DEFAULT_PORTS, WEBSOCKET_PORT
+
 VERSION = "0.1.0"
 
 
@@ -82,7 +83,7 @@ class Config:
     log_level: str = _setting("MCPMESH_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", _log_level, "INFO")
     grace_seconds: float = _setting("MCPMESH_GRACE_SECONDS", "time in-flight calls get to finish on SIGTERM", _seconds, 10.0)
     drain_seconds: float = _setting("MCPMESH_DRAIN_SECONDS", "time NOT_SERVING is shown before the listener closes", _seconds, 1.0)
-    ws_port: int = _setting("MCPMESH_WS_PORT", "gateway only: WebSocket port behind Envoy's /ws route", _port, 3100)
+    ws_port: int = _setting("MCPMESH_WS_PORT", "gateway only: WebSocket port behind Envoy's /ws route", _port, WEBSOCKET_PORT)
     rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway only: requests per second per API key", _seconds, 50.0)
     rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway only: burst size per API key", _count, 200)
     max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 
 import grpc
 
+from services.runtime import topology
 from services.runtime.health_report import DEGRADED, SERVING, CheckResult
 
-# Per-service deadlines from the design; they match Envoy's route timeouts.
-DEADLINES = {"gateway": 30.0, "agents": 120.0, "tools": 60.0, "workflows": 300.0}
+# Per-service deadlines from the topology; Envoy's route timeouts are rendered from the same figures.
+DEADLINES = topology.DEADLINES
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 2**20),
@@ -35,7 +36,7 @@ class Mesh:
 
     @staticmethod
     def deadline(service: str) -> float:
-        return DEADLINES.get(service, 30.0)
+        return topology.deadline(service)
 
     async def check(self) -> CheckResult:
         """The external_services health check: can this process reach Envoy's mesh listener?"""

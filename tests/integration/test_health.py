@@ -64,7 +64,7 @@ def test_killed_service_is_marked_unhealthy(own_mesh: LocalMesh) -> None:
 def test_sigterm_drains_health_first(own_mesh: LocalMesh) -> None:
     """On SIGTERM the standard health service answers NOT_SERVING before the listener closes."""
     process = own_mesh.processes["agents"]
-    with grpc.insecure_channel(f"127.0.0.1:{own_mesh.ports.agents}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{own_mesh.ports.service('agents')}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
         process.send_signal(signal.SIGTERM)

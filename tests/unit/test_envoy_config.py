@@ -1,16 +1,21 @@
-"""Tests for rendering envoy.yaml with a local mesh's ports."""
+"""Tests for rendering the Envoy config from envoy/edge.yaml and the topology."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from services.launcher.envoy_config import DESCRIPTOR, STATIC_CONFIG, Instance, Ports, render
+from services.launcher import envoy_config
+from services.launcher.envoy_config import REPO_ENVOY_DIR, Instance, Ports, committed_text, render
+from services.launcher.processes import envoy_binary
+from services.runtime import topology
 
-PORTS = Ports(edge=18080, mesh=20000, admin=19901, gateway=13000, agents=13001, tools=13002, workflows=13003, websocket=13100)
+PORTS = Ports(edge=18080, edge_https=18443, mesh=20000, admin=19901, websocket=13100,
+              services={"gateway": 13000, "agents": 13001, "tools": 13002, "workflows": 13003})
 
 
 def collect(node: Any, key: str) -> list[Any]:
@@ -26,18 +31,36 @@ def collect(node: Any, key: str) -> list[Any]:
     return found
 
 
-def socket_addresses(node: Any) -> list[dict[str, Any]]:
-    return collect(node, "socket_address")
+def clusters(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in config["static_resources"]["clusters"]}
 
 
-def test_every_port_is_rewritten() -> None:
-    static = yaml.safe_load(STATIC_CONFIG.read_text())
+def endpoints(cluster: dict[str, Any]) -> list[tuple[str, int]]:
+    [group] = cluster["load_assignment"]["endpoints"]
+    return [(e["endpoint"]["address"]["socket_address"]["address"], e["endpoint"]["address"]["socket_address"]["port_value"])
+            for e in group["lb_endpoints"]]
+
+
+def test_committed_envoy_yaml_is_rendered_and_up_to_date() -> None:
+    assert (REPO_ENVOY_DIR / "envoy.yaml").read_text() == committed_text(), (
+        "envoy/envoy.yaml is stale: run `python -m services.launcher.envoy_config --write`"
+    )
+
+
+def test_edge_yaml_has_no_generated_parts() -> None:
+    """Clusters of services and the mesh listener come from the topology only, never from the hand-edited file."""
+    text = (REPO_ENVOY_DIR / "edge.yaml").read_text()
+    for service in topology.SERVICES:
+        assert f"port_value: {service.port}" not in text
+    base = yaml.load(text, Loader=envoy_config._Loader)
+    assert [listener["name"] for listener in base["static_resources"]["listeners"]] == ["edge"]
+
+
+def test_every_port_comes_from_the_ports_given() -> None:
     rendered = yaml.safe_load(render(PORTS))
-    before = collect(static, "port_value")
-    after = collect(rendered, "port_value")
-    assert sorted(before) == sorted(asdict(Ports()).values())  # the static file uses each default port once
-    assert sorted(after) == sorted(asdict(PORTS).values())
-    assert not set(after) & set(asdict(Ports()).values())
+    used = collect(rendered, "port_value")
+    assert set(used) == set(PORTS.all()) - {PORTS.edge_https}  # no HTTPS listener yet
+    assert not set(used) & set(Ports().all())
 
 
 def test_each_port_goes_to_its_role() -> None:
@@ -46,65 +69,101 @@ def test_each_port_goes_to_its_role() -> None:
         listener["name"]: listener["address"]["socket_address"]["port_value"]
         for listener in rendered["static_resources"]["listeners"]
     }
-    assert sorted(listeners.values()) == sorted([PORTS.edge, PORTS.mesh])
+    assert listeners == {"edge": PORTS.edge, "mesh": PORTS.mesh}
     assert rendered["admin"]["address"]["socket_address"]["port_value"] == PORTS.admin
-    clusters = {
-        cluster["name"]: collect(cluster, "port_value") for cluster in rendered["static_resources"]["clusters"]
-    }
-    for service in ("gateway", "agents", "tools", "workflows"):
-        assert [PORTS.service(service)] in clusters.values(), service
-    assert [PORTS.websocket] in clusters.values()
+    found = clusters(rendered)
+    for service in topology.NAMES:
+        assert endpoints(found[service]) == [("127.0.0.1", PORTS.service(service))]
+    assert endpoints(found["gateway_ws"]) == [("127.0.0.1", PORTS.websocket)]
 
 
-def test_wildcard_address_becomes_loopback() -> None:
-    static = yaml.safe_load(STATIC_CONFIG.read_text())
-    assert "0.0.0.0" in [a["address"] for a in socket_addresses(static)]
+def test_edge_address_is_loopback_unless_chosen() -> None:
     rendered = yaml.safe_load(render(PORTS))
-    assert {a["address"] for a in socket_addresses(rendered)} == {"127.0.0.1"}
-    assert "0.0.0.0" not in render(PORTS)
-
-
-def test_edge_host_can_be_chosen() -> None:
-    rendered = yaml.safe_load(render(PORTS, edge_host="0.0.0.0"))
-    edge = [a for a in socket_addresses(rendered) if a["port_value"] == PORTS.edge]
+    assert {a["address"] for a in collect(rendered, "socket_address")} == {"127.0.0.1"}
+    chosen = yaml.safe_load(render(PORTS, edge_host="0.0.0.0"))
+    edge = [a for a in collect(chosen, "socket_address") if a["port_value"] == PORTS.edge]
     assert [a["address"] for a in edge] == ["0.0.0.0"]
 
 
-def test_descriptor_path_is_absolute_and_exists() -> None:
-    rendered = yaml.safe_load(render(PORTS))
-    [path] = collect(rendered, "proto_descriptor")
-    assert Path(path).is_absolute()
-    assert Path(path).is_file()
-    assert Path(path) == DESCRIPTOR
+def test_descriptor_path_is_absolute_and_exists_by_default() -> None:
+    [path] = collect(yaml.safe_load(render(PORTS)), "proto_descriptor")
+    assert Path(path).is_absolute() and Path(path).is_file()
 
 
-def test_default_ports_render_unchanged_ports() -> None:
-    rendered = yaml.safe_load(render(Ports()))
-    assert sorted(collect(rendered, "port_value")) == sorted(asdict(Ports()).values())
+def test_envoy_folder_can_live_outside_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package (a container) points MCPMESH_ENVOY_DIR at its copy of edge.yaml and the descriptor set."""
+    for name in ("edge.yaml", "mcpmesh.pb"):
+        (tmp_path / name).write_bytes((REPO_ENVOY_DIR / name).read_bytes())
+    monkeypatch.setenv("MCPMESH_ENVOY_DIR", str(tmp_path))
+    [path] = collect(yaml.safe_load(render(PORTS)), "proto_descriptor")
+    assert Path(path) == tmp_path / "mcpmesh.pb"
+    monkeypatch.setenv("MCPMESH_ENVOY_DIR", str(tmp_path / "missing"))
+    with pytest.raises(SystemExit, match="MCPMESH_ENVOY_DIR"):
+        render(PORTS)
+
+
+def test_dns_clusters_for_containers() -> None:
+    hosts = {name: f"{name}.{topology.NAMESPACE}" for name in topology.NAMES}
+    rendered = yaml.safe_load(render(Ports(), edge_host="0.0.0.0", descriptor="/etc/envoy/mcpmesh.pb", service_hosts=hosts))
+    found = clusters(rendered)
+    for service in topology.SERVICES:
+        assert found[service.name]["type"] == "STRICT_DNS"
+        assert endpoints(found[service.name]) == [(service.host, service.port)]
+    assert endpoints(found["gateway_ws"]) == [("gateway.mcp.local", topology.WEBSOCKET_PORT)]
+    assert collect(rendered, "proto_descriptor") == ["/etc/envoy/mcpmesh.pb"]
 
 
 def test_free_ports_are_distinct_and_nonzero() -> None:
-    ports = asdict(Ports.free())
-    assert len(set(ports.values())) == len(ports)
-    assert all(port > 0 for port in ports.values())
+    ports = Ports.free().all()
+    assert len(set(ports)) == len(ports)
+    assert all(port > 0 for port in ports)
 
 
 def test_several_instances_become_several_endpoints() -> None:
     ports = Ports.free()
     instances = [
-        Instance("agents", "agents", ports.agents),
+        Instance("agents", "agents", ports.service("agents")),
         Instance("agents-2", "agents", 40001),
-        Instance("gateway", "gateway", ports.gateway, ports.websocket),
+        Instance("gateway", "gateway", ports.service("gateway"), ports.websocket),
         Instance("gateway-2", "gateway", 40002, 40003),
+        Instance("tools", "tools", ports.service("tools")),
+        Instance("workflows", "workflows", ports.service("workflows")),
     ]
-    config = yaml.safe_load(render(ports, instances=instances))
-    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    found = clusters(yaml.safe_load(render(ports, instances=instances)))
+    assert [p for _, p in endpoints(found["agents"])] == [ports.service("agents"), 40001]
+    assert [p for _, p in endpoints(found["gateway"])] == [ports.service("gateway"), 40002]
+    assert [p for _, p in endpoints(found["gateway_ws"])] == [ports.websocket, 40003]
+    assert [p for _, p in endpoints(found["tools"])] == [ports.service("tools")]
 
-    def endpoint_ports(name: str) -> list[int]:
-        [group] = clusters[name]["load_assignment"]["endpoints"]
-        return [e["endpoint"]["address"]["socket_address"]["port_value"] for e in group["lb_endpoints"]]
 
-    assert endpoint_ports("agents") == [ports.agents, 40001]
-    assert endpoint_ports("gateway") == [ports.gateway, 40002]
-    assert endpoint_ports("gateway_ws") == [ports.websocket, 40003]
-    assert endpoint_ports("tools") == [ports.tools]
+def test_edge_routes_can_go_direct_to_each_service(tmp_path: Path) -> None:
+    base = (REPO_ENVOY_DIR / "edge.yaml").read_text().replace("!service_routes { via: gateway }", "!service_routes { via: direct }")
+    (tmp_path / "edge.yaml").write_text(base)
+    rendered = render_config_from(tmp_path / "edge.yaml")
+    routes = rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    by_name = {r["name"]: r["route"] for r in routes}
+    for service in topology.SERVICES:
+        assert by_name[f"edge_{service.name}"]["cluster"] == service.name
+    assert by_name["edge_watch_workflow"]["cluster"] == "workflows"
+
+
+def test_unknown_port_name_is_a_clear_error(tmp_path: Path) -> None:
+    base = (REPO_ENVOY_DIR / "edge.yaml").read_text().replace("port_value: !port admin", "port_value: !port adminn")
+    (tmp_path / "edge.yaml").write_text(base)
+    with pytest.raises(ValueError, match="adminn"):
+        render_config_from(tmp_path / "edge.yaml")
+
+
+def render_config_from(base: Path) -> dict[str, Any]:
+    return envoy_config.render_config(PORTS, base=base, descriptor=REPO_ENVOY_DIR / "mcpmesh.pb")
+
+
+def test_envoy_accepts_the_rendered_configs(tmp_path: Path) -> None:
+    """Envoy's own validation of the local config and the container (DNS) config."""
+    hosts = {name: f"{name}.{topology.NAMESPACE}" for name in topology.NAMES}
+    for name, text in [("local.yaml", render(Ports.free())),
+                       ("dns.yaml", render(Ports(), edge_host="0.0.0.0", service_hosts=hosts))]:
+        (tmp_path / name).write_text(text)
+        done = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -1,4 +1,4 @@
-"""envoy/envoy.yaml carries the design's mesh figures: timeouts, health checks, outlier detection, breakers, retries."""
+"""The rendered Envoy config carries the design's mesh figures: timeouts, health checks, outlier detection, breakers, retries."""
 
 from __future__ import annotations
 
@@ -7,17 +7,13 @@ from typing import Any
 import pytest
 import yaml
 
-from services.launcher.envoy_config import STATIC_CONFIG
+from services.launcher.envoy_config import Ports, render
+from services.runtime import topology
 
-CONFIG = yaml.safe_load(STATIC_CONFIG.read_text())
+CONFIG = yaml.safe_load(render(Ports()))
 CLUSTERS = {c["name"]: c for c in CONFIG["static_resources"]["clusters"]}
 LISTENERS = {listener["name"]: listener for listener in CONFIG["static_resources"]["listeners"]}
-GRPC_SERVICES = {
-    "gateway": "mcpmesh.gateway.v1.GatewayService",
-    "agents": "mcpmesh.agents.v1.AgentService",
-    "tools": "mcpmesh.tools.v1.ToolService",
-    "workflows": "mcpmesh.workflows.v1.WorkflowService",
-}
+GRPC_SERVICES = {s.name: s.grpc_service for s in topology.SERVICES}
 
 
 def _manager(listener: str) -> dict[str, Any]:
