@@ -16,6 +16,7 @@ install: $(STAMP)
 
 generate: install
 	$(PY) scripts/generate.py
+	$(PY) -m services.launcher.envoy_config --write
 
 check-generated: install
 	$(PY) scripts/generate.py --check
