@@ -1,4 +1,4 @@
-"""API keys stored hashed in SQLite, with a bootstrap admin key written once to a 0600 file."""
+"""API keys: the record, the store port, and the rules (hashed secrets, roles, expiry, tool scope, bootstrap key)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,15 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.errors import InvalidArgument
+from services.runtime.identity import ROLES, Identity
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    display_name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    secret_hash TEXT NOT NULL,
-    create_time TEXT NOT NULL,
-    revoke_time TEXT
-);
-"""
-ROLES = ("viewer", "operator", "admin")
+MAX_DISPLAY_NAME = 100
+MAX_SCOPES = 32
 
 
 @dataclass(frozen=True)
@@ -33,77 +25,116 @@ class ApiKey:
     role: str
     created: dt.datetime
     revoked: dt.datetime | None = None
+    expires: dt.datetime | None = None  # None: never
+    scopes: tuple[str, ...] = ()  # tool name patterns the key may execute; empty: no limit
 
     @property
     def principal(self) -> str:
         return f"key:{self.id}"
 
+    def identity(self) -> Identity:
+        return Identity(self.principal, self.role, self.scopes)
 
-def _hash(secret: str) -> str:
+    def usable(self, now: dt.datetime) -> bool:
+        return self.revoked is None and (self.expires is None or now < self.expires)
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    key: ApiKey
+    secret_hash: str
+
+
+class ApiKeyStore(Protocol):
+    """Where keys live. Adapters: SQLite (api_keys_sqlite.py); chosen in app.py by the state URL."""
+
+    async def insert(self, key: ApiKey, secret_hash: str) -> None: ...
+
+    async def get(self, key_id: str) -> StoredKey | None: ...
+
+    async def list(self, offset: int, limit: int) -> tuple[list[ApiKey], bool]:
+        """Newest first; the flag says whether more follow."""
+        ...
+
+    async def revoke(self, key_id: str, when: dt.datetime) -> ApiKey:
+        """Raises NotFound (API_KEY_NOT_FOUND) or FailedPrecondition (API_KEY_REVOKED); atomic."""
+        ...
+
+    async def ping(self) -> None: ...
+
+
+def hash_secret(secret: str) -> str:
+    # The secret holds 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _key(row: sqlite3.Row) -> ApiKey:
-    revoked = dt.datetime.fromisoformat(row["revoke_time"]) if row["revoke_time"] else None
-    return ApiKey(row["id"], row["display_name"], row["role"], dt.datetime.fromisoformat(row["create_time"]), revoked)
+def _check(display_name: str, role: str, expires: dt.datetime | None, scopes: tuple[str, ...], now: dt.datetime) -> None:
+    if not display_name.strip():
+        raise InvalidArgument.field("api_key.display_name", "is required")
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise InvalidArgument.field("api_key.display_name", f"must be at most {MAX_DISPLAY_NAME} characters")
+    if role not in ROLES:
+        raise InvalidArgument.field("api_key.role", "must be ROLE_VIEWER, ROLE_OPERATOR or ROLE_ADMIN")
+    if expires is not None and expires <= now:
+        raise InvalidArgument.field("api_key.expire_time", "must be in the future")
+    if len(scopes) > MAX_SCOPES:
+        raise InvalidArgument.field("api_key.tool_scopes", f"at most {MAX_SCOPES} patterns")
+    for scope in scopes:
+        if not scope or len(scope) > 128 or not all(c.isalnum() or c in "_-.*" for c in scope):
+            raise InvalidArgument.field("api_key.tool_scopes", f"{scope[:40]!r} is not a tool name pattern (letters, digits, _ - . *)")
 
 
-class ApiKeyStore:
-    """Secrets look like `mk_<id>_<random>`; the id finds the row, the hash proves the secret."""
+class ApiKeys:
+    """Secrets look like `mk_<id>_<random>`; the id finds the record, the hash proves the secret."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
+    def __init__(self, store: ApiKeyStore) -> None:
+        self.store = store
 
-    def create(self, display_name: str, role: str) -> tuple[ApiKey, str]:
-        if not display_name.strip():
-            raise InvalidArgument.field("api_key.display_name", "is required")
-        if len(display_name) > 100:
-            raise InvalidArgument.field("api_key.display_name", "must be at most 100 characters")
-        if role not in ROLES:
-            raise InvalidArgument.field("api_key.role", "must be ROLE_VIEWER, ROLE_OPERATOR or ROLE_ADMIN")
+    async def create(
+        self, display_name: str, role: str, *, expires: dt.datetime | None = None, scopes: tuple[str, ...] = ()
+    ) -> tuple[ApiKey, str]:
+        now = dt.datetime.now(dt.UTC)
+        _check(display_name, role, expires, scopes, now)
         key_id = secrets.token_hex(6)
         secret = f"mk_{key_id}_{secrets.token_urlsafe(32)}"
-        now = dt.datetime.now(dt.UTC)
-        self._db.execute(
-            "INSERT INTO api_keys (id, display_name, role, secret_hash, create_time) VALUES (?, ?, ?, ?, ?)",
-            (key_id, display_name, role, _hash(secret), now.isoformat()),
-        )
-        return ApiKey(key_id, display_name, role, now), secret
+        key = ApiKey(key_id, display_name, role, now, expires=expires, scopes=scopes)
+        await self.store.insert(key, hash_secret(secret))
+        return key, secret
 
-    def list(self, offset: int, limit: int) -> tuple[list[ApiKey], bool]:
-        rows = self._db.execute(
-            "SELECT * FROM api_keys ORDER BY create_time DESC, id LIMIT ? OFFSET ?", (limit + 1, offset)
-        ).fetchall()
-        return [_key(r) for r in rows[:limit]], len(rows) > limit
+    async def list(self, offset: int, limit: int) -> tuple[list[ApiKey], bool]:
+        return await self.store.list(offset, limit)
 
-    def revoke(self, key_id: str) -> ApiKey:
+    async def revoke(self, key_id: str) -> ApiKey:
         if not key_id:
             raise InvalidArgument.field("id", "is required")
-        row = self._db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"API key {key_id!r} does not exist", reason="API_KEY_NOT_FOUND")
-        if row["revoke_time"]:
-            raise FailedPrecondition(f"API key {key_id!r} is already revoked", reason="API_KEY_REVOKED")
-        now = dt.datetime.now(dt.UTC).isoformat()
-        self._db.execute("UPDATE api_keys SET revoke_time = ? WHERE id = ?", (now, key_id))
-        return _key(self._db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone())
+        return await self.store.revoke(key_id, dt.datetime.now(dt.UTC))
 
-    def authenticate(self, secret: str) -> ApiKey | None:
-        parts = secret.split("_")
-        if len(parts) < 3 or parts[0] != "mk":
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The key whose secret this is, if it is neither revoked nor expired."""
+        parts = secret.split("_", 2)
+        if len(parts) < 3 or parts[0] != "mk" or not parts[1] or len(parts[1]) > 32 or not parts[1].isalnum():
             return None
-        row = self._db.execute("SELECT * FROM api_keys WHERE id = ?", (parts[1],)).fetchone()
-        if row is None or row["revoke_time"] or not hmac.compare_digest(row["secret_hash"], _hash(secret)):
+        stored = await self.store.get(parts[1])
+        if stored is None or not hmac.compare_digest(stored.secret_hash, hash_secret(secret)):
             return None
-        return _key(row)
+        return stored.key if stored.key.usable(dt.datetime.now(dt.UTC)) else None
 
-    def ensure_bootstrap_admin(self, path: Path) -> None:
-        """On first start, makes an admin key and writes its secret to `path` (0600) so the owner can log in."""
-        if path.exists() and self.authenticate(path.read_text().strip()) is not None:
-            return
-        _, secret = self.create("bootstrap-admin", "admin")
+    async def ensure_key_file(self, path: Path, display_name: str, role: str) -> str:
+        """Keeps a working key's secret in `path` (0600), making a new key when the file is missing or its key is
+        no longer usable. The bootstrap admin key (the owner's first login) and the gateway's own key for
+        reading every instance's health report are made this way."""
+        if path.exists():
+            secret = path.read_text().strip()
+            if await self.authenticate(secret) is not None:
+                return secret
+        _, secret = await self.create(display_name, role)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secret + "\n")
         os.chmod(path, 0o600)
+        return secret
+
+    async def ensure_bootstrap_admin(self, path: Path) -> None:
+        """On first start, makes an admin key and writes its secret to `path` (0600) so the owner can log in."""
+        await self.ensure_key_file(path, "bootstrap-admin", "admin")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import grpc
 from mcpmesh.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
-from services.gateway.api_keys import SCHEMA, ApiKeyStore
+from services.gateway.api_keys import ApiKeys, ApiKeyStore
+from services.gateway.api_keys_sqlite import SCHEMA, SqliteApiKeyStore
 from services.gateway.auth import Authenticator, RateLimiter
 from services.gateway.events import EventFeed
 from services.gateway.forwarding import FORWARDED, forwarded_service_names, forwarding_handlers
@@ -20,26 +20,36 @@ from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
-from services.runtime.sqlite import open_database
+from services.runtime.state import SqliteDatabase, StateUrl
 
 SERVICE_NAME = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 ADMIN_KEY_FILE = "admin.key"
+SERVICE_KEY_FILE = "gateway-service.key"
+
+
+async def open_key_store(url: StateUrl) -> tuple[ApiKeyStore, SqliteDatabase]:
+    """The API key store for the configured state URL; an unknown scheme stops the start-up."""
+    if url.scheme == "sqlite" and url.path is not None:
+        database = SqliteDatabase(url.path, SCHEMA)
+        return await SqliteApiKeyStore.open(database), database
+    raise SystemExit(f"gateway: no API key store for state URL scheme {url.scheme!r} (have: sqlite)")
 
 
 async def build(config: Config) -> Running:
-    database = open_database(config.data_dir / "gateway.db", SCHEMA)
-    keys = ApiKeyStore(database)
-    keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
+    store, database = await open_key_store(StateUrl.of_service(config.state_url, config.data_dir, "gateway"))
+    keys = ApiKeys(store)
+    await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
+    service_key = await keys.ensure_key_file(config.data_dir / SERVICE_KEY_FILE, "service:gateway", "viewer")
     auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
     mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"])
 
     reporter = HealthReporter(
         service="gateway",
         version=VERSION,
-        checks={"database": database_check(lambda: _ping(database), "gateway.db"), "external_services": mesh.check, "memory": memory_check(),
+        checks={"database": database_check(store.ping, "api keys"), "external_services": mesh.check, "memory": memory_check(),
                 "disk": disk_check(config.data_dir)},
     )
-    health = SystemHealth(mesh, config.envoy_admin_url)
+    health = SystemHealth(mesh, config.envoy_admin_url, service_key)
     feed = EventFeed(mesh, health)
 
     def add(server: Any) -> list[str]:
@@ -50,9 +60,9 @@ async def build(config: Config) -> Running:
 
     bodies = JsonBodyChecker([*FORWARDED.values(), gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])
 
-    async def guard(method: str, context: grpc.aio.ServicerContext) -> None:
+    async def guard(method: str, role: str | None, context: grpc.aio.ServicerContext) -> None:
         headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-        auth.guard(method, headers)
+        await auth.guard(method, role, headers)
         bodies.check(method, headers.get(BODY_HEADER))
 
     running = await start(config, reporter, add, extra_reflection=forwarded_service_names(), guard=guard)
@@ -68,7 +78,3 @@ async def build(config: Config) -> Running:
     running.on_stop.append(close)
     return running
 
-
-async def _ping(database: sqlite3.Connection) -> None:
-    """Until this service's stores sit behind an async port: the check the port's ping() will make."""
-    database.execute("SELECT 1").fetchone()

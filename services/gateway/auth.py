@@ -1,46 +1,15 @@
-"""Authentication by API key, authorisation by role, and a token bucket per key."""
+"""Authentication by API key, authorisation by the role each RPC's contract declares, and a token bucket per key."""
 
 from __future__ import annotations
 
-import contextvars
 import time
 from dataclasses import dataclass
 
-from services.gateway.api_keys import ROLES, ApiKey, ApiKeyStore
+from services.gateway.api_keys import ApiKey, ApiKeys
+from services.runtime import identity
 from services.runtime.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 
-caller: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar("caller", default=None)
-
-PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.", "/mcpmesh.health.v1.")
-ADMIN_METHODS = frozenset(
-    {
-        "/mcpmesh.gateway.v1.GatewayService/CreateApiKey",
-        "/mcpmesh.gateway.v1.GatewayService/ListApiKeys",
-        "/mcpmesh.gateway.v1.GatewayService/RevokeApiKey",
-        "/mcpmesh.tools.v1.ToolService/RegisterTool",
-        "/mcpmesh.tools.v1.ToolService/UnregisterTool",
-        "/mcpmesh.tools.v1.ToolService/RegisterMcpServer",
-        "/mcpmesh.tools.v1.ToolService/RemoveMcpServer",
-        "/mcpmesh.tools.v1.ToolService/GrantToolPermission",
-        "/mcpmesh.tools.v1.ToolService/RevokeToolPermission",
-    }
-)
-OPERATOR_METHODS = frozenset(
-    {
-        "/mcpmesh.workflows.v1.WorkflowService/CreateWorkflow",
-        "/mcpmesh.workflows.v1.WorkflowService/CancelWorkflow",
-        "/mcpmesh.agents.v1.AgentService/RunAgent",
-        "/mcpmesh.tools.v1.ToolService/ExecuteTool",
-    }
-)
-
-
-def required_role(method: str) -> str:
-    if method in ADMIN_METHODS:
-        return "admin"
-    if method in OPERATOR_METHODS:
-        return "operator"
-    return "viewer"
+MAX_TOKEN = 512  # longer bearer tokens are refused before any lookup
 
 
 @dataclass
@@ -56,14 +25,18 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     def allow(self, key: str) -> bool:
+        return self.wait_time(key) == 0.0
+
+    def wait_time(self, key: str) -> float:
+        """0.0 when a call is allowed now (and takes a token), else the seconds until one will be."""
         now = time.monotonic()
         bucket = self._buckets.setdefault(key, _Bucket(self._burst, now))
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
         bucket.updated = now
         if bucket.tokens < 1:
-            return False
+            return (1 - bucket.tokens) / self._rate if self._rate > 0 else 60.0
         bucket.tokens -= 1
-        return True
+        return 0.0
 
 
 def bearer(authorization: str | None) -> str:
@@ -75,7 +48,7 @@ def bearer(authorization: str | None) -> str:
 class Authenticator:
     """Keys are looked up once per `cache_seconds`: a revoked key stops working within that time."""
 
-    def __init__(self, keys: ApiKeyStore, limiter: RateLimiter, cache_seconds: float = 2.0) -> None:
+    def __init__(self, keys: ApiKeys, limiter: RateLimiter, cache_seconds: float = 2.0) -> None:
         self._keys = keys
         self._limiter = limiter
         self._cache_seconds = cache_seconds
@@ -85,33 +58,35 @@ class Authenticator:
         """Drops cached keys, after a revocation on this instance."""
         self._cache.clear()
 
-    def _lookup(self, token: str) -> ApiKey | None:
+    async def _lookup(self, token: str) -> ApiKey | None:
         now = time.monotonic()
         cached = self._cache.get(token)
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: invalid tokens must not grow it forever
-        key = self._keys.authenticate(token)
+        key = await self._keys.authenticate(token)
         self._cache[token] = (now, key)
         return key
 
-    def check(self, method: str, token: str) -> ApiKey | None:
-        """The caller's key, or None for public methods; raises when the call is refused."""
-        if method.startswith(PUBLIC_PREFIXES):
+    async def check(self, method: str, role: str | None, token: str) -> ApiKey | None:
+        """The caller's key, or None when `role` is None (public by design); raises when the call is refused."""
+        if role is None:
             return None
         if not token:
             raise Unauthenticated("missing API key: send `Authorization: Bearer <key>`", reason="API_KEY_MISSING")
-        key = self._lookup(token)
+        key = await self._lookup(token) if len(token) <= MAX_TOKEN else None
         if key is None:
-            raise Unauthenticated("API key is not valid or was revoked", reason="API_KEY_INVALID")
-        needed = required_role(method)
-        if ROLES.index(key.role) < ROLES.index(needed):
-            raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {needed}; this key has {key.role}",
-                                   reason="ROLE_TOO_LOW", metadata={"required_role": needed})
-        if not self._limiter.allow(key.id):
-            raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED")
+            raise Unauthenticated("API key is not valid, expired or was revoked", reason="API_KEY_INVALID")
+        if not key.identity().has_role(role):
+            raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this key has {key.role}",
+                                   reason="ROLE_TOO_LOW", metadata={"required_role": role})
+        wait = self._limiter.wait_time(key.id)
+        if wait:
+            raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED",
+                                    metadata={"retry_after_seconds": f"{wait:.3f}"})
         return key
 
-    def guard(self, method: str, headers: dict[str, str]) -> None:
-        caller.set(self.check(method, bearer(headers.get("authorization"))))
+    async def guard(self, method: str, role: str | None, headers: dict[str, str]) -> None:
+        key = await self.check(method, role, bearer(headers.get("authorization")))
+        identity.bind(key.identity() if key is not None else None)

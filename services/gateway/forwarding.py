@@ -12,8 +12,8 @@ from mcpmesh.agents.v1 import agent_service_pb2  # noqa: F401 - importing regist
 from mcpmesh.tools.v1 import tool_service_pb2  # noqa: F401
 from mcpmesh.workflows.v1 import workflow_service_pb2  # noqa: F401
 
-from services.gateway.auth import caller
 from services.runtime import topology
+from services.runtime.identity import caller, identity_headers
 from services.runtime.mesh import Mesh
 
 # The services the gateway calls, as the topology lists them, by their gRPC contract.
@@ -26,10 +26,8 @@ RELAYED_TRAILERS = ("grpc-status-details-bin",)
 
 
 def _outgoing_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str | bytes]]:
-    metadata = [(k, v) for k, v in context.invocation_metadata() or () if k in PASSED_HEADERS]
-    key = caller.get()
-    if key is not None:
-        metadata += [("x-mcpmesh-principal", key.principal), ("x-mcpmesh-role", key.role)]
+    metadata: list[tuple[str, str | bytes]] = [(k, v) for k, v in context.invocation_metadata() or () if k in PASSED_HEADERS]
+    metadata += identity_headers(caller(context))
     return metadata
 
 

@@ -9,15 +9,15 @@ from google.protobuf import timestamp_pb2
 from mcpmesh.gateway.v1 import gateway_pb2, gateway_service_pb2, gateway_service_pb2_grpc
 from mcpmesh.health.v1 import health_pb2
 
-from services.gateway.api_keys import ApiKey, ApiKeyStore
-from services.gateway.auth import caller
+from services.gateway.api_keys import ApiKey, ApiKeys
 from services.gateway.events import EventFeed
 from services.gateway.system_health import SystemHealth
 from services.runtime.errors import InvalidArgument, Unauthenticated
+from services.runtime.identity import ROLES, caller
 from services.runtime.pages import Page
 from services.runtime.protos import timestamp, to_struct
 
-ROLE_NAMES = {gateway_pb2.ROLE_VIEWER: "viewer", gateway_pb2.ROLE_OPERATOR: "operator", gateway_pb2.ROLE_ADMIN: "admin"}
+ROLE_NAMES = {gateway_pb2.Role.Value(f"ROLE_{role.upper()}"): role for role in ROLES}
 ROLE_NUMBERS = {name: number for number, name in ROLE_NAMES.items()}
 EVENT_NAMES = {
     gateway_pb2.EVENT_TYPE_WORKFLOW_UPDATE: "workflow_update",
@@ -41,7 +41,7 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, keys: ApiKeyStore, health: SystemHealth, feed: EventFeed, on_revoke: Callable[[], None]) -> None:
+    def __init__(self, keys: ApiKeys, health: SystemHealth, feed: EventFeed, on_revoke: Callable[[], None]) -> None:
         self._keys = keys
         self._on_revoke = on_revoke
         self._health = health
@@ -51,32 +51,32 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_service_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> gateway_service_pb2.CreateApiKeyResponse:
         role = ROLE_NAMES.get(request.api_key.role, "")
-        key, secret = self._keys.create(request.api_key.display_name, role)
+        key, secret = await self._keys.create(request.api_key.display_name, role)
         return gateway_service_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
 
     async def ListApiKeys(
         self, request: gateway_service_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> gateway_service_pb2.ListApiKeysResponse:
         page = Page.of(request.page_size, request.page_token)
-        keys, more = self._keys.list(page.offset, page.size)
+        keys, more = await self._keys.list(page.offset, page.size)
         return gateway_service_pb2.ListApiKeysResponse(api_keys=[_api_key(k) for k in keys], next_page_token=page.next_token(more))
 
     async def RevokeApiKey(
         self, request: gateway_service_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> gateway_service_pb2.RevokeApiKeyResponse:
-        revoked = self._keys.revoke(request.id)
+        revoked = await self._keys.revoke(request.id)
         self._on_revoke()
         return gateway_service_pb2.RevokeApiKeyResponse(api_key=_api_key(revoked))
 
     async def GetWhoAmI(
         self, request: gateway_service_pb2.GetWhoAmIRequest, context: grpc.aio.ServicerContext
     ) -> gateway_service_pb2.GetWhoAmIResponse:
-        key = caller.get()
-        if key is None:
+        who = caller(context)
+        if who.anonymous:
             raise Unauthenticated("no API key on this call", reason="API_KEY_MISSING")
-        return gateway_service_pb2.GetWhoAmIResponse(
-            principal=key.principal, role=ROLE_NUMBERS[key.role], display_name=key.display_name
-        )
+        key = await self._keys.store.get(who.principal.removeprefix("key:"))
+        name = key.key.display_name if key is not None else ""
+        return gateway_service_pb2.GetWhoAmIResponse(principal=who.principal, role=ROLE_NUMBERS[who.role], display_name=name)
 
     async def GetSystemHealth(
         self, request: gateway_service_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext

@@ -14,9 +14,10 @@ from websockets.exceptions import ConnectionClosed
 from services.gateway.auth import Authenticator, bearer
 from services.gateway.events import EVENT_TYPES, EventFeed
 from services.runtime.errors import DomainError
+from services.runtime.roles import role_of
 
 log = logging.getLogger("mcpmesh.websocket")
-SUBSCRIBE_METHOD = "/mcpmesh.gateway.v1.GatewayService/StreamEvents"
+SUBSCRIBE_METHOD = "/mcpmesh.gateway.v1.GatewayService/StreamEvents"  # the WebSocket needs the role of this RPC
 
 
 def _token(connection: ServerConnection) -> str:
@@ -32,13 +33,14 @@ class WebSocketEdge:
     def __init__(self, auth: Authenticator, feed: EventFeed) -> None:
         self._auth = auth
         self._feed = feed
+        self._role = role_of(*SUBSCRIBE_METHOD.strip("/").split("/"))
 
     async def start(self, host: str, port: int) -> Server:
         return await serve(self._session, host, port, ping_interval=20, max_size=64 * 1024)
 
     async def _session(self, connection: ServerConnection) -> None:
         try:
-            self._auth.check(SUBSCRIBE_METHOD, _token(connection))
+            await self._auth.check(SUBSCRIBE_METHOD, self._role, _token(connection))
         except DomainError as error:
             await connection.send(json.dumps({"type": "error", "reason": error.reason, "message": error.message}))
             await connection.close(4401 if error.reason.startswith("API_KEY") else 4403, error.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,28 @@ def identity_from_metadata(metadata: Iterable[tuple[str, Any]] | None) -> Identi
     return Identity(principal, role, scopes)
 
 
+# Set by a server's guard once it has verified the caller (the gateway checks an API key); read by caller().
+_verified: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("verified_caller", default=None)
+
+
+def bind(identity: Identity | None) -> None:
+    """Records the identity the guard verified for the call being served (each call runs in its own task)."""
+    _verified.set(identity)
+
+
 def caller(context: Any) -> Identity:
     """The identity of the call being served (`context` is a grpc.aio.ServicerContext)."""
+    verified = _verified.get()
+    if verified is not None:
+        return verified
     return identity_from_metadata(context.invocation_metadata())
+
+
+def identity_headers(identity: Identity) -> list[tuple[str, str]]:
+    """The headers that carry `identity` on a call to another service (the inverse of identity_from_metadata)."""
+    if identity.anonymous:
+        return []
+    headers = [(PRINCIPAL_HEADER, identity.principal), (ROLE_HEADER, identity.role)]
+    if identity.scopes:
+        headers.append((SCOPE_HEADER, ",".join(identity.scopes)))
+    return headers

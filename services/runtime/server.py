@@ -20,7 +20,8 @@ from mcpmesh.health.v1 import health_pb2_grpc as report_pb2_grpc
 
 from services.runtime.config import Config
 from services.runtime.health_report import HealthReporter
-from services.runtime.status import ErrorMapping
+from services.runtime.roles import role_of
+from services.runtime.status import ErrorMapping, Guard
 
 log = logging.getLogger("mcpmesh.server")
 
@@ -42,7 +43,8 @@ class _Registrar:
         self._mapping = mapping
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        wrapped = {name: self._mapping.wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        """Each method's role comes from its contract; one without a role stops the start-up (MissingRole)."""
+        wrapped = {name: self._mapping.wrap(f"/{service}/{name}", h, role_of(service, name)) for name, h in handlers.items()}
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
         self._server.add_registered_method_handlers(service, wrapped)
 
@@ -78,14 +80,18 @@ async def start(
     add_servicers: Callable[[Any], Sequence[str]],
     *,
     extra_reflection: Sequence[str] = (),
-    guard: Callable[[str, grpc.aio.ServicerContext], Awaitable[None]] | None = None,
+    guard: Guard | None = None,
 ) -> Running:
-    """Builds the server with health, reflection and the detailed report, binds it and starts it."""
+    """Builds the server with health, reflection and the detailed report, binds it and starts it.
+
+    Every service added through the registrar (the detailed report too) is checked against its contract's
+    roles and passes through `guard`; grpc.health.v1 and reflection are added directly: public by design."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    names = list(add_servicers(_Registrar(server, ErrorMapping(f"{config.service}.mcpmesh", guard))))
+    registrar = _Registrar(server, ErrorMapping(f"{config.service}.mcpmesh", guard))
+    names = list(add_servicers(registrar))
+    report_pb2_grpc.add_HealthReportServiceServicer_to_server(reporter, registrar)  # type: ignore[arg-type]
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    report_pb2_grpc.add_HealthReportServiceServicer_to_server(reporter, server)
     report_name = report_pb2.DESCRIPTOR.services_by_name["HealthReportService"].full_name
     all_names = [*names, *extra_reflection, report_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
     reflection.enable_server_reflection([*all_names, reflection.SERVICE_NAME], server)

@@ -15,6 +15,8 @@ from grpc_status import rpc_status
 from services.runtime import errors
 
 log = logging.getLogger("mcpmesh.rpc")
+# guard(method, role the contract declares or None when public, context): raises a DomainError to refuse.
+Guard = Callable[[str, str | None, grpc.aio.ServicerContext], Awaitable[None]]
 
 
 def to_rpc_status(error: errors.DomainError, domain: str) -> grpc.Status:
@@ -51,20 +53,21 @@ class ErrorMapping:
     exceptions as INTERNAL, logs each call, and runs an optional guard first. Wrapping at registration (not
     with a server interceptor) keeps gRPC's fast lookup of registered methods on the hot path."""
 
-    def __init__(self, domain: str, guard: Callable[[str, grpc.aio.ServicerContext], Awaitable[None]] | None = None) -> None:
+    def __init__(self, domain: str, guard: Guard | None = None) -> None:
         self._domain = domain
         self._guard = guard  # runs before each call, inside the task serving it (authentication, rate limits)
 
-    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler, role: str | None = None) -> grpc.RpcMethodHandler:
+        """`role` is the one the method's contract declares (None: public by design); the guard receives it."""
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
+                self._wrap_unary(method, role, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
+                self._wrap_stream(method, role, handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -94,13 +97,13 @@ class ErrorMapping:
             },
         )
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_unary(self, method: str, role: str | None, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = "OK"
             try:
                 if self._guard is not None:
-                    await self._guard(method, context)
+                    await self._guard(method, role, context)
                 return await behavior(request, context)
             except Exception as exc:
                 code = type(exc).__name__
@@ -110,13 +113,13 @@ class ErrorMapping:
 
         return unary
 
-    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_stream(self, method: str, role: str | None, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code = "OK"
             try:
                 if self._guard is not None:
-                    await self._guard(method, context)
+                    await self._guard(method, role, context)
                 async for item in behavior(request, context):
                     yield item
             except Exception as exc:

@@ -12,6 +12,8 @@ from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter
 from services.runtime.server import start
 
+SERVICE = "mcpmesh.workflows.v1.WorkflowService"
+
 
 def test_in_flight_call_finishes_while_health_says_not_serving(tmp_path: Path) -> None:
     entered = asyncio.Event()
@@ -23,7 +25,8 @@ def test_in_flight_call_finishes_while_health_says_not_serving(tmp_path: Path) -
         return b"done:" + request
 
     def add(server) -> list[str]:
-        server.add_registered_method_handlers("test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(slow)})
+        # A real contract's method: a server only serves methods whose contract declares a role.
+        server.add_registered_method_handlers(SERVICE, {"GetWorkflow": grpc.unary_unary_rpc_method_handler(slow)})
         return []
 
     async def scenario() -> None:
@@ -31,7 +34,7 @@ def test_in_flight_call_finishes_while_health_says_not_serving(tmp_path: Path) -
         running = await start(config, HealthReporter(service="slow", version=VERSION, checks={}), add)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            in_flight = asyncio.ensure_future(channel.unary_unary("/test.Slow/Call")(b"x", timeout=20))
+            in_flight = asyncio.ensure_future(channel.unary_unary(f"/{SERVICE}/GetWorkflow")(b"x", timeout=20))
             await asyncio.wait_for(entered.wait(), 10)
             stopping = asyncio.create_task(running.stop(grace=10, drain=0.5))
 

@@ -169,12 +169,13 @@ def test_unexpected_exception_becomes_generic_internal(tmp_path: Path) -> None:
         raise RuntimeError(secret_text)
 
     def add(server) -> list[str]:
+        # Methods of a real contract stand in: a server only serves methods whose contract declares a role.
         server.add_registered_method_handlers(
-            "test.Fake",
+            "mcpmesh.workflows.v1.WorkflowService",
             {
-                "Crash": grpc.unary_unary_rpc_method_handler(crash),
-                "Refuse": grpc.unary_unary_rpc_method_handler(refuse),
-                "StreamCrash": grpc.unary_stream_rpc_method_handler(stream_crash),
+                "GetWorkflow": grpc.unary_unary_rpc_method_handler(crash),
+                "ListWorkflows": grpc.unary_unary_rpc_method_handler(refuse),
+                "WatchWorkflow": grpc.unary_stream_rpc_method_handler(stream_crash),
             },
         )
         return []
@@ -185,7 +186,7 @@ def test_unexpected_exception_becomes_generic_internal(tmp_path: Path) -> None:
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
                 with pytest.raises(grpc.aio.AioRpcError) as crashed:
-                    await channel.unary_unary("/test.Fake/Crash")(b"", timeout=10)
+                    await channel.unary_unary("/mcpmesh.workflows.v1.WorkflowService/GetWorkflow")(b"", timeout=10)
                 assert crashed.value.code() == grpc.StatusCode.INTERNAL
                 assert secret_text not in crashed.value.details()
                 assert crashed.value.details() == "internal error; see the server log"
@@ -195,12 +196,12 @@ def test_unexpected_exception_becomes_generic_internal(tmp_path: Path) -> None:
                 assert (info.reason, info.domain) == ("INTERNAL", "fake.mcpmesh")
 
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await channel.unary_unary("/test.Fake/Refuse")(b"", timeout=10)
+                    await channel.unary_unary("/mcpmesh.workflows.v1.WorkflowService/ListWorkflows")(b"", timeout=10)
                 assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
                 [info] = _unpack(list(_rich(refused.value).details), error_details_pb2.ErrorInfo)
                 assert info.reason == "ROLE_TOO_LOW"
 
-                call = channel.unary_stream("/test.Fake/StreamCrash")(b"", timeout=10)
+                call = channel.unary_stream("/mcpmesh.workflows.v1.WorkflowService/WatchWorkflow")(b"", timeout=10)
                 received = []
                 with pytest.raises(grpc.aio.AioRpcError) as stream_error:
                     async for item in call:
