@@ -1,118 +1,110 @@
-"""`mcpmesh`: the command line over the REST edge (MCP_API_KEY holds the key)."""
+"""`mcpmesh`: the command line of the REST edge (workflows, tools, agents, keys, health, metrics, analyze)."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from clients.rest import ApiError, McpMeshClient
+import typer
+from rich.table import Table
 
+from clients import analyze, resources
+from clients.rest import CLIENT_VERSION
+from clients.session import EXIT_FAILED, Session, session, short
+from clients.settings import Settings, config_path, resolve, save
 
-def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2))
+app = typer.Typer(
+    name="mcpmesh", help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(resources.workflows, name="workflows")
+app.add_typer(resources.tools, name="tools")
+app.add_typer(resources.agents, name="agents")
+app.add_typer(resources.keys, name="keys")
+app.command(name="analyze")(analyze.analyze)
 
-
-def _arguments(pairs: list[str], raw: str) -> dict[str, Any]:
-    arguments: dict[str, Any] = json.loads(raw) if raw else {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--arg {pair!r}: expected NAME=VALUE")
-        try:
-            arguments[name] = json.loads(value)
-        except ValueError:
-            arguments[name] = value
-    return arguments
-
-
-def _watch(client: McpMeshClient, workflow_id: str) -> int:
-    for event in client.watch_workflow(workflow_id):
-        step = f" [{event['step']}]" if event.get("step") else ""
-        print(f"#{event['sequence']:<3} {event['progressPercent']:>3}%{step} {event['message']}", file=sys.stderr)
-    workflow = client.get_workflow(workflow_id)
-    if workflow["state"] == "WORKFLOW_STATE_SUCCEEDED":
-        print(workflow["result"]["summary"])
-        return 0
-    print(f"workflow {workflow['state']}: {workflow.get('error', {}).get('message', '')}", file=sys.stderr)
-    return 1
+Json = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
-def run(args: argparse.Namespace, client: McpMeshClient) -> int:
-    if args.command == "workflow" and args.action == "create":
-        parameters = _arguments(args.param, args.parameters)
-        if args.path:
-            parameters["path"] = str(Path(args.path).resolve())
-        workflow = client.create_workflow(args.type, parameters, args.request_id)
-        print(workflow["id"])
-        return _watch(client, workflow["id"]) if args.watch else 0
-    if args.command == "workflow" and args.action == "status":
-        _print(client.get_workflow(args.id))
-        return 0
-    if args.command == "workflow" and args.action == "watch":
-        return _watch(client, args.id)
-    if args.command == "tools" and args.action == "list":
-        for tool in client.list_tools():
-            print(f"{tool['name']:<24} {tool['description']}")
-        return 0
-    if args.command == "tools" and args.action == "execute":
-        _print(client.execute_tool(args.name, _arguments(args.arg, args.json)))
-        return 0
-    if args.command == "health":
-        _print(client.system_health())
-        return 0
-    raise SystemExit(f"unknown command {args.command} {getattr(args, 'action', '')}")
+def _version(value: bool) -> None:
+    if value:
+        print(f"mcpmesh {CLIENT_VERSION}")
+        raise typer.Exit()
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mcpmesh", description=__doc__)
-    top.add_argument("--url", default=os.environ.get("MCPMESH_URL", "http://127.0.0.1:8080"), help="edge URL (MCPMESH_URL)")
-    top.add_argument("--ca-cert", default=os.environ.get("MCPMESH_CA_CERT", ""), help="CA bundle for an HTTPS edge")
-    commands = top.add_subparsers(dest="command", required=True)
+@app.callback()
+def connect(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(help="edge URL [env MCPMESH_URL; default https://127.0.0.1:8443]")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key [env MCP_API_KEY; or `mcpmesh login`]")] = None,
+    ca_cert: Annotated[str | None, typer.Option(help="CA bundle that signed the edge's certificate [env MCPMESH_CA_CERT]")] = None,
+    config: Annotated[Path | None, typer.Option(help="CLI config file [env MCPMESH_CONFIG]")] = None,
+    as_json: Json = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")] = False,
+) -> None:
+    """Talks REST to the mcpmesh edge; `mcpmesh login` saves the URL and key."""
+    ctx.obj = Session(resolve(url, api_key, ca_cert, config), as_json=as_json)
+    ctx.meta["config"] = config
 
-    workflow = commands.add_parser("workflow", help="create, inspect and watch workflows").add_subparsers(dest="action", required=True)
-    create = workflow.add_parser("create", help="create a workflow")
-    create.add_argument("--type", default="code_analysis")
-    create.add_argument("--path", help="folder to analyse (sets parameters.path)")
-    create.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    create.add_argument("--parameters", default="", help="parameters as a JSON object")
-    create.add_argument("--request-id", default="", help="idempotency key")
-    create.add_argument("--watch", action="store_true", help="follow the workflow to its end")
-    workflow.add_parser("status", help="show a workflow").add_argument("id")
-    workflow.add_parser("watch", help="follow a workflow's events").add_argument("id")
 
-    tools = commands.add_parser("tools", help="list and execute tools").add_subparsers(dest="action", required=True)
-    tools.add_parser("list", help="list tools")
-    execute = tools.add_parser("execute", help="execute a tool")
-    execute.add_argument("name")
-    execute.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
-    execute.add_argument("--json", default="", help="arguments as a JSON object")
+@app.command()
+def login(
+    ctx: typer.Context,
+    as_json: Json = False,
+) -> None:
+    """Checks the key against the edge and saves URL, key and CA to the config file (mode 0600)."""
+    state = session(ctx, as_json)
+    if not state.settings.api_key:
+        key = typer.prompt("API key", hide_input=True)
+        state.settings = Settings(state.settings.url, key.strip(), state.settings.ca_cert)
+    with state.client() as client:
+        me = client.whoami()
+    path = save(state.settings, ctx.meta.get("config") or config_path())
+    state.emit({"url": state.settings.url, "config": str(path), **me}, lambda out: out.print(
+        f"logged in to {state.settings.url} as {me.get('displayName') or me.get('principal')} "
+        f"({short(me.get('role', ''), 'ROLE_')}); saved to {path}", highlight=False))
 
-    commands.add_parser("health", help="health of every service")
-    return top
+
+def _health_table(health: dict[str, Any]) -> Table:
+    table = Table("service", "status", "instances", title=f"system {short(health.get('status', ''), 'HEALTH_STATUS_')}")
+    for service in health.get("services", []):
+        instances = ", ".join(
+            f"{i.get('address', '?')} {i.get('meshStatus', '')} {short((i.get('report') or {}).get('status', ''), 'HEALTH_STATUS_')}".strip()
+            for i in service.get("instances", []))
+        table.add_row(service.get("service", "?"), short(service.get("status", ""), "HEALTH_STATUS_"), instances)
+    return table
+
+
+@app.command()
+def health(ctx: typer.Context, as_json: Json = False) -> None:
+    """Health of every service and instance; exits 1 unless all are serving."""
+    state = session(ctx, as_json)
+    with state.client() as client:
+        report = client.system_health()
+    state.emit(report, lambda out: out.print(_health_table(report)))
+    if short(report.get("status", ""), "HEALTH_STATUS_") != "serving":
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def metrics(ctx: typer.Context, as_json: Json = False) -> None:
+    """System metrics, including the scaling metrics (ActiveWorkflows, ...)."""
+    state = session(ctx, as_json)
+    with state.client() as client:
+        report = client.system_metrics()
+
+    def render(out: Any) -> None:
+        table = Table("service", "metric", "value")
+        for metric in report.get("metrics", []):
+            value = float(metric.get("value", 0))
+            table.add_row(metric.get("service", ""), metric.get("name", ""), f"{value:g}")
+        out.print(table)
+
+    state.emit(report, render)
 
 
 def main() -> None:
-    args = parser().parse_args()
-    key = os.environ.get("MCP_API_KEY", "")
-    if not key:
-        raise SystemExit("MCP_API_KEY is not set: export MCP_API_KEY=$(cat .mcpmesh/admin.key)")
-    client = McpMeshClient(args.url, key, verify=args.ca_cert or True)
-    try:
-        code = run(args, client)
-    except ApiError as error:
-        body: dict[str, Any] = error.body if isinstance(error.body, dict) else {"message": str(error.body)}
-        print(f"error: HTTP {error.status}: {body.get('message', '')}", file=sys.stderr)
-        for detail in body.get("details", []):
-            for violation in detail.get("fieldViolations", []):
-                print(f"  {violation['field']}: {violation['description']}", file=sys.stderr)
-        code = 2
-    finally:
-        client.close()
-    sys.exit(code)
+    app(prog_name="mcpmesh")
 
 
 if __name__ == "__main__":

@@ -1,44 +1,119 @@
-"""The `mcpmesh` CLI against the real edge: list tools, run a workflow, and clear errors."""
+"""The `mcpmesh` CLI against the real edge: every command group, --json, analyze with SARIF and --fail-on, clear errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from services.launcher.processes import LocalMesh
 
 
-def _cli(mesh: LocalMesh, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MCPMESH_URL": mesh.edge_url, "MCP_API_KEY": mesh.admin_key() if key is None else key}
-    return subprocess.run([sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+def _cli(mesh: LocalMesh, *args: str, key: str | None = None, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPMESH_", "MCP_API_KEY"))}
+    env.update({"MCPMESH_URL": url or mesh.edge_url, "MCP_API_KEY": mesh.admin_key() if key is None else key,
+                "MCPMESH_CONFIG": "/nonexistent/mcpmesh.json", "COLUMNS": "200"})
+    return subprocess.run([sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=tempfile.gettempdir(), timeout=120, check=False)
 
 
-def test_tools_list(mesh: LocalMesh) -> None:
+def _json(done: subprocess.CompletedProcess[str]) -> object:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_tools_list_get_execute(mesh: LocalMesh, sample_project: Path) -> None:
     done = _cli(mesh, "tools", "list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("file_inventory")
+    tool = _json(_cli(mesh, "tools", "get", "file_inventory", "--json"))
+    assert isinstance(tool, dict) and tool["name"] == "file_inventory" and "path" in json.dumps(tool["inputSchema"])
+    answer = _json(_cli(mesh, "tools", "execute", "file_inventory", "--arg", f"path={sample_project}", "--json"))
+    assert isinstance(answer, dict) and answer["result"]["total_files"] == 5
 
 
-def test_create_and_watch_workflow(mesh: LocalMesh, sample_project: Path) -> None:
-    done = _cli(mesh, "workflow", "create", "--path", str(sample_project), "--watch")
+def test_create_watch_get_list_workflow(mesh: LocalMesh, sample_project: Path) -> None:
+    done = _cli(mesh, "workflows", "create", "--path", str(sample_project), "--watch")
     assert done.returncode == 0, done.stderr
     workflow_id, summary = done.stdout.strip().splitlines()
     assert summary.startswith("5 files, 22 lines (Python 3, JavaScript 1, Markdown 1).")
     assert summary.endswith("LLM review not run: no LLM is configured.")
     assert "workflow succeeded" in done.stderr
-    status = _cli(mesh, "workflow", "status", workflow_id)
-    assert '"state": "WORKFLOW_STATE_SUCCEEDED"' in status.stdout
+    got = _json(_cli(mesh, "workflows", "get", workflow_id, "--json"))
+    assert isinstance(got, dict) and got["state"] == "WORKFLOW_STATE_SUCCEEDED"
+    table = _cli(mesh, "workflows", "get", workflow_id)
+    assert "succeeded" in table.stdout and workflow_id in table.stdout
+    listed = _json(_cli(mesh, "workflows", "list", "--state", "succeeded", "--json"))
+    assert isinstance(listed, list) and workflow_id in [w["id"] for w in listed]
+    watched = _cli(mesh, "workflows", "watch", workflow_id)
+    assert watched.returncode == 0 and watched.stdout.strip() == summary
 
 
-def test_execute_tool_with_bad_argument_names_the_field(mesh: LocalMesh) -> None:
-    done = _cli(mesh, "tools", "execute", "file_inventory", "--arg", "colour=red")
-    assert done.returncode == 2
-    assert "HTTP 400" in done.stderr and "arguments.path" in done.stderr
+def test_cancel_a_finished_workflow_is_refused_clearly(mesh: LocalMesh, sample_project: Path) -> None:
+    created = _json(_cli(mesh, "workflows", "create", "--path", str(sample_project), "--watch", "--json"))
+    assert isinstance(created, dict)
+    done = _cli(mesh, "workflows", "cancel", created["id"])
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and "HTTP 4" in done.stderr
 
 
-def test_missing_key_is_explained(mesh: LocalMesh) -> None:
-    done = _cli(mesh, "tools", "list", key="")
-    assert done.returncode != 0
-    assert "MCP_API_KEY" in done.stderr
+def test_analyze_with_sarif_and_fail_on(mesh: LocalMesh, sample_project: Path, tmp_path: Path) -> None:
+    sarif = tmp_path / "findings.sarif"
+    done = _cli(mesh, "analyze", str(sample_project), "--sarif", str(sarif))
+    assert done.returncode == 0, done.stderr
+    assert "findings:" in done.stdout and "high" in done.stdout
+    assert "analyze_code" in done.stderr and "100%" in done.stderr  # the progress bars' final state
+    document = json.loads(sarif.read_text())
+    results = document["runs"][0]["results"]
+    assert document["version"] == "2.1.0" and results
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results} >= {"app/main.py"}
+    gated = _cli(mesh, "analyze", str(sample_project), "--fail-on", "high", "--no-progress")
+    assert gated.returncode == 1
+    assert gated.stderr.strip().splitlines()[-1].startswith("error: ") and "at or above high" in gated.stderr
+    report = _json(_cli(mesh, "analyze", str(sample_project), "--json"))
+    assert isinstance(report, dict) and report["state"] == "succeeded" and report["findingCounts"]["high"] >= 1
+
+
+def test_analyze_fails_when_the_workflow_fails(mesh: LocalMesh, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"  # not under the mesh's workspace roots
+    outside.mkdir()
+    done = _cli(mesh, "analyze", str(outside))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_agents_keys_health_metrics(mesh: LocalMesh, sample_project: Path) -> None:
+    agents = _json(_cli(mesh, "agents", "list", "--json"))
+    assert isinstance(agents, list) and "code-analyzer" in [a["name"] for a in agents]
+    run = _json(_cli(mesh, "agents", "run", "code-analyzer", "--path", str(sample_project / "app"), "--json"))
+    assert isinstance(run, dict) and run["state"] == "RUN_STATE_SUCCEEDED" and run["findings"]
+    secret = _cli(mesh, "keys", "create", "cli-viewer", "--role", "viewer")
+    assert secret.returncode == 0, secret.stderr
+    keys = _json(_cli(mesh, "keys", "list", "--json"))
+    assert isinstance(keys, list)
+    viewer = next(k for k in keys if k["displayName"] == "cli-viewer")
+    refused = _cli(mesh, "keys", "list", key=secret.stdout.strip())
+    assert refused.returncode == 2 and "permission denied (HTTP 403)" in refused.stderr
+    assert _cli(mesh, "keys", "revoke", viewer["id"]).returncode == 0
+    revoked = _cli(mesh, "tools", "list", key=secret.stdout.strip())
+    assert revoked.returncode == 2 and "not authenticated (HTTP 401)" in revoked.stderr
+    health = _cli(mesh, "health")
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert "workflows" in health.stdout and "serving" in health.stdout
+    metrics = _json(_cli(mesh, "metrics", "--json"))
+    assert isinstance(metrics, dict) and metrics["metrics"]
+
+
+def test_errors_are_one_line(mesh: LocalMesh) -> None:
+    bad = _cli(mesh, "tools", "execute", "file_inventory", "--arg", "colour=red")
+    assert bad.returncode == 2
+    assert "HTTP 400" in bad.stderr and "arguments.path" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    missing = _cli(mesh, "workflows", "get", "no-such-workflow")
+    assert missing.returncode == 2 and "not found (HTTP 404)" in missing.stderr
+    unknown = _cli(mesh, "tools", "list", key="not-a-key")
+    assert unknown.returncode == 2 and "not authenticated (HTTP 401)" in unknown.stderr
+    nokey = _cli(mesh, "tools", "list", key="")
+    assert nokey.returncode == 2 and "MCP_API_KEY" in nokey.stderr
