@@ -1,0 +1,97 @@
+"""Questions asked of a stored graph: a node, its neighbours, a path between two nodes, a search, an export."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.agents.knowledge.export import export
+from services.agents.knowledge.graph import EDGE_KINDS, NODE_KINDS, Edge, GraphInfo, Node
+from services.agents.knowledge.store import DIRECTIONS, GraphStore, Neighbor
+from services.runtime.errors import InvalidArgument, NotFound
+
+MAX_PATH_EDGES = 50  # a path query looks this far at most
+
+
+@dataclass(frozen=True)
+class GraphPath:
+    """Nodes from source to target and the edges between them; each edge keeps its own direction."""
+
+    nodes: list[Node]
+    edges: list[Edge]
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument.field(field, "is required")
+    return value
+
+
+def _kinds(kinds: Sequence[str], known: tuple[str, ...], field: str) -> list[str]:
+    unknown = sorted(set(kinds) - set(known))
+    if unknown:
+        raise InvalidArgument.field(field, f"unknown kind {unknown[0]!r}; expected one of {', '.join(known)}")
+    return sorted(set(kinds))
+
+
+class GraphQueries:
+    """Checks each question's arguments (errors name the field) and asks the store."""
+
+    def __init__(self, store: GraphStore) -> None:
+        self._store = store
+
+    async def list_graphs(self, offset: int, limit: int) -> tuple[list[GraphInfo], int]:
+        return await self._store.list_graphs(offset, limit)
+
+    async def node(self, graph: str, node_id: str) -> Node:
+        return await self._store.node(_required(graph, "graph"), _required(node_id, "node"))
+
+    async def neighbors(self, graph: str, node_id: str, direction: str, kinds: Sequence[str], offset: int, limit: int) -> tuple[list[Neighbor], int]:
+        if direction and direction not in DIRECTIONS:
+            raise InvalidArgument.field("direction", f"must be one of {', '.join(DIRECTIONS)}")
+        return await self._store.neighbors(
+            _required(graph, "graph"), _required(node_id, "node"), direction or "both", _kinds(kinds, EDGE_KINDS, "edge_kinds"), offset, limit
+        )
+
+    async def search(self, graph: str, text: str, kinds: Sequence[str], offset: int, limit: int) -> tuple[list[Node], int]:
+        return await self._store.search(_required(graph, "graph"), _required(text.strip(), "query"), _kinds(kinds, NODE_KINDS, "kinds"), offset, limit)
+
+    async def path(self, graph: str, source: str, target: str) -> GraphPath:
+        """A shortest path, edges followed either way (a caller of a caller is related too); NotFound when none."""
+        _required(graph, "graph")
+        start = await self._store.node(graph, _required(source, "source"))
+        end = await self._store.node(graph, _required(target, "target"))
+        edges = await self._store.edges(graph)
+        adjacent: dict[str, list[tuple[str, Edge]]] = {}
+        for edge in edges:  # already sorted, so the path found is the same on every call
+            adjacent.setdefault(edge.source, []).append((edge.target, edge))
+            adjacent.setdefault(edge.target, []).append((edge.source, edge))
+        came: dict[str, tuple[str, Edge] | None] = {start.id: None}
+        queue = deque([(start.id, 0)])
+        while queue and end.id not in came:
+            current, depth = queue.popleft()
+            if depth >= MAX_PATH_EDGES:
+                continue
+            for other, edge in adjacent.get(current, []):
+                if other not in came:
+                    came[other] = (current, edge)
+                    queue.append((other, depth + 1))
+        if end.id not in came:
+            raise NotFound(f"no path from {source!r} to {target!r}", reason="GRAPH_PATH_NOT_FOUND",
+                           metadata={"graph": graph, "source": source, "target": target})
+        ids, path_edges = [end.id], []
+        step = came[end.id]
+        while step is not None:
+            previous, edge = step
+            ids.append(previous)
+            path_edges.append(edge)
+            step = came[previous]
+        ids.reverse()
+        path_edges.reverse()
+        nodes = [start] + [await self._store.node(graph, i) for i in ids[1:-1]] + ([end] if end.id != start.id else [])
+        return GraphPath(nodes, path_edges)
+
+    async def export(self, graph: str, fmt: str) -> tuple[str, str]:
+        info = await self._store.get_graph(_required(graph, "graph"))
+        return export(info, await self._store.nodes(graph), await self._store.edges(graph), fmt or "json")
