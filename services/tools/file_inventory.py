@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from services.runtime.file_walk import count_lines, read_file_capped, walk_files
+from services.runtime.file_walk import HardLinkError, count_lines, read_file_capped, stat_no_follow, walk_files
 
 BINARY_SNIFF_BYTES = 8192
 OTHER_LANGUAGE = "Other"
@@ -121,10 +121,12 @@ def _measure(path: Path, max_file_bytes: int) -> tuple[int, int] | None:
     """Return (bytes, lines) for a file, or None if it vanished."""
     try:
         size, data = read_file_capped(path, max_file_bytes)
+    except HardLinkError:
+        return None  # became a hard link after the walk: skipped like the walk skips them
     except OSError:
-        # Unreadable files are still listed, sized from metadata alone.
+        # Unreadable files are still listed, sized from metadata alone (reached without following symlinks).
         try:
-            return path.lstat().st_size, 0
+            return stat_no_follow(path).st_size, 0
         except OSError:
             return None
     if data is None or b"\0" in data[:BINARY_SNIFF_BYTES]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from services.runtime.file_walk import SKIPPED_DIRS, walk_files
+from services.runtime.file_walk import SKIPPED_DIRS, HardLinkError, read_file_capped, walk_files
 from services.tools.file_inventory import FileEntry, LanguageCount, detect_language, inventory
 
 
@@ -133,3 +137,88 @@ def test_walk_rejects_non_directory(tmp_path: Path) -> None:
         walk_files(tmp_path / "missing", max_files=10)
     with pytest.raises(ValueError):
         walk_files(tmp_path, max_files=-1)
+
+
+def test_hard_linked_files_are_skipped_unless_allowed(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret\n")
+    os.link(outside / "secret.txt", root / "linked.txt")
+    (root / "own.txt").write_text("mine\n")
+    files, _ = walk_files(root, max_files=10)
+    assert [p.name for p in files] == ["own.txt"]
+    allowed, _ = walk_files(root, max_files=10, allow_hard_links=True)
+    assert [p.name for p in allowed] == ["linked.txt", "own.txt"]
+    with pytest.raises(HardLinkError):
+        read_file_capped(root / "linked.txt", 100)
+    assert read_file_capped(root / "linked.txt", 100, allow_hard_links=True) == (7, b"secret\n")
+    assert [e.path for e in inventory(root).files] == ["own.txt"]
+
+
+def test_read_refuses_a_symlink_in_any_component(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret\n")
+    (root / "sub").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(OSError):
+        read_file_capped(root / "sub" / "secret.txt", 100)
+
+
+def test_fifo_is_not_read_and_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(OSError, match="not a regular file"):
+        read_file_capped(tmp_path / "pipe", 100)
+    assert walk_files(tmp_path, max_files=10) == ([], False)
+
+
+def test_a_folder_swapped_for_an_outside_symlink_during_walks_never_leaks(tmp_path: Path) -> None:
+    """A thread keeps replacing root/sub with a symlink to an outside folder while the inventory walks."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    for index in range(30):
+        _write(root, f"sub/deep/file_{index:02}.py", b"x = 1\n")
+        # Same names outside, with three lines: a read through the swapped path would count 3.
+        _write(outside, f"deep/file_{index:02}.py", b"password = 'hunter2'\n" * 3)
+        _write(outside, f"deep/SECRET_{index:02}.py", b"password = 'hunter2'\n" * 3)
+    sub, parked = root / "sub", root / "parked"
+    stop = threading.Event()
+    swaps = 0
+
+    def swap() -> None:
+        nonlocal swaps
+        deadline = time.monotonic() + 10
+        while not stop.is_set() and time.monotonic() < deadline:
+            sub.rename(parked)
+            sub.symlink_to(outside, target_is_directory=True)
+            time.sleep(0.0002)
+            sub.unlink()
+            parked.rename(sub)
+            swaps += 1
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # interleave the two threads often, as two processes would
+    swapper.start()
+    seen: set[str] = set()
+    line_counts: set[int] = set()
+    sizes: set[int] = set()
+    deadline = time.monotonic() + 4
+    try:
+        for _ in range(1500):
+            if time.monotonic() > deadline:
+                break
+            result = inventory(root)
+            seen.update(entry.path for entry in result.files)
+            line_counts.update(entry.lines for entry in result.files)
+            sizes.update(entry.bytes for entry in result.files)
+    finally:
+        stop.set()
+        swapper.join(timeout=5)
+        sys.setswitchinterval(interval)
+    assert swaps > 10, "the swapping thread did not run"
+    assert not [name for name in seen if "SECRET" in name]
+    assert all(name.startswith(("sub/", "parked/")) for name in seen)
+    # Every file read had one line and 6 bytes (0 lines: refused mid-swap, listed unread); an outside file
+    # (three lines, 63 bytes) was never read or measured through a swapped path.
+    assert line_counts <= {0, 1} and sizes == {6}

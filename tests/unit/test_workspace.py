@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.workspace import OutsideWorkspaceError, resolve_in_workspace
+from services.runtime.errors import InvalidArgument
+from services.runtime.workspace import OutsideWorkspaceError, resolve_folder_argument, resolve_in_workspace
 
 
 @pytest.fixture()
@@ -26,7 +27,7 @@ def test_root_itself_and_subdirectories_are_allowed(layout: tuple[Path, Path]) -
 
 def test_dot_dot_is_resolved_before_checking(layout: tuple[Path, Path]) -> None:
     root, _outside = layout
-    with pytest.raises(OutsideWorkspaceError, match="outside workspace roots"):
+    with pytest.raises(OutsideWorkspaceError, match="outside the workspace roots"):
         resolve_in_workspace(str(root / "project" / ".." / ".." / "outside"), [root])
 
 
@@ -96,3 +97,44 @@ def test_no_roots_means_nothing_is_allowed(layout: tuple[Path, Path]) -> None:
     root, _ = layout
     with pytest.raises(OutsideWorkspaceError):
         resolve_in_workspace(str(root), [])
+
+
+def test_refusal_never_says_where_an_outside_path_points(layout: tuple[Path, Path]) -> None:
+    root, outside = layout
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    for attempt in (str(root / "escape"), str(outside), "/etc", str(root / ".." / "outside")):
+        with pytest.raises(OutsideWorkspaceError) as refused:
+            resolve_in_workspace(attempt, [root])
+        assert str(outside) not in str(refused.value) and "/etc" not in str(refused.value)
+        assert str(root) not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/tmp/a\0b", "PATH_INVALID"),
+        ("/tmp/" + "x" * 300, "PATH_INVALID"),
+        ("/tmp/" + "é" * 200, "PATH_INVALID"),  # 400 bytes in one component
+        ("/" + "a/" * 2100, "PATH_INVALID"),
+        ("/tmp/\udcff", "PATH_INVALID"),
+        # Outside, or unresolvable where /proc/1 is not ours to read: refused either way, never a 500.
+        ("/proc/1/root", "PATH_OUTSIDE_WORKSPACE PATH_NOT_FOUND"),
+        ("/proc/self/root/etc", "PATH_OUTSIDE_WORKSPACE PATH_NOT_FOUND"),
+    ],
+)
+def test_bad_path_strings_are_invalid_arguments_naming_the_field(
+    layout: tuple[Path, Path], path: str, reason: str
+) -> None:
+    root, _ = layout
+    with pytest.raises(InvalidArgument) as refused:
+        resolve_folder_argument(path, [root], "arguments.path")
+    assert refused.value.violations[0].field == "arguments.path"
+    assert refused.value.reason in reason.split()
+
+
+def test_symlink_loop_is_not_found_not_a_crash(layout: tuple[Path, Path]) -> None:
+    root, _ = layout
+    (root / "loop").symlink_to(root / "loop")
+    with pytest.raises(InvalidArgument) as refused:
+        resolve_folder_argument(str(root / "loop"), [root], "path")
+    assert refused.value.reason == "PATH_NOT_FOUND"
