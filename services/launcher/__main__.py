@@ -60,6 +60,8 @@ def main() -> None:
         mesh.start()
         print(f"mcpmesh is up in {time.monotonic() - started:.1f}s")
         print(f"  REST and gRPC edge  {mesh.edge_url}   (grpcurl -plaintext 127.0.0.1:{mesh.ports.edge} list)")
+        if mesh.tls is not None:
+            print(f"  HTTPS edge          {mesh.https_url}   (CA {mesh.tls.ca_cert}; the CLI's default)")
         print(f"  WebSocket           ws://127.0.0.1:{mesh.ports.edge}/ws")
         print(f"  Envoy admin         {mesh.admin_url}")
         print(f"  admin API key       {args.data_dir / 'admin.key'}   (export MCP_API_KEY=$(cat {args.data_dir / 'admin.key'}))")

@@ -98,7 +98,7 @@ class _Loader(yaml.SafeLoader):
     """Reads edge.yaml's tags as markers; `_resolve` replaces them with values from the topology."""
 
 
-for _kind in ("port", "address", "descriptor", "deadline", "service_routes", "grpc_services"):
+for _kind in ("port", "address", "descriptor", "deadline", "service_routes", "grpc_services", "tls"):
     def _construct(loader: yaml.SafeLoader, node: yaml.Node, kind: str = _kind) -> _Tag:
         if isinstance(node, yaml.MappingNode):
             return _Tag(kind, loader.construct_mapping(node, deep=True))
@@ -320,6 +320,11 @@ def generated_clusters(
     return clusters
 
 
+# Where the launcher keeps the edge's certificate when its data folder is the default .mcpmesh
+# (services/launcher/certificates.py); relative to Envoy's working directory.
+DEFAULT_TLS = {"cert": ".mcpmesh/tls/server.crt", "key": ".mcpmesh/tls/server.key"}
+
+
 def render_config(
     ports: Ports,
     *,
@@ -328,8 +333,12 @@ def render_config(
     descriptor: Path | str | None = None,
     service_hosts: Mapping[str, str] | None = None,
     base: Path | None = None,
+    tls: Mapping[str, Path | str] | None = None,
 ) -> dict[str, Any]:
-    """The full config as a dict. `service_hosts` (service -> DNS name) gives DNS clusters, for containers."""
+    """The full config as a dict. `service_hosts` (service -> DNS name) gives DNS clusters, for containers.
+
+    `tls` ({"cert": ..., "key": ...}) are the HTTPS edge's PEM files; by default the launcher's, relative to Envoy's cwd."""
+    tls_files = {**DEFAULT_TLS, **(tls or {})}
     base_path = base if base is not None else envoy_dir() / BASE_NAME
     descriptor_path = Path(descriptor) if descriptor is not None else base_path.parent / DESCRIPTOR_NAME
     # Stream methods come from the descriptor set; where the path is Envoy's view (a container), read the local copy.
@@ -345,6 +354,8 @@ def render_config(
                 return edge_host
             if node.kind == "descriptor":
                 return str(descriptor_path)
+            if node.kind == "tls":
+                return str(tls_files[node.value])
             if node.kind == "deadline":
                 return _seconds(topology.DEFAULT_DEADLINE if node.value == "default" else topology.service(node.value).deadline)
             if node.kind == "grpc_services":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from services.launcher.certificates import TlsFiles, edge_tls
 from services.launcher.envoy_config import Instance, Ports, free_ports, render
 from services.runtime import topology
 
@@ -36,6 +37,7 @@ class LocalMesh:
     instances: dict[str, int] = field(default_factory=dict)  # processes per service; 1 where not given
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     plan: dict[str, Instance] = field(default_factory=dict)
+    tls: TlsFiles | None = None  # the HTTPS edge's files, set by start()
 
     def __post_init__(self) -> None:
         for service in self.instances:
@@ -57,6 +59,10 @@ class LocalMesh:
     @property
     def edge_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.edge}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.edge_https}"
 
     @property
     def admin_url(self) -> str:
@@ -86,7 +92,10 @@ class LocalMesh:
     def start(self, timeout: float = 90.0) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "envoy.yaml"
-        config.write_text(render(self.ports, instances=list(self.plan.values())))
+        # The edge's certificate must exist before Envoy reads its config: made at first start, or the operator's.
+        self.tls = edge_tls(self.data_dir, {**os.environ, **self.extra_env})
+        tls = {"cert": self.tls.server_cert, "key": self.tls.server_key}
+        config.write_text(render(self.ports, instances=list(self.plan.values()), tls=tls))
         self._spawn("envoy", [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"], dict(os.environ))
         for name in self.plan:
             self.start_service(name)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from services.launcher import envoy_config
+from services.launcher.certificates import ensure_local
 from services.launcher.envoy_config import REPO_ENVOY_DIR, Instance, Ports, committed_text, render
 from services.launcher.processes import envoy_binary
 from services.runtime import topology
@@ -53,13 +54,13 @@ def test_edge_yaml_has_no_generated_parts() -> None:
     for service in topology.SERVICES:
         assert f"port_value: {service.port}" not in text
     base = yaml.load(text, Loader=envoy_config._Loader)
-    assert [listener["name"] for listener in base["static_resources"]["listeners"]] == ["edge"]
+    assert [listener["name"] for listener in base["static_resources"]["listeners"]] == ["edge", "edge_https"]
 
 
 def test_every_port_comes_from_the_ports_given() -> None:
     rendered = yaml.safe_load(render(PORTS))
     used = collect(rendered, "port_value")
-    assert set(used) == set(PORTS.all()) - {PORTS.edge_https}  # no HTTPS listener yet
+    assert set(used) == set(PORTS.all())
     assert not set(used) & set(Ports().all())
 
 
@@ -69,7 +70,7 @@ def test_each_port_goes_to_its_role() -> None:
         listener["name"]: listener["address"]["socket_address"]["port_value"]
         for listener in rendered["static_resources"]["listeners"]
     }
-    assert listeners == {"edge": PORTS.edge, "mesh": PORTS.mesh}
+    assert listeners == {"edge": PORTS.edge, "edge_https": PORTS.edge_https, "mesh": PORTS.mesh}
     assert rendered["admin"]["address"]["socket_address"]["port_value"] == PORTS.admin
     found = clusters(rendered)
     for service in topology.NAMES:
@@ -86,7 +87,7 @@ def test_edge_address_is_loopback_unless_chosen() -> None:
 
 
 def test_descriptor_path_is_absolute_and_exists_by_default() -> None:
-    [path] = collect(yaml.safe_load(render(PORTS)), "proto_descriptor")
+    [path] = set(collect(yaml.safe_load(render(PORTS)), "proto_descriptor"))  # HTTP and HTTPS edge
     assert Path(path).is_absolute() and Path(path).is_file()
 
 
@@ -95,7 +96,7 @@ def test_envoy_folder_can_live_outside_the_repository(tmp_path: Path, monkeypatc
     for name in ("edge.yaml", "mcpmesh.pb"):
         (tmp_path / name).write_bytes((REPO_ENVOY_DIR / name).read_bytes())
     monkeypatch.setenv("MCPMESH_ENVOY_DIR", str(tmp_path))
-    [path] = collect(yaml.safe_load(render(PORTS)), "proto_descriptor")
+    [path] = set(collect(yaml.safe_load(render(PORTS)), "proto_descriptor"))  # HTTP and HTTPS edge
     assert Path(path) == tmp_path / "mcpmesh.pb"
     monkeypatch.setenv("MCPMESH_ENVOY_DIR", str(tmp_path / "missing"))
     with pytest.raises(SystemExit, match="MCPMESH_ENVOY_DIR"):
@@ -110,7 +111,7 @@ def test_dns_clusters_for_containers() -> None:
         assert found[service.name]["type"] == "STRICT_DNS"
         assert endpoints(found[service.name]) == [(service.host, service.port)]
     assert endpoints(found["gateway_ws"]) == [("gateway.mcp.local", topology.WEBSOCKET_PORT)]
-    assert collect(rendered, "proto_descriptor") == ["/etc/envoy/mcpmesh.pb"]
+    assert set(collect(rendered, "proto_descriptor")) == {"/etc/envoy/mcpmesh.pb"}  # HTTP and HTTPS edge
 
 
 def test_free_ports_are_distinct_and_nonzero() -> None:
@@ -161,8 +162,11 @@ def render_config_from(base: Path) -> dict[str, Any]:
 def test_envoy_accepts_the_rendered_configs(tmp_path: Path) -> None:
     """Envoy's own validation of the local config and the container (DNS) config."""
     hosts = {name: f"{name}.{topology.NAMESPACE}" for name in topology.NAMES}
-    for name, text in [("local.yaml", render(Ports.free())),
-                       ("dns.yaml", render(Ports(), edge_host="0.0.0.0", service_hosts=hosts))]:
+    # Envoy's validation reads the HTTPS edge's certificate and key.
+    made = ensure_local(tmp_path)
+    tls = {"cert": made.server_cert, "key": made.server_key}
+    for name, text in [("local.yaml", render(Ports.free(), tls=tls)),
+                       ("dns.yaml", render(Ports(), edge_host="0.0.0.0", service_hosts=hosts, tls=tls))]:
         (tmp_path / name).write_text(text)
         done = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(tmp_path / name)],
                               capture_output=True, text=True, timeout=60, check=False)
