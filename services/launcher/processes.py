@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,24 @@ import httpx
 from services.launcher.certificates import TlsFiles, edge_tls
 from services.launcher.envoy_config import Instance, Ports, free_ports, render
 from services.runtime import topology
+
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """Runs in the child before exec: SIGTERM when the launcher dies, even by SIGKILL, so no child outlives it.
+
+    Linux sends it when the forking THREAD ends, so a thread that starts children lives until they are stopped."""
+    if _LIBC is None:
+        return None
+
+    def arm() -> None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the launcher died before prctl ran
+            os._exit(1)
+
+    return arm
 
 
 def envoy_binary() -> str:
@@ -38,6 +58,10 @@ class LocalMesh:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     plan: dict[str, Instance] = field(default_factory=dict)
     tls: TlsFiles | None = None  # the HTTPS edge's files, set by start()
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    # Called before the children are stopped (the supervisor stops restarting them) and after (its thread ends).
+    before_stop: list[Callable[[], None]] = field(default_factory=list)
+    after_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for service in self.instances:
@@ -107,18 +131,50 @@ class LocalMesh:
         self._spawn(name, [sys.executable, "-m", f"services.{instance.service}"], self.service_env(instance))
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.commands[name] = (command, env)
         with open(self.logs / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            # Own session: a Ctrl-C or a signal to the launcher's group reaches the launcher only, which stops
+            # the children in order (services drain, Envoy last); PDEATHSIG covers a launcher that is killed.
+            self.processes[name] = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                # Only a prctl call runs between fork and exec, so the thread caveat of preexec_fn does not bite.
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
+        self.write_state()
+
+    def restart(self, name: str) -> int:
+        """Starts a process again with the command and environment it had; returns its new PID."""
+        command, env = self.commands[name]
+        self._spawn(name, command, env)
+        return self.processes[name].pid
+
+    def write_state(self) -> None:
+        """data_dir/mesh.json: ports and PIDs of the running mesh, for people and tools (and the tests)."""
+        state = {
+            "launcher_pid": os.getpid(),
+            "edge_url": self.edge_url,
+            "admin_url": self.admin_url,
+            "ports": {"edge": self.ports.edge, "mesh": self.ports.mesh, "admin": self.ports.admin,
+                      "websocket": self.ports.websocket, **self.ports.services},
+            "instances": {name: {"service": i.service, "port": i.port} for name, i in self.plan.items()},
+            "pids": {name: p.pid for name, p in self.processes.items() if p.poll() is None},
+        }
+        (self.data_dir / "mesh.json").write_text(json.dumps(state, indent=2) + "\n")
 
     def cluster_health(self) -> dict[str, list[str]]:
         """Envoy's view: cluster -> health of each host ("healthy" or the failed checks)."""
+        return {cluster: list(hosts.values()) for cluster, hosts in self.host_health().items()}
+
+    def host_health(self) -> dict[str, dict[str, str]]:
+        """Envoy's view: cluster -> host address -> "healthy" or the failed checks."""
         response = httpx.get(f"{self.admin_url}/clusters", params={"format": "json"}, timeout=2.0)
-        result: dict[str, list[str]] = {}
+        result: dict[str, dict[str, str]] = {}
         for cluster in response.json().get("cluster_statuses", []):
-            states = []
+            states = {}
             for host in cluster.get("host_statuses", []):
+                socket = host.get("address", {}).get("socket_address", {})
                 flags = [k for k, v in host.get("health_status", {}).items() if v is True and k.startswith("failed")]
-                states.append(",".join(flags) or "healthy")
+                states[f"{socket.get('address')}:{socket.get('port_value')}"] = ",".join(flags) or "healthy"
             result[cluster["name"]] = states
         return result
 
@@ -159,8 +215,12 @@ class LocalMesh:
 
     def stop(self) -> None:
         """Services first, all at once (each drains on its own), Envoy last."""
+        for hook in self.before_stop:
+            hook()
         self._stop([n for n in self.processes if n != "envoy"], signal.SIGTERM, 15.0)
         self._stop(list(self.processes), signal.SIGTERM, 15.0)
+        for hook in self.after_stop:
+            hook()
 
     def _stop(self, names: list[str], sig: int, timeout: float) -> None:
         stopping = [p for p in (self.processes.pop(n, None) for n in names) if p is not None and p.poll() is None]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from services.runtime import topology
 from services.runtime.health_report import DEGRADED, SERVING, CheckResult
 
 # Per-service deadlines from the topology; Envoy's route timeouts are rendered from the same figures.
 DEADLINES = topology.DEADLINES
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 2**20),
@@ -39,11 +42,28 @@ class Mesh:
         return topology.deadline(service)
 
     async def check(self) -> CheckResult:
-        """The external_services health check: can this process reach Envoy's mesh listener?"""
-        states = {name: channel.get_state(try_to_connect=True) for name, channel in self._channels.items()}
-        failing = sorted(name for name, state in states.items() if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE)
-        detail = ", ".join(f"{name} {state.name.lower()}" for name, state in sorted(states.items()))
-        return (DEGRADED if failing else SERVING), f"mesh {self.address}: {detail}"
+        """The external_services health check: does each service this one calls answer through the mesh?
+
+        A standard grpc.health.v1 Check per upstream, through Envoy: it fails fast (no healthy host) as soon as
+        Envoy's own health check has taken the last instance out, so this report follows within seconds.
+        A missing dependency degrades this service; it does not take it out of the mesh."""
+        names = [name for name in self._channels if name in topology.BY_NAME]
+        results = await asyncio.gather(*(self._probe(name) for name in names))
+        failing = [name for name, ok in zip(names, results, strict=True) if ok != "serving"]
+        detail = ", ".join(f"{name} {ok}" for name, ok in sorted(zip(names, results, strict=True)))
+        return (DEGRADED if failing else SERVING), f"mesh {self.address}: {detail or 'no upstream services'}"
+
+    async def _probe(self, name: str) -> str:
+        check = self._channels[name].unary_unary(
+            HEALTH_CHECK,
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        try:
+            response = await check(health_pb2.HealthCheckRequest(service=topology.service(name).grpc_service), timeout=1.0)
+        except grpc.aio.AioRpcError as error:
+            return error.code().name.lower()
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status).lower()
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -51,6 +51,14 @@ def test_killed_service_is_marked_unhealthy(own_mesh: LocalMesh) -> None:
         "the health report to show tools down",
     )
     assert "failed_active_health_check" in tools["instances"][0]["meshStatus"]
+
+    def gateway_sees_tools_down() -> bool:
+        [gateway] = _services(own_mesh)["gateway"]["instances"]
+        check = next(c for c in gateway["report"]["checks"] if c["name"] == "external_services")
+        return check["status"] == "HEALTH_STATUS_DEGRADED" and "tools serving" not in check["detail"]
+
+    # The services that call tools say so too, within seconds (they probe through the mesh, not just a channel).
+    wait_until(gateway_sees_tools_down, 10, "the gateway's own report to show tools unreachable")
     assert _services(own_mesh)["agents"]["status"] == "HEALTH_STATUS_SERVING"
     # With the only host down, calls fail fast with 503 instead of hanging.
     response = httpx.get(f"{own_mesh.edge_url}/v1/tools", headers={"Authorization": f"Bearer {own_mesh.admin_key()}"}, timeout=10)
