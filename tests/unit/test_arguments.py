@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.runtime.arguments import check_arguments
+from services.runtime.arguments import SchemaInvalid, check_arguments, compile_schema
 from services.runtime.errors import InvalidArgument
 
 SCHEMA: dict[str, Any] = {
@@ -97,3 +97,83 @@ def test_number_accepts_integers_and_floats() -> None:
 
 def test_empty_schema_accepts_anything() -> None:
     check_arguments({}, {"a": 1, "b": [2]}, "arguments")
+
+
+NESTED: dict[str, Any] = {
+    "$defs": {
+        "person": {
+            "type": "object",
+            "properties": {"name": {"type": "string", "minLength": 1}, "email": {"type": "string", "format": "email"}},
+            "required": ["name"],
+            "additionalProperties": False,
+        }
+    },
+    "type": "object",
+    "properties": {
+        "owner": {"$ref": "#/$defs/person"},
+        "members": {"type": "array", "items": {"$ref": "#/$defs/person"}, "maxItems": 3},
+        "mode": {"enum": ["fast", "thorough"]},
+        "limit": {"oneOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]},
+        "since": {"type": "string", "format": "date"},
+    },
+    "additionalProperties": False,
+}
+
+
+def test_full_schemas_pass_valid_documents() -> None:
+    check_arguments(
+        NESTED,
+        {
+            "owner": {"name": "ada", "email": "ada@example.org"},
+            "members": [{"name": "bob"}],
+            "mode": "fast",
+            "limit": "all",
+            "since": "2026-01-31",
+        },
+        "arguments",
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"owner": {"email": "a@b.c"}}, "arguments.owner.name"),
+        ({"owner": {"name": "a", "age": 3}}, "arguments.owner.age"),
+        ({"members": [{"name": "a"}, {"name": ""}]}, "arguments.members[1].name"),
+        ({"members": [{"name": "a"}, {"name": 5}]}, "arguments.members[1].name"),
+        ({"members": [{"name": "a"}] * 4}, "arguments.members"),
+        ({"mode": "slow"}, "arguments.mode"),
+        ({"limit": 0}, "arguments.limit"),
+        ({"limit": "some"}, "arguments.limit"),
+        ({"since": "yesterday"}, "arguments.since"),
+        ({"owner": {"name": "a", "email": "not an address"}}, "arguments.owner.email"),
+    ],
+)
+def test_nested_errors_name_the_field_by_json_path(arguments: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        check_arguments(NESTED, arguments, "arguments")
+    assert error.value.violations[0].field == field
+    assert error.value.message.startswith(field + ":")
+
+
+def test_every_bad_field_is_reported() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        check_arguments(NESTED, {"mode": "slow", "since": 5}, "arguments")
+    assert {v.field for v in error.value.violations} == {"arguments.mode", "arguments.since"}
+
+
+def test_schema_is_compiled_once() -> None:
+    assert compile_schema(NESTED) is compile_schema(dict(NESTED))
+
+
+def test_an_invalid_schema_is_a_clear_error() -> None:
+    with pytest.raises(SchemaInvalid):
+        compile_schema({"type": "no-such-type"})
+    with pytest.raises(InvalidArgument) as error:
+        check_arguments({"type": 5}, {}, "arguments")
+    assert error.value.violations[0].field == "arguments"
+
+
+def test_a_remote_ref_is_never_fetched() -> None:
+    with pytest.raises(InvalidArgument, match="does not resolve"):
+        check_arguments({"$ref": "http://127.0.0.1:9/schema.json"}, {}, "arguments")
