@@ -9,7 +9,7 @@ import pytest
 
 from services.agents.knowledge.builder import build_graph
 from services.agents.knowledge.graph import Span, graph_name
-from services.agents.knowledge.schema import ForeignKey, Table
+from services.agents.knowledge.schema import Column, ForeignKey, Table
 
 SHOP = Path(__file__).resolve().parents[1] / "fixtures" / "knowledge" / "shop"
 
@@ -78,8 +78,9 @@ MENTIONS = {
 @pytest.fixture(scope="module")
 def shop_build():  # type: ignore[no-untyped-def]
     return build_graph(SHOP, tables=[
-        Table("customers", ("id", "name")),
-        Table("orders", ("id", "customer_id", "amount"), (ForeignKey(("customer_id",), "customers", ("id",)),)),
+        Table("customers", (Column("id", "INTEGER", False, True), Column("name", "TEXT", False))),
+        Table("orders", (Column("id", "INTEGER", False, True), Column("customer_id", "INTEGER", False), Column("amount", "REAL")),
+              (ForeignKey(("customer_id",), "customers", ("id",)),)),
     ])
 
 
@@ -108,6 +109,7 @@ def test_every_code_node_keeps_its_source_span(shop_build) -> None:  # type: ign
     assert imports.span == Span("shop/service.py", 5, 0, 5, 21)
     fk = {e.key: e for e in shop_build.edges}[("table/orders", "references", "table/customers")]
     assert fk.attributes == {"columns": ["customer_id"], "referenced_columns": ["id"]}
+    assert by_id["table/orders"].attributes == {"columns": ["id", "customer_id", "amount"]}
 
 
 def test_ids_are_stable_across_runs_and_folders(tmp_path: Path, shop_build) -> None:  # type: ignore[no-untyped-def]

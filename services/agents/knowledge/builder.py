@@ -274,7 +274,7 @@ def _link_mentions(graph: _Graph, by_name: dict[str, set[str]], source: str, fou
 def _add_tables(graph: _Graph, tables: Iterable[Table]) -> None:
     for table in tables:
         table_id = graph.node(Node(node_id("table", table.name), "table", table.name.rsplit(".", 1)[-1], table.name, None,
-                                   {"columns": list(table.columns)}))
+                                   {"columns": [c.name for c in table.columns]}))
         graph.edge(REPOSITORY_ID, "contains", table_id)
     for table in tables:
         for key in table.foreign_keys:

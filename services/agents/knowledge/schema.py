@@ -8,6 +8,14 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = ""  # as declared, such as "INTEGER" or "varchar(80)"
+    nullable: bool = True
+    primary_key: bool = False
+
+
+@dataclass(frozen=True)
 class ForeignKey:
     columns: tuple[str, ...]
     table: str  # the referenced table
@@ -17,13 +25,17 @@ class ForeignKey:
 @dataclass(frozen=True)
 class Table:
     name: str
-    columns: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
 
 
 class _ModelColumn(Protocol):
     @property
     def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def nullable(self) -> bool: ...
 
 
 class _ModelForeignKey(Protocol):
@@ -41,6 +53,8 @@ class _ModelTable(Protocol):
     @property
     def columns(self) -> Sequence[_ModelColumn]: ...
     @property
+    def primary_key(self) -> tuple[str, ...]: ...
+    @property
     def foreign_keys(self) -> Sequence[_ModelForeignKey]: ...
 
 
@@ -49,7 +63,7 @@ def tables_from_model(tables: Iterable[_ModelTable]) -> list[Table]:
     return [
         Table(
             t.name,
-            tuple(c.name for c in t.columns),
+            tuple(Column(c.name, c.type, c.nullable and c.name not in t.primary_key, c.name in t.primary_key) for c in t.columns),
             tuple(ForeignKey(tuple(k.columns), k.ref_table, tuple(k.ref_columns)) for k in t.foreign_keys),
         )
         for t in tables
