@@ -110,3 +110,29 @@ def resolve_folder_argument(value: object, roots: Sequence[Path], field: str) ->
         raise InvalidArgument.field(field, str(exc), reason="PATH_INVALID") from None
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise InvalidArgument.field(field, str(exc), reason="PATH_NOT_FOUND") from None
+
+
+def resolve_in_roots(value: object, roots: Sequence[Path], field: str, *, kind: str = "any") -> Path:
+    """A request field naming a file or folder (`kind`: "file", "folder" or "any") inside a workspace root.
+
+    A relative path is taken from the first root. Every refusal is InvalidArgument naming `field`, and none says
+    where a symlink points."""
+    from services.runtime.errors import InvalidArgument
+
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument.field(field, "is required and must be a non-empty string")
+    first = real_roots(roots)[:1]
+    text = value if value.startswith("/") or not first else str(first[0] / value)
+    try:
+        resolved = resolve_existing(text)
+    except BadPathError as exc:
+        raise InvalidArgument.field(field, str(exc), reason="PATH_INVALID") from None
+    except FileNotFoundError as exc:
+        raise InvalidArgument.field(field, str(exc), reason="PATH_NOT_FOUND") from None
+    if not contained(resolved, roots):
+        raise InvalidArgument.field(field, "path is outside the workspace roots", reason="PATH_OUTSIDE_WORKSPACE")
+    if kind == "folder" and not resolved.is_dir():
+        raise InvalidArgument.field(field, "path is not a directory", reason="PATH_NOT_A_DIRECTORY")
+    if kind == "file" and not resolved.is_file():
+        raise InvalidArgument.field(field, "path is not a regular file", reason="PATH_NOT_A_FILE")
+    return resolved

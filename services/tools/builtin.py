@@ -10,6 +10,13 @@ from typing import Any
 from services.runtime.errors import InvalidArgument
 from services.runtime.workspace import resolve_folder_argument
 from services.tools.file_inventory import inventory
+from services.tools.file_tools import (
+    FILE_STATS_SCHEMA,
+    LIST_FILES_SCHEMA,
+    READ_FILE_SCHEMA,
+    SEARCH_FILES_SCHEMA,
+    FileTools,
+)
 from services.tools.registry import ToolAnnotations, ToolDefinition, run_in_thread
 
 # Built-in file tools only read inside the workspace: safe to cache and to repeat.
@@ -52,5 +59,19 @@ def file_inventory_tool(roots: Sequence[Path], max_files: int) -> ToolDefinition
     )
 
 
+def file_tools(roots: Sequence[Path], max_files: int) -> list[ToolDefinition]:
+    tools = FileTools(roots, max_files)
+    described = [
+        ("list_files", "Lists files under a folder (optionally matching a glob), one page at a time.", LIST_FILES_SCHEMA, tools.list_files),
+        ("read_file", "Reads a text file, or a range of its lines, up to a size limit.", READ_FILE_SCHEMA, tools.read_file),
+        ("search_files", "Searches file contents line by line with a regular expression, with time and result limits.", SEARCH_FILES_SCHEMA, tools.search_files),
+        ("file_stats", "Size, lines and dates of a file; counts, size, largest files and extensions of a folder.", FILE_STATS_SCHEMA, tools.file_stats),
+    ]
+    return [
+        ToolDefinition(name=name, description=text, input_schema=schema, run=run_in_thread(function), annotations=READ_ONLY)
+        for name, text, schema, function in described
+    ]
+
+
 def builtin_tools(roots: Sequence[Path], max_files: int) -> list[ToolDefinition]:
-    return [file_inventory_tool(roots, max_files)]
+    return [file_inventory_tool(roots, max_files), *file_tools(roots, max_files)]

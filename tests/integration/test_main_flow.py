@@ -112,7 +112,7 @@ def test_path_outside_the_workspace_is_refused_at_creation(rest: httpx.Client, t
 
 def test_tools_list_and_execute_over_rest(rest: httpx.Client, sample_project: Path) -> None:
     tools = rest.get("/v1/tools").json()["tools"]
-    assert [t["name"] for t in tools] == ["file_inventory"]
+    assert [t["name"] for t in tools] == ["file_inventory", "file_stats", "list_files", "read_file", "search_files"]
     executed = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {"path": str(sample_project)}})
     assert executed.status_code == 200, executed.text
     assert executed.json()["result"]["total_files"] == 5
