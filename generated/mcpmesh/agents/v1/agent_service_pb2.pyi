@@ -9,6 +9,8 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from mcpmesh.agents.v1 import agent_pb2 as _agent_pb2
+from mcpmesh.agents.v1 import artifact_pb2 as _artifact_pb2
+from mcpmesh.agents.v1 import graph_pb2 as _graph_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -320,3 +322,483 @@ class ListAgentRunFindingsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAgentRunFindingsResponse: _TypeAlias = ListAgentRunFindingsResponse  # noqa: Y015
+
+@_typing.final
+class ListGraphsRequest(_message.Message):
+    """Request for ListGraphs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of graphs to return, 1 to 100; 0 means 20."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGraphsRequest: _TypeAlias = ListGraphsRequest  # noqa: Y015
+
+@_typing.final
+class ListGraphsResponse(_message.Message):
+    """Response of ListGraphs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPHS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def graphs(self) -> _containers.RepeatedCompositeFieldContainer[_graph_pb2.Graph]:
+        """One page of graphs."""
+
+    def __init__(
+        self,
+        *,
+        graphs: _abc.Iterable[_graph_pb2.Graph] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graphs", b"graphs", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGraphsResponse: _TypeAlias = ListGraphsResponse  # noqa: Y015
+
+@_typing.final
+class GetGraphNodeRequest(_message.Message):
+    """Request for GetGraphNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    graph: _builtins.str
+    """Required. Graph name, such as "shop-1a2b3c4d"."""
+    node: _builtins.str
+    """Required. Node id, such as "function/shop.service.place_order"."""
+    def __init__(
+        self,
+        *,
+        graph: _builtins.str = ...,
+        node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "node", b"node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGraphNodeRequest: _TypeAlias = GetGraphNodeRequest  # noqa: Y015
+
+@_typing.final
+class GetGraphNodeResponse(_message.Message):
+    """Response of GetGraphNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def node(self) -> _graph_pb2.GraphNode:
+        """The node."""
+
+    def __init__(
+        self,
+        *,
+        node: _graph_pb2.GraphNode | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGraphNodeResponse: _TypeAlias = GetGraphNodeResponse  # noqa: Y015
+
+@_typing.final
+class SearchGraphNodesRequest(_message.Message):
+    """Request for SearchGraphNodes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    graph: _builtins.str
+    """Required. Graph name."""
+    query: _builtins.str
+    """Required. Words to look for, such as "order repo"; CamelCase and
+    snake_case names are split into words.
+    """
+    page_size: _builtins.int
+    """Maximum number of nodes to return, 1 to 100; 0 means 20."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token."""
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only nodes of these kinds (all kinds when empty)."""
+
+    def __init__(
+        self,
+        *,
+        graph: _builtins.str = ...,
+        query: _builtins.str = ...,
+        kinds: _abc.Iterable[_builtins.str] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "kinds", b"kinds", "page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchGraphNodesRequest: _TypeAlias = SearchGraphNodesRequest  # noqa: Y015
+
+@_typing.final
+class SearchGraphNodesResponse(_message.Message):
+    """Response of SearchGraphNodes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    total_size: _builtins.int
+    """Number of matching nodes in all."""
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[_graph_pb2.GraphNode]:
+        """One page of matching nodes, best first."""
+
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Iterable[_graph_pb2.GraphNode] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "nodes", b"nodes", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchGraphNodesResponse: _TypeAlias = SearchGraphNodesResponse  # noqa: Y015
+
+@_typing.final
+class ListGraphNeighborsRequest(_message.Message):
+    """Request for ListGraphNeighbors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    EDGE_KINDS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    graph: _builtins.str
+    """Required. Graph name."""
+    node: _builtins.str
+    """Required. Id of the node whose neighbours are listed."""
+    direction: _builtins.str
+    """"out" (edges leaving the node), "in" (edges entering it) or "both"; empty
+    means "both".
+    """
+    page_size: _builtins.int
+    """Maximum number of neighbours to return, 1 to 100; 0 means 20."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token."""
+    @_builtins.property
+    def edge_kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only edges of these kinds (all kinds when empty)."""
+
+    def __init__(
+        self,
+        *,
+        graph: _builtins.str = ...,
+        node: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        edge_kinds: _abc.Iterable[_builtins.str] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "edge_kinds", b"edge_kinds", "graph", b"graph", "node", b"node", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGraphNeighborsRequest: _TypeAlias = ListGraphNeighborsRequest  # noqa: Y015
+
+@_typing.final
+class ListGraphNeighborsResponse(_message.Message):
+    """Response of ListGraphNeighbors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NEIGHBORS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    total_size: _builtins.int
+    """Number of neighbours in all."""
+    @_builtins.property
+    def neighbors(self) -> _containers.RepeatedCompositeFieldContainer[_graph_pb2.GraphNeighbor]:
+        """One page of neighbours: outgoing edges first, then by edge kind and node
+        id.
+        """
+
+    def __init__(
+        self,
+        *,
+        neighbors: _abc.Iterable[_graph_pb2.GraphNeighbor] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["neighbors", b"neighbors", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGraphNeighborsResponse: _TypeAlias = ListGraphNeighborsResponse  # noqa: Y015
+
+@_typing.final
+class FindGraphPathRequest(_message.Message):
+    """Request for FindGraphPath."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    graph: _builtins.str
+    """Required. Graph name."""
+    source: _builtins.str
+    """Required. Id of the node the path starts at."""
+    target: _builtins.str
+    """Required. Id of the node the path ends at."""
+    def __init__(
+        self,
+        *,
+        graph: _builtins.str = ...,
+        source: _builtins.str = ...,
+        target: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "source", b"source", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindGraphPathRequest: _TypeAlias = FindGraphPathRequest  # noqa: Y015
+
+@_typing.final
+class FindGraphPathResponse(_message.Message):
+    """Response of FindGraphPath."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    EDGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[_graph_pb2.GraphNode]:
+        """The nodes along the path, from source to target."""
+
+    @_builtins.property
+    def edges(self) -> _containers.RepeatedCompositeFieldContainer[_graph_pb2.GraphEdge]:
+        """The edges between consecutive nodes; each keeps its own direction."""
+
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Iterable[_graph_pb2.GraphNode] | None = ...,
+        edges: _abc.Iterable[_graph_pb2.GraphEdge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "nodes", b"nodes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindGraphPathResponse: _TypeAlias = FindGraphPathResponse  # noqa: Y015
+
+@_typing.final
+class ExportGraphRequest(_message.Message):
+    """Request for ExportGraph."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    graph: _builtins.str
+    """Required. Graph name."""
+    format: _builtins.str
+    """"json" (the default when empty) or "graphml"."""
+    def __init__(
+        self,
+        *,
+        graph: _builtins.str = ...,
+        format: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "graph", b"graph"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportGraphRequest: _TypeAlias = ExportGraphRequest  # noqa: Y015
+
+@_typing.final
+class ExportGraphResponse(_message.Message):
+    """Response of ExportGraph."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    media_type: _builtins.str
+    """Media type of the content: "application/json" or
+    "application/graphml+xml".
+    """
+    content: _builtins.str
+    """The whole graph in the asked format."""
+    def __init__(
+        self,
+        *,
+        media_type: _builtins.str = ...,
+        content: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "media_type", b"media_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportGraphResponse: _TypeAlias = ExportGraphResponse  # noqa: Y015
+
+@_typing.final
+class ListArtifactsRequest(_message.Message):
+    """Request for ListArtifacts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREFIX_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    prefix: _builtins.str
+    """Only artifacts whose names start with this, such as "docs/shop-1a2b3c4d/"."""
+    page_size: _builtins.int
+    """Maximum number of artifacts to return, 1 to 100; 0 means 20."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        prefix: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "prefix", b"prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsRequest: _TypeAlias = ListArtifactsRequest  # noqa: Y015
+
+@_typing.final
+class ListArtifactsResponse(_message.Message):
+    """Response of ListArtifacts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[_artifact_pb2.StoredArtifact]:
+        """One page of artifacts, by name."""
+
+    def __init__(
+        self,
+        *,
+        artifacts: _abc.Iterable[_artifact_pb2.StoredArtifact] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsResponse: _TypeAlias = ListArtifactsResponse  # noqa: Y015
+
+@_typing.final
+class DownloadArtifactRequest(_message.Message):
+    """Request for DownloadArtifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. Artifact name, such as "docs/shop-1a2b3c4d/docs/index.md"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadArtifactRequest: _TypeAlias = DownloadArtifactRequest  # noqa: Y015
+
+@_typing.final
+class DownloadArtifactResponse(_message.Message):
+    """Response of DownloadArtifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    """Its content (base64 in JSON)."""
+    @_builtins.property
+    def artifact(self) -> _artifact_pb2.StoredArtifact:
+        """The artifact."""
+
+    def __init__(
+        self,
+        *,
+        artifact: _artifact_pb2.StoredArtifact | None = ...,
+        content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "content", b"content"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadArtifactResponse: _TypeAlias = DownloadArtifactResponse  # noqa: Y015

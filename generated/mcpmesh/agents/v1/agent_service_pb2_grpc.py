@@ -61,6 +61,46 @@ class AgentServiceStub:
                 request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsRequest.SerializeToString,
                 response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsResponse.FromString,
                 _registered_method=True)
+        self.ListGraphs = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/ListGraphs',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphsRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphsResponse.FromString,
+                _registered_method=True)
+        self.GetGraphNode = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/GetGraphNode',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetGraphNodeRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetGraphNodeResponse.FromString,
+                _registered_method=True)
+        self.SearchGraphNodes = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/SearchGraphNodes',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.SearchGraphNodesRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.SearchGraphNodesResponse.FromString,
+                _registered_method=True)
+        self.ListGraphNeighbors = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/ListGraphNeighbors',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphNeighborsRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphNeighborsResponse.FromString,
+                _registered_method=True)
+        self.FindGraphPath = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/FindGraphPath',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.FindGraphPathRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.FindGraphPathResponse.FromString,
+                _registered_method=True)
+        self.ExportGraph = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/ExportGraph',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ExportGraphRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ExportGraphResponse.FromString,
+                _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/ListArtifacts',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.DownloadArtifact = channel.unary_unary(
+                '/mcpmesh.agents.v1.AgentService/DownloadArtifact',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.DownloadArtifactResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -104,6 +144,66 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGraphs(self, request, context):
+        """Lists the code graphs the Knowledge Builder has built, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGraphNode(self, request, context):
+        """Returns one node of a graph. Node ids hold slashes: send them as they
+        are, such as /v1/graphs/shop-1a2b3c4d/nodes/module/shop.models.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchGraphNodes(self, request, context):
+        """Searches a graph's nodes by name: every word of the query must start a
+        word of the node's name or qualified name; exact names first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGraphNeighbors(self, request, context):
+        """Lists the neighbours of a node: the edges that leave or enter it and the
+        nodes at their other ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindGraphPath(self, request, context):
+        """Finds a shortest path between two nodes, following edges either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportGraph(self, request, context):
+        """Exports a whole graph as JSON or GraphML.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListArtifacts(self, request, context):
+        """Lists stored artifacts (such as generated docs) by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArtifact(self, request, context):
+        """Downloads one stored artifact. Names hold slashes: send them as they are,
+        such as /v1/artifacts/docs/shop-1a2b3c4d/docs/index.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +231,46 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.ListAgentRunFindings,
                     request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsRequest.FromString,
                     response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsResponse.SerializeToString,
+            ),
+            'ListGraphs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGraphs,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphsRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphsResponse.SerializeToString,
+            ),
+            'GetGraphNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGraphNode,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetGraphNodeRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetGraphNodeResponse.SerializeToString,
+            ),
+            'SearchGraphNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchGraphNodes,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.SearchGraphNodesRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.SearchGraphNodesResponse.SerializeToString,
+            ),
+            'ListGraphNeighbors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGraphNeighbors,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphNeighborsRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphNeighborsResponse.SerializeToString,
+            ),
+            'FindGraphPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindGraphPath,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.FindGraphPathRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.FindGraphPathResponse.SerializeToString,
+            ),
+            'ExportGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportGraph,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ExportGraphRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ExportGraphResponse.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.DownloadArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +410,222 @@ class AgentService:
             '/mcpmesh.agents.v1.AgentService/ListAgentRunFindings',
             mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsRequest.SerializeToString,
             mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListAgentRunFindingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGraphs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/ListGraphs',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphsRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGraphNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/GetGraphNode',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetGraphNodeRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetGraphNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchGraphNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/SearchGraphNodes',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.SearchGraphNodesRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.SearchGraphNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGraphNeighbors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/ListGraphNeighbors',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphNeighborsRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListGraphNeighborsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindGraphPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/FindGraphPath',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.FindGraphPathRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.FindGraphPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/ExportGraph',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ExportGraphRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ExportGraphResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/ListArtifacts',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListArtifactsRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/DownloadArtifact',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.DownloadArtifactRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.DownloadArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,30 @@ class AgentServiceStub:
     """Lists all findings of a past run page by page, in the run's order (file,
     then line). A run's message holds a bounded selection; this holds them all.
     """
+    ListGraphs: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListGraphsRequest, _agent_service_pb2.ListGraphsResponse]
+    """Lists the code graphs the Knowledge Builder has built, by name."""
+    GetGraphNode: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.GetGraphNodeRequest, _agent_service_pb2.GetGraphNodeResponse]
+    """Returns one node of a graph. Node ids hold slashes: send them as they
+    are, such as /v1/graphs/shop-1a2b3c4d/nodes/module/shop.models.
+    """
+    SearchGraphNodes: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.SearchGraphNodesRequest, _agent_service_pb2.SearchGraphNodesResponse]
+    """Searches a graph's nodes by name: every word of the query must start a
+    word of the node's name or qualified name; exact names first.
+    """
+    ListGraphNeighbors: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListGraphNeighborsRequest, _agent_service_pb2.ListGraphNeighborsResponse]
+    """Lists the neighbours of a node: the edges that leave or enter it and the
+    nodes at their other ends.
+    """
+    FindGraphPath: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.FindGraphPathRequest, _agent_service_pb2.FindGraphPathResponse]
+    """Finds a shortest path between two nodes, following edges either way."""
+    ExportGraph: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ExportGraphRequest, _agent_service_pb2.ExportGraphResponse]
+    """Exports a whole graph as JSON or GraphML."""
+    ListArtifacts: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListArtifactsRequest, _agent_service_pb2.ListArtifactsResponse]
+    """Lists stored artifacts (such as generated docs) by name."""
+    DownloadArtifact: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.DownloadArtifactRequest, _agent_service_pb2.DownloadArtifactResponse]
+    """Downloads one stored artifact. Names hold slashes: send them as they are,
+    such as /v1/artifacts/docs/shop-1a2b3c4d/docs/index.md.
+    """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -66,6 +90,30 @@ class AgentServiceAsyncStub(AgentServiceStub):
     ListAgentRunFindings: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentRunFindingsRequest, _agent_service_pb2.ListAgentRunFindingsResponse]  # type: ignore[assignment]
     """Lists all findings of a past run page by page, in the run's order (file,
     then line). A run's message holds a bounded selection; this holds them all.
+    """
+    ListGraphs: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListGraphsRequest, _agent_service_pb2.ListGraphsResponse]  # type: ignore[assignment]
+    """Lists the code graphs the Knowledge Builder has built, by name."""
+    GetGraphNode: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.GetGraphNodeRequest, _agent_service_pb2.GetGraphNodeResponse]  # type: ignore[assignment]
+    """Returns one node of a graph. Node ids hold slashes: send them as they
+    are, such as /v1/graphs/shop-1a2b3c4d/nodes/module/shop.models.
+    """
+    SearchGraphNodes: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.SearchGraphNodesRequest, _agent_service_pb2.SearchGraphNodesResponse]  # type: ignore[assignment]
+    """Searches a graph's nodes by name: every word of the query must start a
+    word of the node's name or qualified name; exact names first.
+    """
+    ListGraphNeighbors: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListGraphNeighborsRequest, _agent_service_pb2.ListGraphNeighborsResponse]  # type: ignore[assignment]
+    """Lists the neighbours of a node: the edges that leave or enter it and the
+    nodes at their other ends.
+    """
+    FindGraphPath: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.FindGraphPathRequest, _agent_service_pb2.FindGraphPathResponse]  # type: ignore[assignment]
+    """Finds a shortest path between two nodes, following edges either way."""
+    ExportGraph: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ExportGraphRequest, _agent_service_pb2.ExportGraphResponse]  # type: ignore[assignment]
+    """Exports a whole graph as JSON or GraphML."""
+    ListArtifacts: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListArtifactsRequest, _agent_service_pb2.ListArtifactsResponse]  # type: ignore[assignment]
+    """Lists stored artifacts (such as generated docs) by name."""
+    DownloadArtifact: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.DownloadArtifactRequest, _agent_service_pb2.DownloadArtifactResponse]  # type: ignore[assignment]
+    """Downloads one stored artifact. Names hold slashes: send them as they are,
+    such as /v1/artifacts/docs/shop-1a2b3c4d/docs/index.md.
     """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -113,6 +161,78 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agent_service_pb2.ListAgentRunFindingsResponse, _abc.Awaitable[_agent_service_pb2.ListAgentRunFindingsResponse]]:
         """Lists all findings of a past run page by page, in the run's order (file,
         then line). A run's message holds a bounded selection; this holds them all.
+        """
+
+    @_abc_1.abstractmethod
+    def ListGraphs(
+        self,
+        request: _agent_service_pb2.ListGraphsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListGraphsResponse, _abc.Awaitable[_agent_service_pb2.ListGraphsResponse]]:
+        """Lists the code graphs the Knowledge Builder has built, by name."""
+
+    @_abc_1.abstractmethod
+    def GetGraphNode(
+        self,
+        request: _agent_service_pb2.GetGraphNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.GetGraphNodeResponse, _abc.Awaitable[_agent_service_pb2.GetGraphNodeResponse]]:
+        """Returns one node of a graph. Node ids hold slashes: send them as they
+        are, such as /v1/graphs/shop-1a2b3c4d/nodes/module/shop.models.
+        """
+
+    @_abc_1.abstractmethod
+    def SearchGraphNodes(
+        self,
+        request: _agent_service_pb2.SearchGraphNodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.SearchGraphNodesResponse, _abc.Awaitable[_agent_service_pb2.SearchGraphNodesResponse]]:
+        """Searches a graph's nodes by name: every word of the query must start a
+        word of the node's name or qualified name; exact names first.
+        """
+
+    @_abc_1.abstractmethod
+    def ListGraphNeighbors(
+        self,
+        request: _agent_service_pb2.ListGraphNeighborsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListGraphNeighborsResponse, _abc.Awaitable[_agent_service_pb2.ListGraphNeighborsResponse]]:
+        """Lists the neighbours of a node: the edges that leave or enter it and the
+        nodes at their other ends.
+        """
+
+    @_abc_1.abstractmethod
+    def FindGraphPath(
+        self,
+        request: _agent_service_pb2.FindGraphPathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.FindGraphPathResponse, _abc.Awaitable[_agent_service_pb2.FindGraphPathResponse]]:
+        """Finds a shortest path between two nodes, following edges either way."""
+
+    @_abc_1.abstractmethod
+    def ExportGraph(
+        self,
+        request: _agent_service_pb2.ExportGraphRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ExportGraphResponse, _abc.Awaitable[_agent_service_pb2.ExportGraphResponse]]:
+        """Exports a whole graph as JSON or GraphML."""
+
+    @_abc_1.abstractmethod
+    def ListArtifacts(
+        self,
+        request: _agent_service_pb2.ListArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListArtifactsResponse, _abc.Awaitable[_agent_service_pb2.ListArtifactsResponse]]:
+        """Lists stored artifacts (such as generated docs) by name."""
+
+    @_abc_1.abstractmethod
+    def DownloadArtifact(
+        self,
+        request: _agent_service_pb2.DownloadArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.DownloadArtifactResponse, _abc.Awaitable[_agent_service_pb2.DownloadArtifactResponse]]:
+        """Downloads one stored artifact. Names hold slashes: send them as they are,
+        such as /v1/artifacts/docs/shop-1a2b3c4d/docs/index.md.
         """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
