@@ -12,6 +12,7 @@ import pytest
 
 from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
+from tests.postgres import postgres  # noqa: F401  (session fixture: a real PostgreSQL server)
 
 # A project with known content: what the agent must find and the tool must count.
 SAMPLE_FILES = {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from services.agents import code_analyzer
 from services.agents.base import AgentSpec
+from services.agents.database import agent as database_analyzer
 
 
 def agents() -> list[AgentSpec]:
-    return [code_analyzer.SPEC]
+    return [code_analyzer.SPEC, database_analyzer.SPEC]

@@ -1,0 +1,186 @@
+"""The Database Analyzer agent: its spec, its input checks, and its findings as the common finding record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+import psycopg
+
+from services.agents.base import AgentSpec, Artifact, FileSpan, Finding, NamedObject, RunContext, RunResult
+from services.agents.database.analysis import (
+    DatabaseAnalysis,
+    analyse_ddl,
+    analyse_postgres,
+    analyse_sqlite,
+    report,
+    summary,
+)
+from services.agents.database.findings import QUERY_RULES, DbFinding
+from services.agents.database.inputs import connection_dsn, read_sql_sources, resolve_input_path
+from services.agents.database.model import DIALECTS
+from services.agents.database.sqlite_file import NotASqliteDatabase
+from services.runtime.config import Config
+from services.runtime.errors import InvalidArgument, Unavailable
+from services.runtime.file_walk import open_file
+
+NAME = "database-analyzer"
+TOOL = "database-analyzer"
+SOURCES = ("ddl", "sqlite_database", "connection")
+_PATHS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 4096}, "minItems": 1, "maxItems": 1000}
+PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "description": "Exactly one schema source (ddl, sqlite_database or connection), optional query files; or queries alone.",
+    "properties": {
+        "ddl": {**_PATHS, "description": "DDL files, or folders of .sql files (natural order: V2 before V10), applied in order."},
+        "dialect": {"type": "string", "enum": list(DIALECTS), "default": "postgres",
+                    "description": "SQL dialect of the DDL and query files."},
+        "sqlite_database": {"type": "string", "minLength": 1, "maxLength": 4096,
+                            "description": "A SQLite database file inside a workspace root, opened read-only."},
+        "connection": {"type": "string", "minLength": 1, "maxLength": 64,
+                       "description": "Name of a PostgreSQL connection configured in MCPMESH_DATABASE_CONNECTIONS (never a DSN)."},
+        "schemas": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 63}, "maxItems": 100,
+                    "description": "PostgreSQL schemas to read with `connection`; default: every user schema."},
+        "queries": {**_PATHS, "description": "Query files, or folders of .sql files, checked against the schema."},
+    },
+    "additionalProperties": False,
+}
+# How sure a rule is that the finding is a real problem; the others are "high".
+_CONFIDENCE = {"implied-relationship": "medium", "unindexed-filter": "medium", "nullable-unique": "medium"}
+
+
+def _strings(arguments: dict[str, Any], name: str) -> list[str]:
+    value = arguments.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidArgument.field(f"input.{name}", "must be a list of non-empty strings")
+    return value
+
+
+def _location(finding: DbFinding) -> FileSpan | NamedObject:
+    """Schema findings are at a named object (index, column or table); query and parse findings at a file and line."""
+    if finding.rule in QUERY_RULES or finding.rule == "parse-error" or not finding.table:
+        return FileSpan(finding.file, finding.line)
+    if finding.index:
+        return NamedObject("index", f"{finding.table}.{finding.index}")
+    if finding.column:
+        return NamedObject("column", f"{finding.table}.{finding.column}")
+    return NamedObject("table", finding.table)
+
+
+def to_finding(finding: DbFinding, sources: dict[str, list[str]]) -> Finding:
+    """The common record: schema findings are at a named object (table, column, index), query findings at a line."""
+    location = _location(finding)
+    lines = sources.get(finding.file, [])
+    snippet = lines[finding.line - 1].strip() if 0 < finding.line <= len(lines) else ""
+    # Without the line number: the fingerprint survives edits above the finding.
+    identity = "\x1f".join((finding.rule, finding.table, finding.column, finding.index, finding.file, snippet))
+    fix = finding.sql or finding.hint
+    if finding.sql and finding.hint:
+        fix = f"{finding.sql}\n-- {finding.hint}"
+    return Finding(finding.rule, TOOL, finding.severity, finding.message, location, category=finding.category,
+                   confidence=_CONFIDENCE.get(finding.rule, "high"), fix_hint=fix, snippet=snippet,
+                   fingerprint=hashlib.sha256(identity.encode()).hexdigest()[:32])
+
+
+def _configured_connections() -> dict[str, str]:
+    # The agent slot's run context does not carry the service config, so the agent reads its one setting here.
+    return dict(Config.from_env("agents").database_connections)
+
+
+def analyse_arguments(arguments: dict[str, Any], context: RunContext) -> tuple[DatabaseAnalysis, dict[str, str]]:
+    """Checks the input (fields named `input.*`), reads the one schema source and the queries, and analyses them."""
+    given = [name for name in SOURCES if name in arguments]
+    if len(given) > 1:
+        raise InvalidArgument.field(f"input.{given[1]}", f"give one schema source, not both {given[0]} and {given[1]}")
+    if not given and "queries" not in arguments:
+        raise InvalidArgument.field("input.ddl", "give a schema source (ddl, sqlite_database or connection), or queries")
+    dialect = arguments.get("dialect", "postgres")
+    if dialect not in DIALECTS:
+        raise InvalidArgument.field("input.dialect", f"must be one of {', '.join(DIALECTS)}")
+    if "schemas" in arguments and given != ["connection"]:
+        raise InvalidArgument.field("input.schemas", "applies only with input.connection")
+    limits = context.limits
+    queries = read_sql_sources(_strings(arguments, "queries"), context.roots, "input.queries", max_files=limits.max_files,
+                               max_bytes=limits.max_file_bytes) if "queries" in arguments else []
+    context.check()
+    texts = dict(queries)
+    if given == ["connection"]:
+        if "dialect" in arguments and dialect != "postgres":
+            raise InvalidArgument.field("input.dialect", "must be postgres with input.connection")
+        name = arguments["connection"]
+        dsn = connection_dsn(name, _configured_connections(), "input.connection")
+        try:
+            analysis = analyse_postgres(dsn, name, _strings(arguments, "schemas"), queries)
+        except psycopg.OperationalError as exc:
+            # The server's reason (refused, authentication) without the DSN, which may hold a password.
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise Unavailable(f"cannot read PostgreSQL connection {name!r}: {reason}", reason="DATABASE_UNAVAILABLE") from None
+    elif given == ["sqlite_database"]:
+        if "dialect" in arguments and dialect != "sqlite":
+            raise InvalidArgument.field("input.dialect", "must be sqlite with input.sqlite_database")
+        path, label = resolve_input_path(arguments["sqlite_database"], context.roots, "input.sqlite_database", kind="file")
+        try:
+            os.close(open_file(path)[0])  # the same refusals as for files read: symlinked components, hard links
+        except OSError as exc:
+            raise InvalidArgument.field("input.sqlite_database", f"cannot be opened ({exc.strerror or type(exc).__name__})",
+                                        reason="PATH_NOT_READABLE") from None
+        try:
+            analysis = analyse_sqlite(path, label, queries)
+        except NotASqliteDatabase as exc:
+            raise InvalidArgument.field("input.sqlite_database", str(exc), reason="NOT_A_SQLITE_DATABASE") from None
+    else:
+        sources = read_sql_sources(_strings(arguments, "ddl"), context.roots, "input.ddl", max_files=limits.max_files,
+                                   max_bytes=limits.max_file_bytes) if "ddl" in arguments else []
+        texts.update(sources)
+        analysis = analyse_ddl(sources, dialect, queries)
+    return analysis, texts
+
+
+def _schema_json(analysis: DatabaseAnalysis) -> str:
+    return json.dumps(asdict(analysis.schema), indent=2, sort_keys=True) + "\n"
+
+
+def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
+    analysis, texts = analyse_arguments(arguments, context)
+    context.check()
+    lines = {name: text.splitlines() for name, text in texts.items()}
+    findings = [to_finding(f, lines) for f in analysis.findings]
+    statements = [f.sql for f in analysis.findings if f.sql]
+    schema = analysis.schema
+    artifacts = [
+        Artifact("report.md", "text/markdown", report(analysis)),
+        Artifact("schema.mmd", "text/vnd.mermaid", analysis.diagram),
+        Artifact("schema.json", "application/json", _schema_json(analysis)),
+    ]
+    if statements:
+        artifacts.append(Artifact("fixes.sql", "application/sql",
+                                  "-- Suggested by the Database Analyzer; review each before running it.\n" + "\n".join(statements) + "\n"))
+    return RunResult(
+        findings=findings,
+        artifacts=artifacts,
+        metrics={"tables": len(schema.tables), "columns": sum(len(t.columns) for t in schema.tables),
+                 "indexes": sum(len(t.indexes) for t in schema.tables),
+                 "foreign_keys": sum(len(t.foreign_keys) for t in schema.tables),
+                 "query_statements": analysis.query_statements, "findings": len(findings),
+                 "index_suggestions": len(analysis.index_statements)},
+        summary=summary(analysis),
+        files_analyzed=len(texts) + (1 if "sqlite_database" in arguments else 0),
+        lines_analyzed=sum(len(v) for v in lines.values()),
+        llm_status=context.model_status,
+    )
+
+
+SPEC = AgentSpec(
+    name=NAME,
+    display_name="Database Analyzer",
+    description="Schema analysis and optimisation: reads DDL (PostgreSQL, MySQL, SQLite), a SQLite database file or a "
+    "configured live PostgreSQL database, and query files; reports missing keys, unindexed foreign keys, duplicate and "
+    "redundant indexes, implied relationships, risky types and query anti-patterns, each index suggestion a runnable "
+    "CREATE INDEX; draws the schema as a Mermaid ER diagram.",
+    parameters=PARAMETERS,
+    run=run,
+    capabilities=("sql", "postgresql", "mysql", "sqlite", "schema", "indexes", "mermaid"),
+)

@@ -1,0 +1,111 @@
+"""The database-analyzer agent: input checks naming the field, workspace confinement, the common finding record."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from services.agents.base import FileSpan, NamedObject, RunContext
+from services.agents.catalog import agents
+from services.agents.database import agent
+from services.runtime.errors import InvalidArgument
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "database"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "workspace"
+    (root / "db" / "queries").mkdir(parents=True)
+    shutil.copy(FIXTURES / "shop_postgres.sql", root / "db" / "shop.sql")
+    shutil.copy(FIXTURES / "shop_queries.sql", root / "db" / "queries" / "shop_queries.sql")
+    return root
+
+
+def refused(arguments: dict[str, object], root: Path) -> str:
+    with pytest.raises(InvalidArgument) as error:
+        agent.run(arguments, RunContext(roots=(root,)))
+    return error.value.violations[0].field
+
+
+def test_agent_is_in_the_catalog() -> None:
+    assert agent.SPEC in agents() and agent.SPEC.name == "database-analyzer"
+
+
+def test_run_returns_common_findings_at_objects_and_lines(workspace: Path) -> None:
+    result = agent.run({"ddl": [str(workspace / "db" / "shop.sql")], "queries": ["db/queries"]},
+                       RunContext(roots=(workspace,)))
+    by_rule = {}
+    for finding in result.findings:
+        by_rule.setdefault(finding.rule_id, []).append(finding.location)
+    assert by_rule["missing-primary-key"] == [NamedObject("table", "order_items")]
+    assert by_rule["fk-without-index"] == [NamedObject("column", "orders.customer_id")]
+    assert by_rule["duplicate-index"] == [NamedObject("index", "customers.customers_email_idx"),
+                                          NamedObject("index", "orders.orders_status_idx2")]
+    assert by_rule["select-star"] == [FileSpan("db/queries/shop_queries.sql", 2)]
+    assert by_rule["update-without-where"] == [FileSpan("db/queries/shop_queries.sql", 7)]
+    fk = next(f for f in result.findings if f.rule_id == "fk-without-index")
+    assert fk.tool == "database-analyzer" and fk.severity == "medium" and fk.category == "performance"
+    assert fk.fix_hint == "CREATE INDEX IF NOT EXISTS orders_customer_id_idx ON orders (customer_id);"
+    assert fk.snippet == "customer_id integer NOT NULL REFERENCES customers (id),"
+    assert len({f.fingerprint for f in result.findings}) == len(result.findings)
+    names = [a.name for a in result.artifacts]
+    assert names == ["report.md", "schema.mmd", "schema.json", "fixes.sql"]
+    assert "```mermaid\nerDiagram" in result.artifacts[0].content
+    assert result.metrics["tables"] == 5 and result.metrics["index_suggestions"] == 4
+    assert result.files_analyzed == 2 and result.llm_status == "not_configured"
+
+
+def test_fingerprints_survive_lines_added_above(workspace: Path) -> None:
+    arguments = {"ddl": ["db/shop.sql"], "queries": ["db/queries"]}
+    before = {f.rule_id + f.message: f.fingerprint for f in agent.run(arguments, RunContext(roots=(workspace,))).findings}
+    for path in (workspace / "db" / "shop.sql", workspace / "db" / "queries" / "shop_queries.sql"):
+        path.write_text("-- a new header line\n\n" + path.read_text())
+    after = agent.run(arguments, RunContext(roots=(workspace,))).findings
+    assert {f.rule_id + f.message: f.fingerprint for f in after} == before
+    assert next(f for f in after if f.rule_id == "select-star").location == FileSpan("db/queries/shop_queries.sql", 4)
+
+
+def test_sqlite_database_file(workspace: Path) -> None:
+    with sqlite3.connect(workspace / "db" / "library.db") as db:
+        db.executescript((FIXTURES / "library_sqlite.sql").read_text())
+    db.close()
+    result = agent.run({"sqlite_database": "db/library.db"}, RunContext(roots=(workspace,)))
+    assert ("fk-without-index", NamedObject("column", "books.author_id")) in {(f.rule_id, f.location) for f in result.findings}
+
+
+def test_paths_outside_the_workspace_are_refused(workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.sql"
+    outside.write_text("CREATE TABLE secret (id int);")
+    (workspace / "db" / "link.sql").symlink_to(outside)
+    assert refused({"ddl": [str(outside)]}, workspace) == "input.ddl[0]"
+    assert refused({"ddl": ["db/link.sql"]}, workspace) == "input.ddl[0]"
+    assert refused({"ddl": ["db/shop.sql"], "queries": ["../outside.sql"]}, workspace) == "input.queries[0]"
+    assert refused({"sqlite_database": str(outside)}, workspace) == "input.sqlite_database"
+
+
+def test_bad_input_names_the_field(workspace: Path) -> None:
+    (workspace / "db" / "latin1.sql").write_bytes(b"-- caf\xe9\nCREATE TABLE t (id int);")
+    (workspace / "db" / "plain.db").write_text("not a database")
+    assert refused({}, workspace) == "input.ddl"
+    assert refused({"ddl": ["db/shop.sql"], "sqlite_database": "db/plain.db"}, workspace) == "input.sqlite_database"
+    assert refused({"ddl": ["db/shop.sql"], "dialect": "oracle"}, workspace) == "input.dialect"
+    assert refused({"ddl": ["db/latin1.sql"]}, workspace) == "input.ddl[0]"
+    assert refused({"ddl": ["db/missing.sql"]}, workspace) == "input.ddl[0]"
+    assert refused({"ddl": ["db/queries/../no-such-folder"]}, workspace) == "input.ddl[0]"
+    assert refused({"sqlite_database": "db/plain.db"}, workspace) == "input.sqlite_database"
+    assert refused({"sqlite_database": "db"}, workspace) == "input.sqlite_database"
+    assert refused({"ddl": ["db/shop.sql"], "schemas": ["public"]}, workspace) == "input.schemas"
+    assert refused({"connection": "nope"}, workspace) == "input.connection"
+    assert refused({"ddl": "db/shop.sql"}, workspace) == "input.ddl"
+
+
+def test_oversized_file_is_refused(workspace: Path) -> None:
+    from services.agents.base import Limits
+
+    with pytest.raises(InvalidArgument) as error:
+        agent.run({"ddl": ["db/shop.sql"]}, RunContext(roots=(workspace,), limits=Limits(max_file_bytes=100)))
+    assert error.value.violations[0].field == "input.ddl[0]" and "more than the 100 allowed" in error.value.message

@@ -1,0 +1,109 @@
+"""Database Analyzer rules on a PostgreSQL fixture schema and query file with planted problems: exact findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlglot
+
+from services.agents.database.analysis import DatabaseAnalysis, analyse_ddl
+from services.agents.database.findings import RULES
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "database"
+
+
+def shop() -> DatabaseAnalysis:
+    return analyse_ddl([("shop_postgres.sql", (FIXTURES / "shop_postgres.sql").read_text())], "postgres",
+                       [("shop_queries.sql", (FIXTURES / "shop_queries.sql").read_text())])
+
+
+def test_schema_findings_are_the_planted_ones() -> None:
+    found = [(f.rule, f.table, f.column, f.index, f.line) for f in shop().findings if f.file == "shop_postgres.sql"]
+    assert found == [
+        ("timestamp-without-time-zone", "customers", "created_at", "", 8),
+        ("duplicate-index", "customers", "email", "customers_email_idx", 37),
+        ("nullable-unique", "customers", "email", "customers_email_key", 6),
+        ("serial-over-identity", "customers", "id", "", 5),
+        ("missing-primary-key", "order_items", "", "", 26),
+        ("redundant-index", "order_items", "order_id", "order_items_order_idx", 33),
+        ("implied-relationship", "order_items", "product_id", "", 28),
+        ("fk-without-index", "orders", "customer_id", "", 21),
+        ("duplicate-index", "orders", "status", "orders_status_idx2", 36),
+        ("float-for-money", "products", "price", "", 15),
+    ]
+
+
+def test_query_findings_are_the_planted_ones() -> None:
+    found = [(f.rule, f.line, f.table, f.column) for f in shop().findings if f.file == "shop_queries.sql"]
+    assert found == [
+        ("select-star", 2, "", ""),
+        ("non-sargable-predicate", 4, "customers", "name"),
+        ("leading-wildcard-like", 5, "products", "title"),
+        ("update-without-where", 7, "products", ""),
+        ("delete-without-where", 8, "order_items", ""),
+        ("unindexed-filter", 13, "orders", "placed_at"),
+        ("non-sargable-predicate", 16, "orders", "placed_at"),
+    ]
+
+
+def test_index_suggestions_are_create_index_statements() -> None:
+    analysis = shop()
+    assert analysis.index_statements == [
+        "CREATE INDEX IF NOT EXISTS orders_customer_id_idx ON orders (customer_id);",
+        "CREATE INDEX IF NOT EXISTS customers_upper_name_idx ON customers ((UPPER(name)));",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm; "
+        "CREATE INDEX IF NOT EXISTS products_title_trgm_idx ON products USING gin (title gin_trgm_ops);",
+        "CREATE INDEX IF NOT EXISTS orders_placed_at_idx ON orders (placed_at);",
+    ]
+    for statement in analysis.index_statements:
+        assert all(sqlglot.parse(statement, read="postgres"))
+
+
+def test_other_fixes_are_statements_too() -> None:
+    by_rule = {(f.rule, f.table): f.sql for f in shop().findings}
+    assert by_rule[("duplicate-index", "orders")] == "DROP INDEX orders_status_idx2;"
+    assert by_rule[("implied-relationship", "order_items")] == (
+        "ALTER TABLE order_items ADD CONSTRAINT order_items_product_id_fkey FOREIGN KEY (product_id) REFERENCES products (id);")
+    assert by_rule[("float-for-money", "products")] == "ALTER TABLE products ALTER COLUMN price TYPE numeric(12, 2);"
+
+
+def test_expression_index_makes_its_predicate_sargable() -> None:
+    # customers_lower_email_idx covers lower(email): line 3 of the query file has no finding.
+    assert not [f for f in shop().findings if f.file == "shop_queries.sql" and f.line == 3]
+
+
+def test_clean_schema_has_no_findings() -> None:
+    ddl = """
+    CREATE TABLE teams (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE);
+    CREATE TABLE players (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        team_id bigint NOT NULL REFERENCES teams (id),
+        joined_at timestamptz NOT NULL,
+        salary numeric(12, 2) NOT NULL
+    );
+    CREATE INDEX players_team_idx ON players (team_id, joined_at);
+    """
+    analysis = analyse_ddl([("clean.sql", ddl)], "postgres", [("q.sql", "SELECT id, salary FROM players WHERE team_id = 7;")])
+    assert analysis.findings == []
+
+
+def test_unparsable_statement_is_reported_at_its_line_and_the_rest_is_read() -> None:
+    ddl = "CREATE TABLE a (id int PRIMARY KEY);\n\nCREATE TABLE (broken;\nCREATE TABLE b (id int PRIMARY KEY);\n"
+    analysis = analyse_ddl([("broken.sql", ddl)], "postgres")
+    assert [(f.rule, f.file, f.line) for f in analysis.findings] == [("parse-error", "broken.sql", 3)]
+    assert [t.name for t in analysis.schema.tables] == ["a", "b"]
+
+
+def test_quoted_and_schema_qualified_names_are_kept_and_quoted_in_fixes() -> None:
+    ddl = 'CREATE TABLE billing."Invoice" ("Id" int PRIMARY KEY, "CustomerId" int REFERENCES customers);\n' \
+          "CREATE TABLE customers (id int PRIMARY KEY);\n"
+    analysis = analyse_ddl([("q.sql", ddl)], "postgres")
+    fk = [f for f in analysis.findings if f.rule == "fk-without-index"]
+    assert [(f.table, f.column) for f in fk] == [("billing.Invoice", "CustomerId")]
+    assert fk[0].sql == 'CREATE INDEX IF NOT EXISTS invoice_customerid_idx ON billing."Invoice" ("CustomerId");'
+
+
+def test_every_rule_has_a_severity_from_the_one_list() -> None:
+    from services.agents.base import SEVERITIES
+
+    assert {severity for severity, _, _ in RULES.values()} <= set(SEVERITIES)
