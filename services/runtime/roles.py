@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from google.protobuf import descriptor_pool
-from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, FileDescriptor, ServiceDescriptor
 from mcpmesh.agents.v1 import agent_service_pb2
 from mcpmesh.auth.v1 import annotations_pb2
 from mcpmesh.gateway.v1 import gateway_service_pb2
@@ -69,6 +69,13 @@ def method_roles(descriptors: Iterable[ServiceDescriptor]) -> dict[str, str]:
 def all_services() -> list[ServiceDescriptor]:
     """Every service of every mcpmesh contract."""
     return [service for contract in CONTRACTS for service in contract.services_by_name.values()]
+
+
+def request_type(service_name: str, method: str) -> Descriptor | None:
+    """The request message type of `/service/method`, or None for the public third-party services."""
+    if service_name in PUBLIC_SERVICES:
+        return None
+    return service(service_name).methods_by_name[method].input_type
 
 
 def role_of(service_name: str, method: str) -> str | None:

@@ -18,9 +18,11 @@ from grpc_reflection.v1alpha import reflection
 from mcpmesh.health.v1 import health_pb2 as report_pb2
 from mcpmesh.health.v1 import health_pb2_grpc as report_pb2_grpc
 
+from services.runtime import telemetry
 from services.runtime.config import Config
 from services.runtime.health_report import HealthReporter
-from services.runtime.roles import role_of
+from services.runtime.roles import request_type, role_of
+from services.runtime.rpc_telemetry import instrument
 from services.runtime.status import ErrorMapping, Guard
 
 log = logging.getLogger("mcpmesh.server")
@@ -29,6 +31,10 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 2**20),
     ("grpc.max_send_message_length", 32 * 2**20),
     ("grpc.so_reuseport", 0),
+    # Above what the edge lets through (16 KiB of headers, the path twice after transcoding), so an
+    # over-long path is Envoy's 431 and never this server's RESOURCE_EXHAUSTED.
+    ("grpc.max_metadata_size", 64 * 1024),
+    ("grpc.absolute_max_metadata_size", 128 * 1024),
 ]
 
 
@@ -38,13 +44,19 @@ class _Registrar:
     Generated `add_*Servicer_to_server` functions hand the same handlers to both calls below; the
     registered-method table is the one gRPC serves from, so the generic copy is rebuilt from it."""
 
-    def __init__(self, server: grpc.aio.Server, mapping: ErrorMapping) -> None:
+    def __init__(self, server: grpc.aio.Server, mapping: ErrorMapping, service: str = "") -> None:
         self._server = server
         self._mapping = mapping
+        self._service = service
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         """Each method's role comes from its contract; one without a role stops the start-up (MissingRole)."""
-        wrapped = {name: self._mapping.wrap(f"/{service}/{name}", h, role_of(service, name)) for name, h in handlers.items()}
+        wrapped = {
+            name: self._mapping.wrap(f"/{service}/{name}", h, role_of(service, name), request_type(service, name))
+            for name, h in handlers.items()
+        }
+        # Outermost: the call's span is current for the guard, the handler and the error mapping's log line.
+        wrapped = {name: instrument(self._service, f"/{service}/{name}", h) for name, h in wrapped.items()}
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
         self._server.add_registered_method_handlers(service, wrapped)
 
@@ -87,7 +99,7 @@ async def start(
     Every service added through the registrar (the detailed report too) is checked against its contract's
     roles and passes through `guard`; grpc.health.v1 and reflection are added directly: public by design."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    registrar = _Registrar(server, ErrorMapping(f"{config.service}.mcpmesh", guard))
+    registrar = _Registrar(server, ErrorMapping(f"{config.service}.mcpmesh", guard), config.service)
     names = list(add_servicers(registrar))
     report_pb2_grpc.add_HealthReportServiceServicer_to_server(reporter, registrar)  # type: ignore[arg-type]
     health = HealthServicer()
@@ -102,8 +114,9 @@ async def start(
     reporter.instance = f"{config.host}:{port}"
     for name in ["", *all_names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    stop_telemetry = telemetry.start(config, port, reporter.metrics)
     log.info("serving", extra={"port": port, "services": names})
-    return Running(server, port, health, all_names)
+    return Running(server, port, health, all_names, on_stop=[stop_telemetry])
 
 
 async def serve(running: Running, config: Config) -> None:
@@ -124,6 +137,7 @@ def run_main(service: str, build: Callable[[Config], Awaitable[Running]]) -> Non
 
     config = Config.from_env(service)
     configure_logging(service, config.log_level)
+    telemetry.configure(config)
 
     async def main() -> None:
         running = await build(config)

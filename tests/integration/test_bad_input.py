@@ -140,3 +140,45 @@ def test_roles_and_revocation(mesh: LocalMesh, rest: httpx.Client, sample_projec
     listed = rest.get("/v1/api-keys").json()["apiKeys"]
     assert all("secret" not in k for k in listed)
     assert rest.post("/v1/api-keys", json={"displayName": "", "role": "ROLE_ADMIN"}).status_code == 400
+
+
+# Issue 6: classes of hostile input found at the edge. Each failed before its fix.
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/workflows/%ff%fe", "id"),
+        ("/v1/tools?pageToken=%00%ff", "page_token"),
+        ("/v1/agents/%c3%28", "name"),
+        ("/v1/workflows/%00abc", "id"),
+    ],
+)
+def test_invalid_utf8_or_nul_in_path_or_query_is_400_naming_the_field(rest: httpx.Client, path: str, field: str) -> None:
+    response = rest.get(path)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert _details(body)["BadRequest"]["fieldViolations"][0]["field"] == field
+    assert "DecodeError" not in response.text and "Traceback" not in response.text
+
+
+def test_oversize_id_is_invalid_argument_over_grpc_and_does_not_eject_the_service(mesh: LocalMesh, admin_key: str) -> None:
+    """Before: a 64 KiB id made a status too large for the trailers, a protocol error Envoy counted against the host."""
+    auth = [("authorization", f"Bearer {admin_key}")]
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.edge}") as channel:
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        for _ in range(8):  # more than the 5 consecutive failures that would eject a host
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.GetWorkflow(workflow_service_pb2.GetWorkflowRequest(id="x" * 65536), metadata=auth, timeout=10)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert len(caught.value.details()) < 300
+        listed = stub.ListWorkflows(workflow_service_pb2.ListWorkflowsRequest(page_size=1), metadata=auth, timeout=10)
+        assert listed is not None
+    stats = httpx.get(f"http://127.0.0.1:{mesh.ports.admin}/stats", params={"filter": r"outlier_detection\.ejections_enforced_total"}).text
+    assert all(line.endswith(": 0") for line in stats.splitlines() if line.strip()), stats
+
+
+def test_overlong_path_is_400_or_431_not_429(rest: httpx.Client) -> None:
+    response = rest.get("/v1/workflows/" + "a" * 20000)
+    assert response.status_code in (400, 431, 414), response.text
+    response = rest.get("/v1/workflows/" + "a" * 6000)
+    assert response.status_code in (400, 431, 414), response.text

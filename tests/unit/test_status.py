@@ -96,6 +96,23 @@ def test_field_helper_names_the_field_in_message_and_violation() -> None:
     assert [(v.field, v.description) for v in bad.field_violations] == [("x.y", "is required")]
 
 
+def test_resource_exhausted_carries_retry_info_and_a_retry_after_trailer() -> None:
+    error = errors.ResourceExhausted("slow down", reason="RATE_LIMITED", metadata={"retry_after_seconds": "1.250"})
+    status = to_rpc_status(error, "d")
+    [retry] = _unpack(list(_details(status).details), error_details_pb2.RetryInfo)
+    assert (retry.retry_delay.seconds, retry.retry_delay.nanos) == (1, 250_000_000)
+    assert ("retry-after", "2") in status.trailing_metadata  # whole seconds, rounded up
+    plain = to_rpc_status(errors.ResourceExhausted("full"), "d")
+    assert _unpack(list(_details(plain).details), error_details_pb2.RetryInfo) == []
+
+
+def test_huge_error_texts_are_capped_so_the_status_fits_in_trailers() -> None:
+    error = errors.NotFound("workflow " + "x" * 70000 + " not found", metadata={"id": "y" * 70000})
+    status = to_rpc_status(error, "d")
+    assert len(status.details) <= 1024
+    assert sum(len(v) for _, v in status.trailing_metadata) < 4096
+
+
 # --- Error mapping on a real in-process server -------------------------------------------------
 
 
