@@ -51,6 +51,13 @@ def _state_url(raw: str) -> str:
     return raw
 
 
+def _database_connections(raw: str) -> tuple[tuple[str, str], ...]:
+    from services.agents.database.inputs import parse_connections
+
+    # A JSON object of name -> postgresql:// URL, checked at start-up; pairs keep the config hashable.
+    return tuple(sorted(parse_connections(raw).items()))
+
+
 def _setting(env: str, help: str, parse: Callable[[str], Any], default: Any = None, **kwargs: Any) -> Any:
     """A config field read from `env` with `parse`; the parser travels with the field, so none stays a string by accident."""
     metadata = {"env": env, "help": help, "parse": parse}
@@ -87,6 +94,11 @@ class Config:
     rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway only: requests per second per API key", _seconds, 50.0)
     rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway only: burst size per API key", _count, 200)
     max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)
+    database_connections: tuple[tuple[str, str], ...] = _setting(
+        "MCPMESH_DATABASE_CONNECTIONS", "agents only: PostgreSQL databases the Database Analyzer may introspect, a JSON "
+        'object of name -> postgresql:// URL ({"shop": "postgresql://reader@db/shop"}); callers pass only the name',
+        _database_connections, (),
+    )
 
     @classmethod
     def from_env(cls, service: str, environ: dict[str, str] | None = None) -> Config:
