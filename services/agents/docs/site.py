@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.agents.docs.api_model import LoadProblem, load_api
+from services.agents.docs.api_model import ApiObject, LoadProblem, load_api
 from services.agents.docs.architecture import architecture_page
 from services.agents.docs.render import Coverage, coverage, coverage_page, module_page, schema_page
 from services.agents.knowledge.builder import build_graph
@@ -31,6 +31,14 @@ class Site:
     modules: int
     problems: list[LoadProblem] = field(default_factory=list)
     truncated: bool = False
+    places: dict[str, tuple[str, int]] = field(default_factory=dict)  # dotted path -> (file, line) of each object
+
+
+def _places(objects: Sequence[ApiObject], into: dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
+    for obj in objects:
+        into[obj.path] = (obj.file, max(obj.line, 1))
+        _places(obj.members, into)
+    return into
 
 
 def _yaml_text(text: str) -> str:
@@ -79,4 +87,4 @@ def generate_site(
     nav.append("  - API reference:")
     nav += [f"      - {module.path}: api/{module.path}.md" for module in modules]
     files["mkdocs.yml"] = f"site_name: {_yaml_text(project)}\ndocs_dir: docs\n" + "\n".join(nav) + "\n" + MKDOCS_EXTENSIONS
-    return Site(dict(sorted(files.items())), result, len(modules), problems, truncated or graph.stats.truncated)
+    return Site(dict(sorted(files.items())), result, len(modules), problems, truncated or graph.stats.truncated, _places(modules, {}))

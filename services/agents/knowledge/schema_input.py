@@ -1,0 +1,46 @@
+"""The optional `schema` input of the Knowledge Builder and the Documentation Generator: DDL files read by the
+Database Analyzer's loader, turned into tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from services.agents.database.ddl import schema_from_ddl
+from services.agents.database.model import DIALECTS
+from services.agents.knowledge.schema import Table, tables_from_model
+from services.runtime.errors import InvalidArgument
+
+MAX_SCHEMA_BYTES = 5_000_000
+
+SCHEMA_PROPERTIES: dict[str, Any] = {
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 4096,
+        "description": "A DDL file (relative to path) whose tables and foreign keys join the result.",
+    },
+    "dialect": {"enum": list(DIALECTS), "description": "SQL dialect of the schema file; default postgres."},
+}
+
+
+def read_tables(root: Path, arguments: Mapping[str, Any]) -> tuple[list[Table], str]:
+    """The tables of `input.schema` (empty when not given) and the file's name; errors name `input.schema`."""
+    name = arguments.get("schema")
+    if not name:
+        return [], ""
+    file = (root / str(name)).resolve()
+    if not file.is_relative_to(root):
+        raise InvalidArgument.field("input.schema", "must be a file inside input.path", reason="PATH_OUTSIDE_WORKSPACE")
+    if not file.is_file():
+        raise InvalidArgument.field("input.schema", f"is not a file: {name}", reason="PATH_NOT_FOUND")
+    if file.stat().st_size > MAX_SCHEMA_BYTES:
+        raise InvalidArgument.field("input.schema", f"is larger than {MAX_SCHEMA_BYTES} bytes")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument.field("input.schema", f"cannot be read: {exc}") from None
+    relative = file.relative_to(root).as_posix()
+    schema, _ = schema_from_ddl([(relative, text)], str(arguments.get("dialect") or "postgres"))
+    return tables_from_model(schema.tables), relative
