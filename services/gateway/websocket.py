@@ -17,6 +17,9 @@ from services.runtime.errors import DomainError
 from services.runtime.roles import role_of
 
 log = logging.getLogger("mcpmesh.websocket")
+MAX_MESSAGE = 16 * 1024  # a subscription is a few hundred bytes; larger messages get an error frame
+MAX_FRAME = 1024 * 1024  # beyond this the library closes the connection (1009) before we see the message
+MAX_DEPTH = 8  # nesting of arrays and objects in a client message
 SUBSCRIBE_METHOD = "/mcpmesh.gateway.v1.GatewayService/StreamEvents"  # the WebSocket needs the role of this RPC
 
 
@@ -29,6 +32,29 @@ def _token(connection: ServerConnection) -> str:
     return token or parse_qs(urlparse(request.path).query).get("token", [""])[0]
 
 
+def nesting(raw: str | bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, counted before parsing (json.loads recurses)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 class WebSocketEdge:
     def __init__(self, auth: Authenticator, feed: EventFeed) -> None:
         self._auth = auth
@@ -36,7 +62,7 @@ class WebSocketEdge:
         self._role = role_of(*SUBSCRIBE_METHOD.strip("/").split("/"))
 
     async def start(self, host: str, port: int) -> Server:
-        return await serve(self._session, host, port, ping_interval=20, max_size=64 * 1024)
+        return await serve(self._session, host, port, ping_interval=20, max_size=MAX_FRAME)
 
     async def _session(self, connection: ServerConnection) -> None:
         try:
@@ -73,6 +99,10 @@ class WebSocketEdge:
     @staticmethod
     def _parse(raw: str | bytes) -> set[str] | str:
         """The subscribed types, or an error message naming the bad field."""
+        if len(raw) > MAX_MESSAGE:
+            return f"message: must be at most {MAX_MESSAGE} bytes"
+        if nesting(raw) > MAX_DEPTH:
+            return f"message: nested deeper than {MAX_DEPTH} levels"
         try:
             message = json.loads(raw)
         except ValueError:

@@ -43,3 +43,15 @@ def test_unauthenticated_socket_is_closed(mesh: LocalMesh) -> None:
         with pytest.raises(ConnectionClosed):
             socket.recv(timeout=10)
     assert socket.close_code == 4401
+
+
+@pytest.mark.parametrize("message", ["[" * 30000 + "]" * 30000, "[" * 5000 + "]" * 5000, json.dumps({"action": "subscribe", "pad": "x" * 200_000})])
+def test_deep_or_large_messages_get_an_error_frame_and_the_connection_stays(mesh: LocalMesh, admin_key: str, message: str) -> None:
+    """Before: 30,000 nested arrays closed the socket with 1011 and a traceback in the gateway's log."""
+    with connect(f"ws://127.0.0.1:{mesh.ports.edge}/ws?token={admin_key}", open_timeout=10) as socket:
+        socket.send(message)
+        error = json.loads(socket.recv(timeout=10))
+        assert error["type"] == "error" and error["reason"] == "INVALID_MESSAGE"
+        assert error["message"].startswith("message:")
+        socket.send(json.dumps({"action": "subscribe", "types": ["service_health"]}))
+        assert json.loads(socket.recv(timeout=10)) == {"type": "subscribed", "types": ["service_health"]}
