@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.agents.base import FileSpan, NamedObject, RunContext
-from services.agents.catalog import agents
+from services.agents.base import FileSpan, ModelReply, NamedObject, RunContext
 from services.agents.database import agent
 from services.runtime.errors import InvalidArgument
 
@@ -29,10 +28,6 @@ def refused(arguments: dict[str, object], root: Path) -> str:
     with pytest.raises(InvalidArgument) as error:
         agent.run(arguments, RunContext(roots=(root,)))
     return error.value.violations[0].field
-
-
-def test_agent_is_in_the_catalog() -> None:
-    assert agent.SPEC in agents() and agent.SPEC.name == "database-analyzer"
 
 
 def test_run_returns_common_findings_at_objects_and_lines(workspace: Path) -> None:
@@ -109,3 +104,37 @@ def test_oversized_file_is_refused(workspace: Path) -> None:
     with pytest.raises(InvalidArgument) as error:
         agent.run({"ddl": ["db/shop.sql"]}, RunContext(roots=(workspace,), limits=Limits(max_file_bytes=100)))
     assert error.value.violations[0].field == "input.ddl[0]" and "more than the 100 allowed" in error.value.message
+
+
+class _Model:
+    """A model client that answers like a model would, or fails like a throttled one."""
+
+    model_id = "stand-in-model"
+
+    def __init__(self, answer: str | None) -> None:
+        self.answer = answer
+        self.prompts: list[str] = []
+
+    def complete(self, system: str, prompt: str, *, max_tokens: int = 1024) -> ModelReply:
+        self.prompts.append(prompt)
+        if self.answer is None:
+            raise TimeoutError("throttled")
+        return ModelReply(self.answer, self.model_id, input_tokens=120, output_tokens=30)
+
+
+def test_model_explains_findings_in_its_own_artifact(workspace: Path) -> None:
+    model = _Model("1:: A missing key lets duplicate rows in.\n7:: not a finding number\nnoise")
+    result = agent.run({"ddl": ["db/shop.sql"]}, RunContext(roots=(workspace,), model=model))
+    assert model.prompts[0].startswith("1. [missing-primary-key] order_items: table order_items has no primary key.")
+    explanations = next(a for a in result.artifacts if a.name == "explanations.md").content
+    assert "`stand-in-model`" in explanations
+    assert "- **missing-primary-key** at order_items: A missing key lets duplicate rows in." in explanations
+    assert result.llm_status == "completed" and (result.input_tokens, result.output_tokens) == (120, 30)
+    static = agent.run({"ddl": ["db/shop.sql"]}, RunContext(roots=(workspace,)))
+    assert result.findings == static.findings  # the model adds prose, never findings
+
+
+def test_failed_model_step_leaves_the_static_result(workspace: Path) -> None:
+    result = agent.run({"ddl": ["db/shop.sql"]}, RunContext(roots=(workspace,), model=_Model(None)))
+    assert result.llm_status == "failed" and "explanations.md" not in [a.name for a in result.artifacts]
+    assert len(result.findings) == 10

@@ -19,6 +19,7 @@ from services.agents.database.analysis import (
     report,
     summary,
 )
+from services.agents.database.explain import explain, explanations_markdown
 from services.agents.database.findings import QUERY_RULES, DbFinding
 from services.agents.database.inputs import connection_dsn, read_sql_sources, resolve_input_path
 from services.agents.database.model import DIALECTS
@@ -144,7 +145,9 @@ def _schema_json(analysis: DatabaseAnalysis) -> str:
 
 
 def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
+    context.progress("reading the schema and queries", 0.0)
     analysis, texts = analyse_arguments(arguments, context)
+    context.progress("analysed", 0.7)
     context.check()
     lines = {name: text.splitlines() for name, text in texts.items()}
     findings = [to_finding(f, lines) for f in analysis.findings]
@@ -158,6 +161,13 @@ def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
     if statements:
         artifacts.append(Artifact("fixes.sql", "application/sql",
                                   "-- Suggested by the Database Analyzer; review each before running it.\n" + "\n".join(statements) + "\n"))
+    llm_status, tokens = context.model_status, (0, 0)
+    if context.model is not None:
+        context.progress("model explains the findings", 0.8)
+        explained = explain(analysis.findings, context.model)
+        llm_status, tokens = explained.status, (explained.input_tokens, explained.output_tokens)
+        if explained.by_finding:
+            artifacts.append(Artifact("explanations.md", "text/markdown", explanations_markdown(analysis.findings, explained)))
     return RunResult(
         findings=findings,
         artifacts=artifacts,
@@ -169,7 +179,9 @@ def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
         summary=summary(analysis),
         files_analyzed=len(texts) + (1 if "sqlite_database" in arguments else 0),
         lines_analyzed=sum(len(v) for v in lines.values()),
-        llm_status=context.model_status,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        llm_status=llm_status,
     )
 
 
@@ -183,4 +195,5 @@ SPEC = AgentSpec(
     parameters=PARAMETERS,
     run=run,
     capabilities=("sql", "postgresql", "mysql", "sqlite", "schema", "indexes", "mermaid"),
+    uses_model=True,
 )
