@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from google.protobuf import descriptor_pb2
 
+from services.launcher.envoy_tracing import add_tracing
 from services.runtime import topology
 
 ENVOY_DIR_ENV = "MCPMESH_ENVOY_DIR"
@@ -334,6 +335,7 @@ def render_config(
     service_hosts: Mapping[str, str] | None = None,
     base: Path | None = None,
     tls: Mapping[str, Path | str] | None = None,
+    otlp_endpoint: str = "",
 ) -> dict[str, Any]:
     """The full config as a dict. `service_hosts` (service -> DNS name) gives DNS clusters, for containers.
 
@@ -377,6 +379,8 @@ def render_config(
     resources = config["static_resources"]
     resources["listeners"].append(mesh_listener(ports, streams))
     resources["clusters"] = [*(resources.get("clusters") or []), *generated_clusters(ports, instances, service_hosts)]
+    if otlp_endpoint:  # Envoy traces too (MCPMESH_OTLP_ENDPOINT); without a collector it only passes traceparent on
+        add_tracing(config, otlp_endpoint)
     return config
 
 

@@ -62,6 +62,8 @@ class LocalMesh:
     # Called before the children are stopped (the supervisor stops restarting them) and after (its thread ends).
     before_stop: list[Callable[[], None]] = field(default_factory=list)
     after_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Prometheus /metrics port of each instance (free loopback ports), by instance name.
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for service in self.instances:
@@ -79,6 +81,7 @@ class LocalMesh:
                 port = self.ports.service(service) if i == 0 else extra[2 * i - 2]
                 websocket = 0 if service != "gateway" else (self.ports.websocket if i == 0 else extra[2 * i - 1])
                 self.plan[name] = Instance(name, service, port, websocket)
+        self.metrics_ports = dict(zip(self.plan, free_ports(len(self.plan)), strict=True))
 
     @property
     def edge_url(self) -> str:
@@ -91,6 +94,11 @@ class LocalMesh:
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.admin}"
+
+    @property
+    def otlp_endpoint(self) -> str:
+        """Where traces go (MCPMESH_OTLP_ENDPOINT); Envoy is configured to send its spans there too."""
+        return self.extra_env.get("MCPMESH_OTLP_ENDPOINT", os.environ.get("MCPMESH_OTLP_ENDPOINT", ""))
 
     @property
     def logs(self) -> Path:
@@ -109,6 +117,7 @@ class LocalMesh:
             "MCPMESH_ENVOY_ADMIN_URL": self.admin_url,
             "MCPMESH_WS_PORT": str(instance.websocket_port or self.ports.websocket),
             "MCPMESH_WORKSPACE_ROOTS": roots,
+            "MCPMESH_METRICS_PORT": str(self.metrics_ports[instance.name]),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
@@ -119,7 +128,7 @@ class LocalMesh:
         # The edge's certificate must exist before Envoy reads its config: made at first start, or the operator's.
         self.tls = edge_tls(self.data_dir, {**os.environ, **self.extra_env})
         tls = {"cert": self.tls.server_cert, "key": self.tls.server_key}
-        config.write_text(render(self.ports, instances=list(self.plan.values()), tls=tls))
+        config.write_text(render(self.ports, instances=list(self.plan.values()), tls=tls, otlp_endpoint=self.otlp_endpoint))
         self._spawn("envoy", [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"], dict(os.environ))
         for name in self.plan:
             self.start_service(name)
@@ -142,6 +151,10 @@ class LocalMesh:
             )
         self.write_state()
 
+    def metrics_url(self, name: str) -> str:
+        """An instance's Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
+
     def restart(self, name: str) -> int:
         """Starts a process again with the command and environment it had; returns its new PID."""
         command, env = self.commands[name]
@@ -156,7 +169,8 @@ class LocalMesh:
             "admin_url": self.admin_url,
             "ports": {"edge": self.ports.edge, "mesh": self.ports.mesh, "admin": self.ports.admin,
                       "websocket": self.ports.websocket, **self.ports.services},
-            "instances": {name: {"service": i.service, "port": i.port} for name, i in self.plan.items()},
+            "instances": {name: {"service": i.service, "port": i.port, "metrics_url": self.metrics_url(name)}
+                          for name, i in self.plan.items()},
             "pids": {name: p.pid for name, p in self.processes.items() if p.poll() is None},
         }
         (self.data_dir / "mesh.json").write_text(json.dumps(state, indent=2) + "\n")

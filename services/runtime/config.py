@@ -58,6 +58,12 @@ def _database_connections(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(parse_connections(raw).items()))
 
 
+def _tracing_mode(raw: str) -> str:
+    from services.runtime.tracing import parse_mode
+
+    return parse_mode(raw)
+
+
 def _setting(env: str, help: str, parse: Callable[[str], Any], default: Any = None, **kwargs: Any) -> Any:
     """A config field read from `env` with `parse`; the parser travels with the field, so none stays a string by accident."""
     metadata = {"env": env, "help": help, "parse": parse}
@@ -99,6 +105,20 @@ class Config:
         'object of name -> postgresql:// URL ({"shop": "postgresql://reader@db/shop"}); callers pass only the name',
         _database_connections, (),
     )
+    tracing: str = _setting(
+        "MCPMESH_TRACING", "where spans go: auto (OTLP when MCPMESH_OTLP_ENDPOINT is set, else a file under "
+        "the data folder's traces/), otlp, file, console or off", _tracing_mode, "auto",
+    )
+    otlp_endpoint: str = _setting(
+        "MCPMESH_OTLP_ENDPOINT", "OTLP/HTTP collector base URL for traces, e.g. http://127.0.0.1:4318 (the AWS Distro "
+        "collector forwards to X-Ray); Envoy's spans go there too", str, "",
+    )
+    metrics_port: int = _setting("MCPMESH_METRICS_PORT", "Prometheus /metrics port of this process; 0: not served", _port, 0)
+    emf_namespace: str = _setting(
+        "MCPMESH_EMF_NAMESPACE", "CloudWatch namespace: when set, metrics are also written to standard output as "
+        "embedded-metric-format lines", str, "",
+    )
+    emf_seconds: float = _setting("MCPMESH_EMF_SECONDS", "seconds between CloudWatch EMF lines", _seconds, 60.0)
 
     @classmethod
     def from_env(cls, service: str, environ: dict[str, str] | None = None) -> Config:

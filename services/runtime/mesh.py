@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2
 
 from services.runtime import topology
 from services.runtime.health_report import DEGRADED, SERVING, CheckResult
+from services.runtime.rpc_telemetry import client_interceptors
 
 # Per-service deadlines from the topology; Envoy's route timeouts are rendered from the same figures.
 DEADLINES = topology.DEADLINES
@@ -30,7 +31,9 @@ class Mesh:
     def __init__(self, address: str, services: Iterable[str]) -> None:
         self.address = address
         self._channels = {
-            name: grpc.aio.insecure_channel(address, options=[*CHANNEL_OPTIONS, ("grpc.default_authority", name)])
+            name: grpc.aio.insecure_channel(
+                address, options=[*CHANNEL_OPTIONS, ("grpc.default_authority", name)], interceptors=client_interceptors()
+            )
             for name in services
         }
 

@@ -142,7 +142,7 @@ def test_edge_routes_can_go_direct_to_each_service(tmp_path: Path) -> None:
     (tmp_path / "edge.yaml").write_text(base)
     rendered = render_config_from(tmp_path / "edge.yaml")
     routes = rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    by_name = {r["name"]: r["route"] for r in routes}
+    by_name = {r["name"]: r["route"] for r in routes if "route" in r}  # not the direct_response ones
     for service in topology.SERVICES:
         assert by_name[f"edge_{service.name}"]["cluster"] == service.name
     assert by_name["edge_watch_workflow"]["cluster"] == "workflows"
@@ -166,8 +166,24 @@ def test_envoy_accepts_the_rendered_configs(tmp_path: Path) -> None:
     made = ensure_local(tmp_path)
     tls = {"cert": made.server_cert, "key": made.server_key}
     for name, text in [("local.yaml", render(Ports.free(), tls=tls)),
-                       ("dns.yaml", render(Ports(), edge_host="0.0.0.0", service_hosts=hosts, tls=tls))]:
+                       ("dns.yaml", render(Ports(), edge_host="0.0.0.0", service_hosts=hosts, tls=tls)),
+                       ("traced.yaml", render(Ports.free(), tls=tls, otlp_endpoint="http://127.0.0.1:4318"))]:
         (tmp_path / name).write_text(text)
         done = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(tmp_path / name)],
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_tracing_is_on_in_every_connection_manager_only_with_a_collector() -> None:
+    plain = yaml.safe_load(render(PORTS))
+    assert collect(plain, "tracing") == [] and "otlp_collector" not in clusters(plain)
+    traced = yaml.safe_load(render(PORTS, otlp_endpoint="http://collector.mcp.local:4318"))
+    managers = [f["typed_config"] for listener in traced["static_resources"]["listeners"]
+                for chain in listener["filter_chains"] for f in chain["filters"]]
+    assert managers and all(m["tracing"]["provider"]["name"] == "envoy.tracers.opentelemetry" for m in managers)
+    [uri] = {m["tracing"]["provider"]["typed_config"]["http_service"]["http_uri"]["uri"] for m in managers}
+    assert uri == "http://collector.mcp.local:4318/v1/traces"
+    collector = clusters(traced)["otlp_collector"]
+    assert collector["type"] == "STRICT_DNS" and endpoints(collector) == [("collector.mcp.local", 4318)]
+    with pytest.raises(ValueError, match="MCPMESH_OTLP_ENDPOINT"):
+        render(PORTS, otlp_endpoint="collector:4318")

@@ -1,0 +1,58 @@
+"""Envoy's part of the traces: every HTTP connection manager starts or continues W3C trace context and exports OTLP."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+OTLP_CLUSTER = "otlp_collector"
+HCM = "envoy.filters.network.http_connection_manager"
+
+
+def tracing_config(listener: str, otlp_endpoint: str) -> dict[str, Any]:
+    """OpenTelemetry tracer: spans over OTLP/HTTP to the collector, every request sampled (services sample the rest)."""
+    return {
+        "random_sampling": {"value": 100},
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "service_name": f"envoy-{listener}",
+                "http_service": {"http_uri": {
+                    "uri": f"{otlp_endpoint.rstrip('/')}/v1/traces", "cluster": OTLP_CLUSTER, "timeout": "2s",
+                }},
+            },
+        },
+    }
+
+
+def otlp_cluster(otlp_endpoint: str) -> dict[str, Any]:
+    url = urlsplit(otlp_endpoint)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"MCPMESH_OTLP_ENDPOINT {otlp_endpoint!r}: expected http(s)://HOST:PORT")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    literal = url.hostname.replace(".", "").isdigit() or ":" in url.hostname
+    cluster: dict[str, Any] = {
+        "name": OTLP_CLUSTER,
+        "type": "STATIC" if literal else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": OTLP_CLUSTER, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": url.hostname, "port_value": port}}}}
+        ]}]},
+    }
+    if url.scheme == "https":
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "sni": url.hostname,
+        }}
+    return cluster
+
+
+def add_tracing(config: dict[str, Any], otlp_endpoint: str) -> None:
+    """Turns tracing on in every listener's HTTP connection manager (edge, HTTPS edge, mesh) and adds the collector."""
+    resources = config["static_resources"]
+    for listener in resources["listeners"]:
+        for chain in listener.get("filter_chains", []):
+            for network_filter in chain.get("filters", []):
+                if network_filter.get("name") == HCM:
+                    network_filter["typed_config"]["tracing"] = tracing_config(listener["name"], otlp_endpoint)
+    resources["clusters"].append(otlp_cluster(otlp_endpoint))

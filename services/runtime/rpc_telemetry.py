@@ -1,0 +1,163 @@
+"""A span and metrics for every gRPC call a service serves, and W3C trace context on every call it makes through the mesh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from services.runtime import metrics, tracing
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+# Health checks run every second from Envoy and the gateway: counted, never traced.
+UNTRACED_PREFIXES = ("/grpc.health.", "/mcpmesh.health.")
+# Codes that are the caller's doing: recorded on the span, but the span is not marked as failed.
+CALLER_CODES = {"OK", "CANCELLED", "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION",
+                "PERMISSION_DENIED", "UNAUTHENTICATED", "OUT_OF_RANGE", "RESOURCE_EXHAUSTED"}
+
+
+def _rpc_attributes(method: str) -> dict[str, str]:
+    service, _, name = method.lstrip("/").partition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
+def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if error is None:
+        return "OK"
+    if isinstance(error, asyncio.CancelledError):
+        return "CANCELLED"
+    return "UNKNOWN"
+
+
+def _start_server_span(method: str, context: grpc.aio.ServicerContext) -> tuple[trace.Span, otel_context.Context] | None:
+    if not tracing.enabled() or method.startswith(UNTRACED_PREFIXES):
+        return None
+    carrier = {k: v for k, v in context.invocation_metadata() or () if k in TRACE_HEADERS and isinstance(v, str)}
+    span = tracing.tracer().start_span(
+        method.lstrip("/"), context=propagate.extract(carrier), kind=SpanKind.SERVER, attributes=_rpc_attributes(method)
+    )
+    return span, trace.set_span_in_context(span)
+
+
+def _end_span(span: trace.Span, code: str) -> None:
+    span.set_attribute("rpc.grpc.status_code", code)
+    if code not in CALLER_CODES:
+        span.set_status(Status(StatusCode.ERROR, code))
+    span.end()
+
+
+def instrument(service: str, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Wraps a served method: its span (continuing the caller's trace) is current while it runs; its code and time
+    are counted for Prometheus and EMF."""
+    if handler.unary_unary is not None:
+        unary_behaviour: Callable[..., Any] = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            traced = _start_server_span(method, context)
+            token = otel_context.attach(traced[1]) if traced else None
+            error: BaseException | None = None
+            try:
+                return await unary_behaviour(request, context)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                code = _code(context, error)
+                if traced:
+                    otel_context.detach(token)  # type: ignore[arg-type]
+                    _end_span(traced[0], code)
+                metrics.record(service, method, code, time.perf_counter() - started)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        stream_behaviour: Callable[..., Any] = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            traced = _start_server_span(method, context)
+            error: BaseException | None = None
+            messages = stream_behaviour(request, context)
+            try:
+                while True:
+                    # The span is current only while the handler runs, not while the caller reads.
+                    token = otel_context.attach(traced[1]) if traced else None
+                    try:
+                        item = await messages.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        if token is not None:
+                            otel_context.detach(token)
+                    yield item
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                code = _code(context, error)
+                if traced:
+                    _end_span(traced[0], code)
+                metrics.record(service, method, code, time.perf_counter() - started)
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+    return handler
+
+
+def _method_name(method: str | bytes) -> str:
+    return method.decode() if isinstance(method, bytes) else method
+
+
+async def _finish_client_span(span: trace.Span, call: Any) -> None:
+    try:
+        code = await call.code()
+        _end_span(span, code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN")
+    except Exception:  # the span must end whatever happened to the call
+        _end_span(span, "UNKNOWN")
+
+
+class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """A client span per mesh call and its `traceparent` in the metadata (replacing one relayed from the caller)."""
+
+    def _traced(self, details: grpc.aio.ClientCallDetails) -> tuple[grpc.aio.ClientCallDetails, trace.Span | None]:
+        method = _method_name(details.method)
+        if method.startswith(UNTRACED_PREFIXES):
+            return details, None
+        span = tracing.tracer().start_span(method.lstrip("/"), kind=SpanKind.CLIENT, attributes=_rpc_attributes(method))
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        kept = [(k, v) for k, v in (details.metadata or ()) if k not in TRACE_HEADERS]
+        metadata = grpc.aio.Metadata(*kept, *carrier.items())
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        ), span
+
+    def _watch(self, call: Any, span: trace.Span | None) -> Any:
+        if span is not None:
+            call.add_done_callback(lambda done: asyncio.ensure_future(_finish_client_span(span, done)))
+        return call
+
+    async def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        details, span = self._traced(details)
+        return self._watch(await continuation(details, request), span)
+
+    async def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        details, span = self._traced(details)
+        return self._watch(await continuation(details, request), span)
+
+
+def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """For mesh channels; none when tracing is off, so an untraced process pays nothing per call."""
+    return [ClientTracing()] if tracing.enabled() else []

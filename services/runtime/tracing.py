@@ -1,0 +1,140 @@
+"""OpenTelemetry traces of one service process: set-up, spans for steps and runs, and the W3C trace context hooks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
+
+MODES = ("auto", "otlp", "file", "console", "off")
+_provider: TracerProvider | None = None
+_tracer: trace.Tracer = trace.get_tracer("mcpmesh")
+
+
+def parse_mode(raw: str) -> str:
+    """MCPMESH_TRACING: auto (OTLP when an endpoint is set, else a file), otlp, file, console or off."""
+    mode = raw.strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"expected one of {', '.join(MODES)}")
+    return mode
+
+
+class FileSpanExporter(SpanExporter):
+    """Spans as JSON lines in one file per process; the file is started over past `limit` bytes (one old copy kept)."""
+
+    def __init__(self, path: Path, limit: int = 50 * 2**20) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            for span in spans:
+                self._file.write(span.to_json(indent=None) + "\n")
+            self._file.flush()
+            if self._file.tell() > self.limit:
+                self._file.close()
+                self.path.replace(self.path.with_suffix(".1.jsonl"))
+                self._file = self.path.open("a", encoding="utf-8")
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def configure(service: str, version: str, mode: str, otlp_endpoint: str, data_dir: Path) -> str:
+    """Installs the process's tracer provider once; returns where spans go ("off" when not traced)."""
+    global _provider, _tracer
+    if mode == "auto":
+        mode = "otlp" if otlp_endpoint else "file"
+    if mode == "off" or _provider is not None:
+        return mode
+    if mode == "otlp" and not otlp_endpoint:
+        raise SystemExit("MCPMESH_TRACING=otlp needs MCPMESH_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318)")
+    resource = Resource.create({
+        "service.name": f"mcpmesh-{service}",
+        "service.namespace": "mcpmesh",
+        "service.version": version,
+        "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
+    })
+    provider = TracerProvider(resource=resource)
+    exporter: SpanExporter
+    if mode == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces", timeout=5)
+    elif mode == "file":
+        exporter = FileSpanExporter(data_dir / "traces" / f"{service}-{os.getpid()}.jsonl")
+    else:
+        exporter = ConsoleSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    _tracer = provider.get_tracer("mcpmesh", version)
+    return mode
+
+
+def enabled() -> bool:
+    return _provider is not None
+
+
+def tracer() -> trace.Tracer:
+    return _tracer
+
+
+def shutdown() -> None:
+    """Exports what is buffered; called as the server stops."""
+    if _provider is not None:
+        _provider.shutdown()
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A span for a unit of work inside a call: a LangGraph step, an agent run, a tool execution, an MCP or model call.
+
+    Attributes with a None value are left out. A no-op (and cheap) when tracing is off."""
+    with _tracer.start_as_current_span(name, attributes={k: v for k, v in attributes.items() if v is not None}) as current:
+        yield current
+
+
+def current_traceparent() -> str:
+    """The W3C `traceparent` of the current span, "" when there is none: what a workflow record keeps."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def current_trace_id() -> str:
+    """The current trace id as 32 hex digits (X-Ray and the OTLP backends show this), "" when not traced."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def extract(carrier: Mapping[str, str]) -> otel_context.Context:
+    return propagate.extract(carrier)
+
+
+@contextlib.contextmanager
+def resumed(name: str, traceparent: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A span for work that continues a stored trace later (a workflow resumed after a restart).
+
+    It is a child of the stored span when that is known, so the resumed steps join the trace that created the
+    workflow; with no stored traceparent it is a root span of its own."""
+    parent = extract({"traceparent": traceparent}) if traceparent else otel_context.Context()
+    with _tracer.start_as_current_span(
+        name, context=parent, attributes={k: v for k, v in attributes.items() if v is not None}
+    ) as current:
+        yield current

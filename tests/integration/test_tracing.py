@@ -1,0 +1,172 @@
+"""One trace across Envoy and the services (a small OTLP/HTTP receiver collects what the mesh exports), and the metrics
+each service exposes: Prometheus per RPC and the scaling gauges, and CloudWatch EMF lines."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from services.launcher.processes import LocalMesh
+from tests.conftest import start_mesh, wait_until
+
+
+@dataclass(frozen=True)
+class Span:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+
+
+class Receiver(ThreadingHTTPServer):
+    """Accepts OTLP/HTTP protobuf exports on /v1/traces, as the AWS Distro collector would."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.spans: list[Span] = []
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def trace(self, trace_id: str) -> list[Span]:
+        with self.lock:
+            return [s for s in self.spans if s.trace_id == trace_id]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if self.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        if self.path != "/v1/traces":
+            self.send_response(404)
+            self.end_headers()
+            return
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+        received = []
+        for resource_spans in request.resource_spans:
+            attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope in resource_spans.scope_spans:
+                received += [
+                    Span(attributes.get("service.name", ""), s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex())
+                    for s in scope.spans
+                ]
+        with self.server.lock:
+            self.server.spans += received
+        reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def _body(self) -> bytes:
+        """Python's exporter sends a content-length; Envoy's sends chunks."""
+        if self.headers.get("transfer-encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("content-length", 0)))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        self.rfile.readline()
+        return b"".join(chunks)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads the spans, not the access log."""
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def traced_mesh(tmp_path_factory: pytest.TempPathFactory, sample_project: Path, receiver: Receiver) -> Iterator[LocalMesh]:
+    # Services export every 200 ms instead of every 5 s, so the test does not wait on batching; EMF every second.
+    mesh = start_mesh(tmp_path_factory.mktemp("traced"), sample_project.parent,
+                      MCPMESH_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="200",
+                      MCPMESH_EMF_NAMESPACE="mcpmesh", MCPMESH_EMF_SECONDS="1")
+    yield mesh
+    mesh.stop()
+
+
+def test_one_trace_links_edge_gateway_workflows_agents_and_tools(
+    traced_mesh: LocalMesh, receiver: Receiver, sample_project: Path
+) -> None:
+    trace_id = secrets.token_hex(16)
+    headers = {"Authorization": f"Bearer {traced_mesh.admin_key()}", "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    with httpx.Client(base_url=traced_mesh.edge_url, headers=headers, timeout=60) as rest:
+        created = rest.post("/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(sample_project)}})
+        assert created.status_code == 200, created.text
+        workflow_id = created.json()["workflow"]["id"]
+        wait_until(lambda: rest.get(f"/v1/workflows/{workflow_id}").json()["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED",
+                   90, "the workflow to succeed")
+
+    wanted = {"envoy-edge", "envoy-mesh", "mcpmesh-gateway", "mcpmesh-workflows", "mcpmesh-agents", "mcpmesh-tools"}
+
+    def one_tree() -> list[Span] | None:
+        """Every service is in the trace, and every span but the caller's root has its parent there too."""
+        spans = receiver.trace(trace_id)
+        ids = {s.span_id for s in spans}
+        roots = {s.parent_id for s in spans if s.parent_id not in ids}
+        return spans if wanted <= {s.service for s in spans} and len(roots) == 1 else None
+
+    # Envoy flushes its spans every 5 s.
+    spans = wait_until(one_tree, 30, f"one tree of spans from {sorted(wanted)} in trace {trace_id}")
+    names = {(s.service, s.name) for s in spans}
+    assert ("mcpmesh-workflows", "mcpmesh.workflows.v1.WorkflowService/CreateWorkflow") in names
+    assert ("mcpmesh-agents", "mcpmesh.agents.v1.AgentService/RunAgent") in names
+    assert ("mcpmesh-tools", "mcpmesh.tools.v1.ToolService/ExecuteTool") in names
+
+
+def _scrape(mesh: LocalMesh, name: str) -> str:
+    response = httpx.get(mesh.metrics_url(name), timeout=5)
+    assert response.status_code == 200
+    return response.text
+
+
+def test_prometheus_counts_each_rpc_and_shows_the_scaling_gauges(traced_mesh: LocalMesh) -> None:
+    with httpx.Client(base_url=traced_mesh.edge_url, headers={"Authorization": f"Bearer {traced_mesh.admin_key()}"}) as rest:
+        assert rest.get("/v1/tools").status_code == 200
+        assert rest.get("/v1/workflows/no-such-workflow").status_code == 404
+    tools = _scrape(traced_mesh, "tools")
+    assert 'mcpmesh_rpc_requests_total{code="OK",method="/mcpmesh.tools.v1.ToolService/ListTools",service="tools"}' in tools
+    assert 'mcpmesh_rpc_duration_seconds_bucket{le="0.005",method="/mcpmesh.tools.v1.ToolService/ListTools"' in tools
+    assert 'ToolExecutionQueue{service="tools"}' in tools
+    workflows = _scrape(traced_mesh, "workflows")
+    assert 'code="NOT_FOUND",method="/mcpmesh.workflows.v1.WorkflowService/GetWorkflow"' in workflows
+    assert 'ActiveWorkflows{service="workflows"}' in workflows
+    assert 'ActiveAgentExecutions{service="agents"}' in _scrape(traced_mesh, "agents")
+
+
+def test_cloudwatch_emf_lines_carry_the_scaling_metrics(traced_mesh: LocalMesh) -> None:
+    def emf(name: str) -> list[dict]:
+        lines = (traced_mesh.logs / f"{name}.log").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith('{"_aws"')]
+
+    for name, metric in [("agents", "ActiveAgentExecutions"), ("tools", "ToolExecutionQueue"), ("workflows", "ActiveWorkflows")]:
+        [*_, last] = wait_until(lambda name=name: emf(name), 10, f"an EMF line from {name}")
+        [directive] = last["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "mcpmesh" and directive["Dimensions"] == [["Service"]]
+        assert {m["Name"] for m in directive["Metrics"]} >= {metric, "Requests", "Errors", "Latency"}
+        assert last["Service"] == name and isinstance(last[metric], float)
