@@ -8,6 +8,9 @@ from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
 
 from services.agents.base import Limits
 from services.agents.catalog import agents
+from services.agents.docs.api import ArtifactApi
+from services.agents.knowledge.api import GraphApi
+from services.agents.knowledge.stores import open_knowledge_stores
 from services.agents.runner import AgentRunner
 from services.agents.runs import RunStore
 from services.agents.runs_sqlite import SCHEMA, SqliteRunStore
@@ -27,6 +30,10 @@ from services.runtime.state import SqliteDatabase, StateUrl
 SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 
 
+class Servicer(GraphApi, ArtifactApi, AgentServicer):
+    """AgentService: agent runs (AgentServicer), graph queries (GraphApi) and stored artifacts (ArtifactApi)."""
+
+
 def open_run_store(url: StateUrl) -> tuple[RunStore, SqliteDatabase]:
     """The run store for the configured state URL; an unknown scheme stops the start-up."""
     if url.scheme == "sqlite" and url.path is not None:
@@ -38,8 +45,9 @@ def open_run_store(url: StateUrl) -> tuple[RunStore, SqliteDatabase]:
 async def build(config: Config) -> Running:
     url = StateUrl.of_service(config.state_url, config.data_dir, "agents")
     store, database = open_run_store(url)
+    stores = open_knowledge_stores(config.data_dir)
     runner = AgentRunner(
-        agents(),
+        agents(stores),
         store,
         roots=config.workspace_roots,
         limits=Limits(max_files=config.max_files),
@@ -57,15 +65,19 @@ async def build(config: Config) -> Running:
             "external_services": llm_check,
             "memory": memory_check(),
             "disk": disk_check(config.data_dir),
+            **stores.checks(),
         },
         metrics=lambda: {"ActiveAgentExecutions": float(runner.active)},
     )
 
     def add(server: Any) -> list[str]:
-        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(runner), server)
+        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(
+            Servicer(runner, graphs=stores.queries, artifacts=stores.artifacts), server
+        )
         return [SERVICE_NAME]
 
     running = await start(config, reporter, add)
 
     running.on_stop.append(database.close)
+    running.on_stop.append(stores.close)
     return running
