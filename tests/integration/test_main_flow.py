@@ -49,12 +49,13 @@ def test_code_analysis_over_rest_holds_findings_and_inventory(rest: httpx.Client
     result = final["result"]
 
     found = {(f["rule_id"], f["file"], f["line"]) for f in result["findings"]}
-    assert found == {
-        ("PY003", "app/main.py", 3),
-        ("PY002", "app/main.py", 5),
-        ("PY001", "app/main.py", 6),
-        ("PY005", "app/main.py", 10),
-        ("PY007", "app/settings.py", 1),
+    assert found == {  # the Code Analyzer's own tools: bandit, ruff, detect-secrets
+        ("B404", "app/main.py", 1),  # import subprocess
+        ("B006", "app/main.py", 3),  # mutable default
+        ("B307", "app/main.py", 5),  # eval
+        ("E722", "app/main.py", 6),  # bare except
+        ("B602", "app/main.py", 10),  # shell=True
+        ("SECRET-KEYWORD", "app/settings.py", 1),  # API_KEY = "..."
     }
     assert result["finding_counts"]["high"] == 2
 
@@ -63,7 +64,7 @@ def test_code_analysis_over_rest_holds_findings_and_inventory(rest: httpx.Client
     assert inventory["total_lines"] == sum(text.count("\n") for text in SAMPLE_FILES.values())
     languages = {entry["language"]: (entry["files"], entry["lines"]) for entry in inventory["languages"]}
     assert languages == {"Python": (3, 17), "JavaScript": (1, 2), "Markdown": (1, 3)}
-    assert result["code_stats"]["files_analyzed"] == 3
+    assert result["code_stats"]["files_analyzed"] == 4  # three Python files and one JavaScript file
 
 
 def test_watch_resumes_after_a_sequence_number(rest: httpx.Client, sample_project: Path) -> None:

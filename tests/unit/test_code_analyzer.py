@@ -1,251 +1,209 @@
-"""Tests for the ast-based Python code analyzer."""
+"""The Code Analyzer on a fixture project with planted problems: exact findings, bandit parity, suppressions,
+fingerprints, baseline, SARIF 2.1.0, the content-hash cache, and that analysed code is never run."""
 
 from __future__ import annotations
 
-import textwrap
+import json
+import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from services.agents.code_analyzer import Finding, analyze_path, analyze_source
+from services.agents import code_analyzer
+from services.agents.base import Finding, Limits, RunCancelled, RunContext
+from services.agents.code.analyzer import analyze
+from services.agents.code.cache import MemoryFileCache, SqliteFileCache
+from services.agents.code.exports import baseline_fingerprints, to_sarif
+from services.runtime.errors import InvalidArgument
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+PLANTED = FIXTURES / "code" / "planted"
+
+# Every finding the planted project must give: (rule, file, line), nothing more, nothing less.
+EXPECTED = [
+    ("B403", "app/handlers.py", 4),  # import pickle
+    ("B404", "app/handlers.py", 6),  # import subprocess
+    ("SECRET-KEYWORD", "app/handlers.py", 11),  # column 0: detect-secrets reports lines
+    ("B105", "app/handlers.py", 11),  # hard-coded password, at the string's column
+    ("B602", "app/handlers.py", 15),  # shell=True
+    ("B301", "app/handlers.py", 19),  # pickle.loads
+    ("B506", "app/handlers.py", 23),  # yaml.load
+    ("B324", "app/handlers.py", 27),  # MD5
+    ("B608", "app/handlers.py", 31),  # SQL built with %
+    ("B501", "app/handlers.py", 35),  # verify=False
+    ("B307", "app/handlers.py", 39),  # eval
+    ("AWS-ACCESS-KEY", "app/settings.py", 3),
+    ("E722", "app/settings.py", 10),  # bare except (ruff)
+    ("CC", "app/settings.py", 14),  # route(): complexity 14, rank C (radon)
+    ("go/command-injection", "svc/main.go", 13),
+    ("go/weak-hash", "svc/main.go", 14),
+    ("go/sql-format", "svc/main.go", 15),
+    ("go/tls-insecure-skip-verify", "svc/main.go", 16),
+    ("js/inner-html", "web/app.js", 5),
+    ("js/child-process-exec", "web/app.js", 9),
+    ("js/eval", "web/app.js", 13),
+    ("js/new-function", "web/app.js", 16),
+    ("js/document-write", "web/app.js", 17),
+    ("js/inner-html", "web/view.ts", 3),  # outerHTML
+    ("CC", "web/view.ts", 6),  # classify(): complexity 12, rank C (tree-sitter)
+]
+THE_EIGHT = {"B105", "B602", "B301", "B506", "B324", "B608", "B501", "B307"}
 
 
-def _write(root: Path, relative: str, source: str) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(source), encoding="utf-8")
-    return path
-
-
-def _rules(findings: list[Finding] | tuple[Finding, ...]) -> list[tuple[str, str, int]]:
+def _where(findings: list[Finding]) -> list[tuple[str, str, int]]:
     return [(f.rule_id, f.file, f.line) for f in findings]
 
 
-def _source_findings(source: str) -> list[Finding]:
-    findings, _, _ = analyze_source(textwrap.dedent(source), "mod.py")
-    return findings
+def _analyze(root: Path, **kwargs: object) -> list[Finding]:
+    return analyze(root, Limits(), lambda: None, MemoryFileCache(), **kwargs).findings  # type: ignore[arg-type]
 
 
-def test_py001_bare_except(tmp_path: Path) -> None:
-    _write(
-        tmp_path,
-        "pkg/a.py",
-        """\
-        try:
-            pass
-        except:
-            pass
-        try:
-            pass
-        except Exception:
-            pass
-        """,
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(PLANTED, tmp_path / "planted"))
+
+
+def test_the_planted_project_gives_exactly_the_planted_findings() -> None:
+    findings = _analyze(PLANTED)
+    assert _where(findings) == EXPECTED
+    assert {f.rule_id for f in findings if f.tool == "bandit"} >= THE_EIGHT
+    by_rule = {f.rule_id: f for f in findings}
+    shell = by_rule["B602"]
+    assert (shell.tool, shell.severity, shell.confidence, shell.cwe, shell.category) == ("bandit", "high", "high", 78, "security")
+    assert shell.snippet == "return subprocess.run(command, shell=True)"
+    assert shell.fix_hint and len(shell.fingerprint) == 32
+    assert by_rule["E722"].tool == "ruff"
+    assert [f.tool for f in findings if f.rule_id == "CC"] == ["radon", "tree-sitter"]
+    assert by_rule["go/command-injection"].cwe == 78 and by_rule["js/eval"].cwe == 95
+
+
+def test_every_issue_bandit_reports_is_reported() -> None:
+    bandit = Path(sys.executable).parent / "bandit"
+    done = subprocess.run(
+        [str(bandit), "-r", "-q", "-f", "json", "."], cwd=PLANTED, capture_output=True, text=True, timeout=120, check=False
     )
-    analysis = analyze_path(tmp_path)
-    assert _rules(analysis.findings) == [("PY001", "pkg/a.py", 3)]
-    finding = analysis.findings[0]
-    assert (finding.severity, finding.category, finding.column) == ("medium", "quality", 0)
+    issues = {(r["test_id"], r["filename"].removeprefix("./"), r["line_number"]) for r in json.loads(done.stdout)["results"]}
+    assert len(issues) >= 10  # the eight planted ones and the two imports at least
+    assert issues <= set(_where(_analyze(PLANTED)))
 
 
-def test_py002_eval_and_exec_but_not_methods() -> None:
-    findings = _source_findings(
-        """\
-        x = eval("1 + 1")
-        exec("y = 2")
-        model.eval()
-        import builtins
-        builtins.exec("z = 3")
-        """
-    )
-    assert _rules(findings) == [("PY002", "mod.py", 1), ("PY002", "mod.py", 2), ("PY002", "mod.py", 5)]
-    assert all(f.severity == "high" and f.category == "security" for f in findings)
+def test_secrets_never_appear_in_findings() -> None:
+    text = json.dumps([f.message + f.snippet for f in _analyze(PLANTED)])
+    assert "s3cr3t-Passw0rd!" not in text and "AKIAIOSFODNN7EXAMPLE" not in text
 
 
-def test_py003_one_finding_per_mutable_default() -> None:
-    findings = _source_findings(
-        """\
-        def f(a, b=[], *, c={}, d=None, e=set(), g=(1, 2)):
-            return a
-        """
-    )
-    assert _rules(findings) == [("PY003", "mod.py", 1)] * 3
-    messages = [f.message for f in findings]
-    assert any("'f'" in m and "'b'" in m for m in messages)
-    assert any("'c'" in m for m in messages)
-    assert any("'e'" in m for m in messages)
-    assert not any("'d'" in m or "'g'" in m for m in messages)
+def test_suppressions_are_honoured(project: Path) -> None:
+    findings = _analyze(project)
+    assert not [f for f in findings if f.file == "app/quiet.py"]  # its noqa F401, nosec B307 and noqa B006
+    assert ("js/eval", "web/app.js", 18) not in _where(findings)  # eslint-disable-line
+    (project / "app" / "quiet.py").write_text("def cleanup(items=[]):\n    return eval(items)\n")
+    assert _where([f for f in _analyze(project) if f.file == "app/quiet.py"]) == [
+        ("B006", "app/quiet.py", 1),
+        ("B307", "app/quiet.py", 2),
+    ]
 
 
-def test_py003_positional_only_and_async() -> None:
-    findings = _source_findings(
-        """\
-        async def h(x, y=dict(), /, z=list()):
-            return x
-        """
-    )
-    assert sorted(f.message.split("'")[3] for f in findings) == ["y", "z"]
-    assert {f.rule_id for f in findings} == {"PY003"}
+def test_fingerprints_survive_edits_above(project: Path) -> None:
+    before = {f.fingerprint: f for f in _analyze(project)}
+    handlers = project / "app" / "handlers.py"
+    handlers.write_text('"""Moved down."""\n\nimport os\n\nprint(os.sep)\n' + handlers.read_text())
+    after = {f.fingerprint: f for f in _analyze(project)}
+    assert set(before) <= set(after)
+    moved = [fp for fp, f in before.items() if f.file == "app/handlers.py"]
+    assert moved and all(after[fp].line == before[fp].line + 5 for fp in moved)
 
 
-def _branchy_function(name: str, branches: int, indent: str = "") -> str:
-    body = "".join(f"{indent}    if x == {i}:\n{indent}        return {i}\n" for i in range(branches))
-    return f"{indent}def {name}(x):\n{body}{indent}    return -1\n"
+def test_a_baseline_leaves_only_new_findings(project: Path) -> None:
+    result = code_analyzer.run({"path": str(project), "formats": ["json", "sarif"]}, RunContext(roots=(project.parent,)))
+    exports = {a.name: a.content for a in result.artifacts}
+    # Beside the project, inside the workspace: the exports hold fingerprints that look like secrets themselves.
+    (project.parent / "baseline.json").write_text(exports["findings.json"])
+    (project.parent / "baseline.sarif").write_text(exports["findings.sarif"])
+    assert len(baseline_fingerprints(exports["findings.sarif"])) == len(EXPECTED)
+    (project / "app" / "new.py").write_text("import os\n\n\ndef go(cmd):\n    os.system(cmd)\n")
+    for baseline in ("../baseline.json", str(project.parent / "baseline.sarif")):
+        later = code_analyzer.run({"path": str(project), "baseline": baseline}, RunContext(roots=(project.parent,)))
+        assert _where(later.findings) == [("B605", "app/new.py", 5)]
+        assert later.metrics["baseline_matched"] == len(EXPECTED)
 
 
-def test_py004_complexity_threshold() -> None:
-    source = _branchy_function("ok", 9) + _branchy_function("too_complex", 10)
-    findings, functions, _ = analyze_source(source, "mod.py")
-    assert functions == 2
-    complex_line = 1 + 9 * 2 + 2
-    assert _rules(findings) == [("PY004", "mod.py", complex_line)]
-    assert "11" in findings[0].message
-    assert "too_complex" in findings[0].message
+def test_sarif_export_is_valid_sarif_2_1_0() -> None:
+    schema = json.loads((FIXTURES / "sarif" / "sarif-schema-2.1.0.json").read_text())
+    findings = _analyze(PLANTED)
+    log = to_sarif(findings, {"bandit": "1.9.4"})
+    jsonschema.Draft4Validator(schema).validate(log)
+    results = [r for run in log["runs"] for r in run["results"]]
+    assert len(results) == len(EXPECTED)
+    shell = next(r for r in results if r["ruleId"] == "B602")
+    location = shell["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "app/handlers.py" and location["region"]["startLine"] == 15
+    assert shell["level"] == "error"
 
 
-def test_py004_counts_bool_ops_comprehensions_and_match() -> None:
-    findings = _source_findings(
-        """\
-        def f(x, items):
-            a = x and x and x and x          # +3
-            b = [i for i in items if i if i]  # +2
-            c = 1 if x else 2                 # +1
-            while x:                          # +1
-                break
-            match x:
-                case 1:                       # +1
-                    pass
-                case 2:                       # +1
-                    pass
-            try:
-                pass
-            except ValueError:                # +1
-                pass
-            return a, b, c
-        """
-    )
-    # 1 + 3 + 2 + 1 + 1 + 2 + 1 = 11
-    assert _rules(findings) == [("PY004", "mod.py", 1)]
-    assert "11" in findings[0].message
+def test_a_rerun_on_an_unchanged_tree_reads_the_cache(tmp_path: Path) -> None:
+    cache = SqliteFileCache(tmp_path / "cache.db")
+    first = analyze(PLANTED, Limits(), lambda: None, cache)
+    again = analyze(PLANTED, Limits(), lambda: None, SqliteFileCache(tmp_path / "cache.db"))
+    assert first.cache_hits == 0 and again.cache_hits == sum(again.files_by_language.values()) == 6
+    assert again.findings == first.findings
 
 
-def test_py004_nested_functions_are_not_added_to_parent() -> None:
-    outer = "def outer(x):\n" + _branchy_function("inner", 10, indent="    ") + "    return inner(x)\n"
-    findings, functions, _ = analyze_source(outer, "mod.py")
-    assert functions == 2
-    assert _rules(findings) == [("PY004", "mod.py", 2)]
-    assert "inner" in findings[0].message
+def test_analysed_code_is_never_imported_or_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    project = tmp_path / "p"
+    project.mkdir()
+    body = f"open({str(marker)!r}, 'w').write('x')\n"
+    (project / "boom.py").write_text(body)
+    (project / "setup.py").write_text(body)
+    (project / "conftest.py").write_text(body)
+    (project / "index.js").write_text(f"require('fs').writeFileSync({json.dumps(str(marker))}, 'x');\n")
+    _analyze(project)
+    assert not marker.exists()
 
 
-def test_py005_shell_execution() -> None:
-    findings = _source_findings(
-        """\
-        import os
-        import subprocess
-        import subprocess as sp
-        from subprocess import run
-        subprocess.run("ls", shell=True)
-        subprocess.run(["ls"], shell=False)
-        subprocess.run(["ls"])
-        os.system("ls")
-        sp.Popen("ls", shell=True)
-        run("ls", shell=True)
-        """
-    )
-    assert _rules(findings) == [("PY005", "mod.py", line) for line in (5, 8, 9, 10)]
-    assert all(f.severity == "high" and f.category == "security" for f in findings)
+def test_many_files_go_through_the_worker_pool_and_a_cancel_stops_the_run(tmp_path: Path) -> None:
+    project = tmp_path / "many"
+    project.mkdir()
+    for i in range(12):
+        (project / f"m{i}.py").write_text(f"def f{i}(x):\n    return eval(x)\n")
+    findings = _analyze(project)
+    assert _where(findings) == sorted(("B307", f"m{i}.py", 2) for i in range(12))
+    cancelled = threading.Event()
+    cancelled.set()
+    (project / "m0.py").write_text("changed = True\n")  # a cache miss either way: a fresh cache is used
+
+    def check() -> None:
+        if cancelled.is_set():
+            raise RunCancelled("stop")
+
+    with pytest.raises(RunCancelled):
+        analyze(project, Limits(), check, MemoryFileCache())
 
 
-def test_py006_syntax_error(tmp_path: Path) -> None:
-    _write(tmp_path, "broken.py", "x = 1\ny = 2\ndef f(:\n    pass\n")
-    analysis = analyze_path(tmp_path)
-    assert _rules(analysis.findings) == [("PY006", "broken.py", 3)]
-    assert analysis.findings[0].category == "syntax"
-    assert analysis.stats.files_analyzed == 1
-    assert analysis.stats.lines == 4
+def test_agent_input_is_checked_with_the_field_named(project: Path) -> None:
+    context = RunContext(roots=(project.parent,))
+    with pytest.raises(InvalidArgument) as bad:
+        code_analyzer.run({"path": str(project), "formats": ["pdf"]}, context)
+    assert bad.value.violations[0].field == "input.formats[0]"
+    with pytest.raises(InvalidArgument) as bad:
+        code_analyzer.run({"path": str(project), "baseline": "/etc/passwd"}, context)
+    assert (bad.value.violations[0].field, bad.value.reason) == ("input.baseline", "PATH_OUTSIDE_WORKSPACE")
+    (project / "junk.json").write_text("[1, 2]")
+    with pytest.raises(InvalidArgument) as bad:
+        code_analyzer.run({"path": str(project), "baseline": "junk.json"}, context)
+    assert bad.value.violations[0].field == "input.baseline"
 
 
-def test_py006_null_bytes_do_not_crash() -> None:
-    findings, _, _ = analyze_source("x = 1\0\n", "nul.py")
-    assert [f.rule_id for f in findings] == ["PY006"]
-
-
-def test_py007_hard_coded_credentials() -> None:
-    findings = _source_findings(
-        """\
-        DB_PASSWORD = "hunter2"
-        api_key: str = "abc123"
-        empty_secret = ""
-        token_count = 3
-        username = "bob"
-        class C:
-            def __init__(self):
-                self.Secret = "s3cr3t"
-        """
-    )
-    assert _rules(findings) == [("PY007", "mod.py", line) for line in (1, 2, 8)]
-    assert "DB_PASSWORD" in findings[0].message
-    assert findings[0].severity == "medium"
-
-
-def test_py008_long_function() -> None:
-    short = "def short():\n" + "    x = 1\n" * 79
-    long = "def long():\n" + "    x = 1\n" * 80
-    findings, functions, _ = analyze_source(short + long, "mod.py")
-    assert functions == 2
-    assert _rules(findings) == [("PY008", "mod.py", 81)]
-    assert "81" in findings[0].message and "long" in findings[0].message
-
-
-def test_stats_and_sorting(tmp_path: Path) -> None:
-    _write(tmp_path, "b.py", "class A:\n    def m(self):\n        eval('1')\n")
-    _write(tmp_path, "a.py", "def f(x=[]):\n    try:\n        pass\n    except:\n        pass\n")
-    _write(tmp_path, "notes.txt", "eval('ignored')\n")
-    analysis = analyze_path(tmp_path)
-    assert _rules(analysis.findings) == [("PY003", "a.py", 1), ("PY001", "a.py", 4), ("PY002", "b.py", 3)]
-    stats = analysis.stats
-    assert (stats.files_analyzed, stats.files_skipped, stats.lines, stats.functions, stats.classes) == (2, 0, 8, 2, 1)
-    assert analysis.truncated is False
-
-
-def test_oversized_and_undecodable_files_are_skipped(tmp_path: Path) -> None:
-    _write(tmp_path, "big.py", "eval('x')\n" * 100)
-    (tmp_path / "latin1.py").write_bytes(b"name = '\xe9'\n")
-    _write(tmp_path, "ok.py", "x = 1\n")
-    analysis = analyze_path(tmp_path, max_file_bytes=100)
-    assert analysis.findings == ()
-    assert analysis.stats.files_analyzed == 1
-    assert analysis.stats.files_skipped == 2
-    assert analysis.stats.lines == 1
-
-
-def test_skipped_directories_are_not_analyzed(tmp_path: Path) -> None:
-    _write(tmp_path, ".venv/lib/x.py", "eval('x')\n")
-    _write(tmp_path, "node_modules/y.py", "eval('x')\n")
-    _write(tmp_path, "generated/z.py", "eval('x')\n")
-    analysis = analyze_path(tmp_path)
-    assert _rules(analysis.findings) == [("PY002", "generated/z.py", 1)]
-
-
-def test_symlink_outside_root_is_not_followed(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    root = tmp_path / "root"
-    _write(outside, "evil.py", "eval('x')\n")
-    _write(root, "good.py", "x = 1\n")
-    (root / "link.py").symlink_to(outside / "evil.py")
-    (root / "linkdir").symlink_to(outside, target_is_directory=True)
-    analysis = analyze_path(root)
-    assert analysis.findings == ()
-    assert analysis.stats.files_analyzed == 1
-
-
-def test_truncation(tmp_path: Path) -> None:
-    for name in ("a.py", "b.py", "c.py"):
-        _write(tmp_path, name, "eval('x')\n")
-    analysis = analyze_path(tmp_path, max_files=2)
-    assert analysis.truncated is True
-    assert _rules(analysis.findings) == [("PY002", "a.py", 1), ("PY002", "b.py", 1)]
-
-
-def test_missing_root_raises(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        analyze_path(tmp_path / "missing")
+def test_the_result_says_the_model_step_did_not_run() -> None:
+    result = code_analyzer.run({"path": str(PLANTED)}, RunContext(roots=(PLANTED.parent,)))
+    assert result.llm_status == "not_configured"
+    assert "Model review not run" in result.summary
+    assert result.metrics["files"] == {"go": 1, "javascript": 1, "python": 3, "typescript": 1}
+    report = result.artifacts[0]
+    assert report.name == "report.md" and "| high | B602 | bandit | app/handlers.py:15 |" in report.content
+    skipped = code_analyzer.run({"path": str(PLANTED)}, RunContext(roots=(PLANTED.parent,), model_status="skipped"))
+    assert skipped.llm_status == "skipped" and "skipped at the caller's request" in skipped.summary
