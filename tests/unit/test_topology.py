@@ -45,7 +45,8 @@ def test_readers_use_the_topology() -> None:
 
 def test_envoy_timeouts_are_the_topology_deadlines() -> None:
     rendered = yaml.safe_load(render(Ports()))
-    hosts = rendered["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+    [mesh_listener] = [listener for listener in rendered["static_resources"]["listeners"] if listener["name"] == "mesh"]
+    hosts = mesh_listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
     for service in topology.SERVICES:
         [host] = [h for h in hosts if h["name"] == service.name]
         catch_all = host["routes"][-1]
