@@ -25,7 +25,7 @@ class PostgresServer:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={name} connect_timeout=10"
 
 
-def _binary(name: str) -> str:
+def pg_binary(name: str) -> str:
     """initdb / pg_ctl from PATH, or from Debian's versioned folder, which the postgresql package does not put on PATH."""
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     if not found:
@@ -56,16 +56,16 @@ def postgres() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     data, log = folder / "data", folder / "server.log"
-    _run([_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], "initdb")
+    _run([pg_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], "initdb")
     port = _free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run([_binary("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"], "pg_ctl start")
+    _run([pg_binary("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"], "pg_ctl start")
     try:
         server = PostgresServer(port, f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=10")
         _wait_ready(port)
         yield server
     finally:
-        subprocess.run(_as_postgres([_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+        subprocess.run(_as_postgres([pg_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
                        capture_output=True, timeout=60, check=False)
         shutil.rmtree(folder, ignore_errors=True)
 

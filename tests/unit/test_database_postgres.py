@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from services.agents.base import NamedObject, RunContext
 from services.agents.database import agent
 from services.agents.database.analysis import DatabaseAnalysis, analyse_ddl, analyse_postgres
 from services.runtime.errors import InvalidArgument, Unavailable
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, pg_binary
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "database"
 SHOP = (FIXTURES / "shop_postgres.sql").read_text()
@@ -92,3 +93,13 @@ def test_unreachable_connection_is_unavailable_without_the_password(monkeypatch:
     with pytest.raises(Unavailable) as failed:
         agent.run({"connection": "gone"}, RunContext(roots=(tmp_path,)))
     assert "s3cret" not in failed.value.message and "no_such_database" in failed.value.message
+
+
+def test_pg_dump_schema_reads_like_the_original_ddl(shop_dsn: str, postgres: PostgresServer) -> None:
+    # pg_dump writes serials as integer + sequence + SET DEFAULT nextval, identities as ALTER ... ADD GENERATED,
+    # keys as ALTER TABLE ONLY ... ADD CONSTRAINT, and psql meta-commands: the same schema must come out.
+    dumped = subprocess.run([pg_binary("pg_dump"), "--schema-only", "-h", "127.0.0.1", "-p", str(postgres.port),
+                             "-U", "postgres", "shop"], capture_output=True, text=True, timeout=60, check=True).stdout
+    from_dump = analyse_ddl([("shop_dump.sql", dumped)], "postgres")
+    assert _keyed(from_dump) == _keyed(analyse_ddl([("shop_postgres.sql", SHOP)], "postgres"))
+    assert [f for f in from_dump.findings if f.rule == "parse-error"] == []

@@ -107,3 +107,32 @@ def test_every_rule_has_a_severity_from_the_one_list() -> None:
     from services.agents.base import SEVERITIES
 
     assert {severity for severity, _, _ in RULES.values()} <= set(SEVERITIES)
+
+
+ODD_DDL = [
+    "", "-- only a comment\n/* and a block */", "\x00\x01 garbage ;;; ;", "SELECT 'unterminated",
+    "CREATE VIEW v AS SELECT * FROM t;", "CREATE FUNCTION f() RETURNS trigger AS $$ BEGIN RETURN NEW; END $$ LANGUAGE plpgsql;",
+    "CREATE TYPE mood AS ENUM ('a', 'b'); CREATE TABLE t (id int PRIMARY KEY, m mood);", "CREATE TABLE t AS SELECT 1 AS x;",
+    "CREATE TABLE m (id int, at date) PARTITION BY RANGE (at);", "CREATE TABLE c (PRIMARY KEY (x));",
+    "CREATE INDEX i ON nowhere (x);", "ALTER TABLE nowhere ADD COLUMN x int;", "DROP TABLE IF EXISTS a, b CASCADE;",
+    'CREATE TABLE "WeIrD ""name" ("Id" int PRIMARY KEY, "select" int UNIQUE);', "GRANT SELECT ON t TO public; BEGIN; COMMIT;",
+    "SELECT " + "(" * 40 + "1" + ")" * 40 + ";",
+]
+ODD_QUERIES = [
+    "WITH x AS (SELECT * FROM t) SELECT a FROM x WHERE a = 1;", "INSERT INTO t SELECT * FROM u;",
+    "MERGE INTO t USING u ON t.a = u.a WHEN MATCHED THEN UPDATE SET b = 1;", "UPDATE t SET a = 1 FROM u WHERE t.b = u.b;",
+    "DELETE FROM t USING u WHERE t.a = u.a;", "SELECT a FROM t WHERE a LIKE $1 OR a ILIKE '%x';", "TRUNCATE t;",
+    "SELECT a FROM t WHERE (a, b) IN (SELECT 1, 2);", "select a from t where coalesce(a, 0) = 0 and a::text = '1';",
+]
+
+
+def test_odd_input_gives_findings_never_an_exception() -> None:
+    for dialect in ("postgres", "mysql", "sqlite"):
+        for ddl in ODD_DDL:
+            analysis = analyse_ddl([("odd.sql", ddl)], dialect, [("q.sql", "\n".join(ODD_QUERIES))])
+            assert all(f.file in ("odd.sql", "q.sql", "") for f in analysis.findings)
+    deep = analyse_ddl([("deep.sql", "SELECT " + "(" * 40 + "1" + ")" * 40 + ";")], "postgres")
+    assert [(f.rule, f.line, f.message) for f in deep.findings] == [
+        ("parse-error", 1, "nested deeper than 32 parentheses, statement skipped")]
+    wrong = analyse_ddl([("w.sql", "CREATE INDEX i ON nowhere (x);\n")], "postgres")
+    assert [(f.rule, f.line) for f in wrong.findings] == [("parse-error", 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -13,8 +14,13 @@ from services.agents.database.statements import ParseProblem, Statement
 
 # Schemas every table is in when none is named; dropped so `public.orders` and `orders` are one table.
 DEFAULT_SCHEMAS = frozenset({"public", "main", "dbo"})
-# Statements sqlglot could only keep as raw text; for these the schema model would silently miss something.
-_SCHEMA_COMMANDS = ("TABLE", "UNIQUE INDEX", "INDEX", "ALTER TABLE")
+_SERIALS = {"INT": "serial", "INTEGER": "serial", "BIGINT": "bigserial", "SMALLINT": "smallserial"}
+_ADD_IDENTITY = re.compile(r"(?is)^ALTER\s+TABLE\s+(?:ONLY\s+)?(?P<table>\S+)\s+ALTER\s+COLUMN\s+(?P<column>\S+)\s+"
+                           r"ADD\s+GENERATED\s+(?:ALWAYS|BY\s+DEFAULT)\s+AS\s+IDENTITY")
+# ALTER TABLE forms that change nothing the schema model holds (ownership, security, storage, partitions).
+_IRRELEVANT_ALTER = re.compile(r"\b(OWNER TO|ENABLE|DISABLE|REPLICA IDENTITY|CLUSTER ON|SET WITH|SET WITHOUT|SET \(|RESET \("
+                               r"|SET LOGGED|SET UNLOGGED|SET TABLESPACE|SET SCHEMA|ATTACH PARTITION|DETACH PARTITION|INHERIT"
+                               r"|FORCE ROW|NO FORCE|SET ACCESS METHOD|VALIDATE CONSTRAINT)\b")
 
 
 def identifier(node: exp.Expr | str | None, dialect: str) -> str:
@@ -98,9 +104,7 @@ class SchemaBuilder:
         elif isinstance(node, exp.Drop):
             self._drop(node)
         elif isinstance(node, exp.Command) and str(node.this).upper() in ("CREATE", "ALTER"):
-            text = str(node.expression or "").lstrip().upper()
-            if text.startswith(_SCHEMA_COMMANDS):
-                self.problems.append(ParseProblem(statement.file, statement.line, f"unsupported syntax, statement skipped: {node.this} {str(node.expression)[:80]}"))
+            self._command(node, statement)
 
     def finish(self) -> Schema:
         """Attaches indexes declared before their table, fills implied referenced columns."""
@@ -271,14 +275,72 @@ class SchemaBuilder:
             elif isinstance(action, exp.AddConstraint):
                 for part in action.expressions:
                     self._table_element(table, part, None, statement)
-            elif isinstance(action, exp.AlterColumn) and action.args.get("allow_null") is not None:
-                column = identifier(action.this, self.dialect)
-                nullable = bool(action.args.get("allow_null"))
-                table.columns = [replace(c, nullable=nullable) if c.name.lower() == column.lower() else c for c in table.columns]
+            elif isinstance(action, exp.AlterColumn):
+                self._alter_column(table, action)
+            elif isinstance(action, exp.RenameColumn):
+                self._rename_column(table, identifier(action.this, self.dialect), identifier(action.args.get("to"), self.dialect))
+            elif isinstance(action, exp.AlterRename) and isinstance(action.this, exp.Table):
+                self._rename_table(table, table_name(action.this, self.dialect))
             elif isinstance(action, exp.Drop) and str(action.args.get("kind", "")).upper() == "COLUMN":
                 dropped = {identifier(c, self.dialect).lower() for c in action.args.get("tables") or []}
                 table.columns = [c for c in table.columns if c.name.lower() not in dropped]
                 table.indexes = [ix for ix in table.indexes if not dropped & {k.lower() for k in ix.keys}]
+
+    def _alter_column(self, table: Table, action: exp.AlterColumn) -> None:
+        name = identifier(action.this, self.dialect).lower()
+        column = table.column(name)
+        if column is None:
+            return
+        if action.args.get("allow_null") is not None:
+            column = replace(column, nullable=bool(action.args.get("allow_null")))
+        elif action.args.get("drop"):
+            column = replace(column, default=None)
+        if isinstance(action.args.get("default"), exp.Expr):
+            default = action.args["default"].sql(dialect=self.dialect)
+            column = replace(column, default=default)
+            if column.family == "integer" and default.lower().startswith("nextval("):
+                # How pg_dump writes a serial column: an integer whose default draws from its own sequence.
+                column = replace(column, family="serial", type=_SERIALS.get(column.type.upper(), "serial"))
+        if isinstance(action.args.get("dtype"), exp.DataType):
+            data_type = action.args["dtype"]
+            column = replace(column, type=data_type.sql(dialect=self.dialect), family=family_of(data_type))
+        table.columns = [column if c.name.lower() == name else c for c in table.columns]
+
+    def _rename_column(self, table: Table, old: str, new: str) -> None:
+        def renamed(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(new if n.lower() == old.lower() else n for n in names)
+
+        table.columns = [replace(c, name=new) if c.name.lower() == old.lower() else c for c in table.columns]
+        table.primary_key = renamed(table.primary_key)
+        table.indexes = [replace(ix, keys=renamed(ix.keys)) for ix in table.indexes]
+        table.foreign_keys = [replace(fk, columns=renamed(fk.columns)) for fk in table.foreign_keys]
+        for other in self.schema.tables:
+            other.foreign_keys = [replace(fk, ref_columns=renamed(fk.ref_columns)) if fk.ref_table.lower() == table.name.lower()
+                                  else fk for fk in other.foreign_keys]
+
+    def _rename_table(self, table: Table, new: str) -> None:
+        old = table.name
+        table.name = new
+        table.indexes = [replace(ix, table=new) for ix in table.indexes]
+        for other in self.schema.tables:
+            other.foreign_keys = [replace(fk, table=other.name, ref_table=new if fk.ref_table.lower() == old.lower() else fk.ref_table)
+                                  for fk in other.foreign_keys]
+
+    def _command(self, node: exp.Command, statement: Statement) -> None:
+        """Statements sqlglot kept as text: identity added by ALTER (pg_dump writes it so), else report what matters."""
+        text = f"{node.this} {node.expression or ''}"
+        identity = _ADD_IDENTITY.match(text)
+        if identity:
+            table = self.schema.table(table_name(exp.to_table(identity.group("table"), dialect=self.dialect), self.dialect))
+            column = identifier(exp.to_identifier(identity.group("column").strip('"')), self.dialect) if table else ""
+            if table is not None and table.column(column) is not None:
+                table.columns = [replace(c, identity=True, nullable=False) if c.name.lower() == column.lower() else c
+                                 for c in table.columns]
+                return
+        upper = " ".join(text.split()).upper()
+        if upper.startswith(("CREATE TABLE", "CREATE UNIQUE INDEX", "CREATE INDEX")) or (
+                upper.startswith("ALTER TABLE") and not _IRRELEVANT_ALTER.search(upper)):
+            self.problems.append(ParseProblem(statement.file, statement.line, f"unsupported syntax, statement skipped: {upper[:80]}"))
 
     def _drop(self, node: exp.Drop) -> None:
         kind = str(node.args.get("kind", "")).upper()

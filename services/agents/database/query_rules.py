@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 
 import sqlglot
@@ -116,13 +117,22 @@ def _has_column(side: exp.Expr | None) -> bool:
     return side is not None and next(side.find_all(exp.Column), None) is not None
 
 
+def _comparable(node: exp.Expr, dialect: str) -> str:
+    """Text of an expression without casts or table qualifiers: catalogs add implicit casts (lower(email::text))."""
+    def strip(part: exp.Expr) -> exp.Expr:
+        if isinstance(part, exp.Cast):
+            return part.this
+        return exp.column(part.this.copy()) if isinstance(part, exp.Column) else part
+    return node.copy().transform(strip).sql(dialect=dialect).lower()
+
+
+@functools.lru_cache(maxsize=4096)
 def _normal(text: str, dialect: str) -> str:
-    """Comparable text of an expression; casts are dropped, since catalogs add the implicit ones (lower(email::text))."""
+    """_comparable of an index key kept as text."""
     try:
-        parsed = sqlglot.parse_one(text, read=dialect)
+        return _comparable(sqlglot.parse_one(text, read=dialect), dialect)
     except SqlglotError:
         return text.lower()
-    return parsed.transform(lambda n: n.this if isinstance(n, exp.Cast) else n).sql(dialect=dialect).lower()
 
 
 def _unqualified(node: exp.Expr, dialect: str) -> str:
@@ -181,7 +191,7 @@ def _non_sargable(side: exp.Expr, column: exp.Column, scope: dict[str, Table], d
         table, column_text = resolved
         table_text = table.name
         indexed = {_normal(k, dialect) for ix in table.indexes for k, e in zip(ix.keys, ix.expression_keys, strict=False) if e}
-        if _normal(expression, dialect) in indexed:
+        if _comparable(side, dialect) in indexed:
             return  # an expression index serves exactly this predicate
         if dialect != "sqlite" and isinstance(side, _INDEXABLE_FUNCTIONS) and isinstance(side.this, exp.Column):
             sql = create_index(table.name, (expression,), dialect, expressions=(True,))

@@ -14,6 +14,7 @@ from sqlglot.tokens import Token, TokenType
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 # SQLite table options sqlglot does not parse; they change storage, not the schema model.
 _SQLITE_TABLE_OPTIONS = frozenset({"WITHOUT", "ROWID", "STRICT"})
+MAX_NESTING = 32  # parentheses in one statement; sqlglot's parser recurses some twenty frames per level
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,23 @@ def _strip_sqlite_options(chunk: list[Token]) -> list[Token]:
     return chunk
 
 
+def _depth(chunk: list[Token]) -> int:
+    depth = deepest = 0
+    for token in chunk:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+    return deepest
+
+
 def split_statements(sql: str, dialect: str, file: str) -> tuple[list[Statement], list[ParseProblem]]:
     """Every statement of `sql` that parses, and a problem (with its line) for each that does not."""
     engine = Dialect.get_or_raise(dialect)
+    if dialect == "postgres":
+        # psql meta-commands (\connect, \restrict in pg_dump output) are not SQL; blanked, so lines keep their numbers.
+        sql = "".join("\n" if line.lstrip().startswith("\\") else line for line in sql.splitlines(keepends=True))
     try:
         tokens = engine.tokenize(sql)
     except SqlglotError as exc:
@@ -67,9 +82,13 @@ def split_statements(sql: str, dialect: str, file: str) -> tuple[list[Statement]
         if dialect == "sqlite":
             chunk = _strip_sqlite_options(chunk)
         line = chunk[0].line
+        if _depth(chunk) > MAX_NESTING:
+            # The parser and the SQL generator recurse per level: refuse before they exhaust the stack.
+            problems.append(ParseProblem(file, line, f"nested deeper than {MAX_NESTING} parentheses, statement skipped"))
+            continue
         try:
             parsed = engine.parser().parse(chunk, sql)
-        except SqlglotError as exc:
+        except Exception as exc:  # sqlglot raises ParseError, and on odd input sometimes others: one statement is lost
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             problems.append(ParseProblem(file, line, message))
             continue
