@@ -158,3 +158,12 @@ async def test_bad_input_names_the_field(runner: AgentRunner, tmp_path: Path) ->
     with pytest.raises(InvalidArgument) as bad:
         await runner.run("many", {"path": "x"}, RunOptions(max_files=-1), ADMIN)
     assert bad.value.violations[0].field == "options.max_files"
+
+
+async def test_runs_beyond_the_concurrency_limit_wait_and_count_toward_the_metric(runner: AgentRunner) -> None:
+    tasks = [asyncio.create_task(runner.run("slow", {}, RunOptions(), ADMIN)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    assert runner.active == 2  # max_concurrent=2: the third run waits for a slot (ActiveAgentExecutions)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, DomainError) and r.reason == "AGENT_RUN_TIMED_OUT" for r in results)
+    assert runner.active == 0
