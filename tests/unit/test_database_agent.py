@@ -138,3 +138,12 @@ def test_failed_model_step_leaves_the_static_result(workspace: Path) -> None:
     result = agent.run({"ddl": ["db/shop.sql"]}, RunContext(roots=(workspace,), model=_Model(None)))
     assert result.llm_status == "failed" and "explanations.md" not in [a.name for a in result.artifacts]
     assert len(result.findings) == 10
+
+
+def test_a_cancelled_run_stops(workspace: Path) -> None:
+    from services.agents.base import RunCancelled
+
+    context = RunContext(roots=(workspace,))
+    context.cancelled.set()
+    with pytest.raises(RunCancelled):
+        agent.run({"ddl": ["db/shop.sql"], "queries": ["db/queries"]}, context)

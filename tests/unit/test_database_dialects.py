@@ -90,3 +90,24 @@ def test_without_rowid_tables_are_read() -> None:
     analysis = analyse_ddl([("w.sql", "CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID, STRICT;")], "sqlite")
     assert [(t.name, t.primary_key) for t in analysis.schema.tables] == [("kv", ("k",))]
     assert analysis.findings == []
+
+
+def test_every_suggested_create_index_runs_on_sqlite(tmp_path: Path) -> None:
+    queries = "SELECT title FROM books WHERE price > 10;\nSELECT * FROM loans WHERE upper(lent_on) = 'X';\n"
+    analysis = analyse_ddl([("library_sqlite.sql", LIBRARY)], "sqlite", [("q.sql", queries)])
+    assert analysis.index_statements == [
+        "CREATE INDEX IF NOT EXISTS books_author_id_idx ON books (author_id);",
+        "CREATE INDEX IF NOT EXISTS books_price_idx ON books (price);",
+        "CREATE INDEX IF NOT EXISTS loans_upper_lent_on_idx ON loans ((UPPER(lent_on)));",
+    ]
+    path = tmp_path / "library.db"
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(LIBRARY)
+        for statement in analysis.index_statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+    after = analyse_sqlite(path, "library.db", [("q.sql", queries)])
+    assert [f for f in after.findings if f.rule in ("fk-without-index", "unindexed-filter", "non-sargable-predicate")] == []

@@ -114,7 +114,7 @@ def analyse_arguments(arguments: dict[str, Any], context: RunContext) -> tuple[D
         name = arguments["connection"]
         dsn = connection_dsn(name, _configured_connections(), "input.connection")
         try:
-            analysis = analyse_postgres(dsn, name, _strings(arguments, "schemas"), queries)
+            analysis = analyse_postgres(dsn, name, _strings(arguments, "schemas"), queries, check=context.check)
         except psycopg.OperationalError as exc:
             # The server's reason (refused, authentication) without the DSN, which may hold a password.
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -129,14 +129,14 @@ def analyse_arguments(arguments: dict[str, Any], context: RunContext) -> tuple[D
             raise InvalidArgument.field("input.sqlite_database", f"cannot be opened ({exc.strerror or type(exc).__name__})",
                                         reason="PATH_NOT_READABLE") from None
         try:
-            analysis = analyse_sqlite(path, label, queries)
+            analysis = analyse_sqlite(path, label, queries, check=context.check)
         except NotASqliteDatabase as exc:
             raise InvalidArgument.field("input.sqlite_database", str(exc), reason="NOT_A_SQLITE_DATABASE") from None
     else:
         sources = read_sql_sources(_strings(arguments, "ddl"), context.roots, "input.ddl", max_files=limits.max_files,
                                    max_bytes=limits.max_file_bytes) if "ddl" in arguments else []
         texts.update(sources)
-        analysis = analyse_ddl(sources, dialect, queries)
+        analysis = analyse_ddl(sources, dialect, queries, check=context.check)
     return analysis, texts
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,32 +40,45 @@ def _problem_findings(problems: Sequence[ParseProblem]) -> list[DbFinding]:
     return [DbFinding("parse-error", p.message, file=p.file, line=p.line) for p in problems]
 
 
+Check = Callable[[], None]  # raises to stop a run (cancelled, past its deadline); called between units of work
+
+
+def _never() -> None:
+    return None
+
+
 def analyse(schema: Schema, problems: Sequence[ParseProblem] = (), queries: Sequence[tuple[str, str]] = (),
-            files: Sequence[str] = ()) -> DatabaseAnalysis:
+            files: Sequence[str] = (), check: Check = _never) -> DatabaseAnalysis:
     """Findings on `schema` and on the (name, text) query files, which are read in the schema's dialect."""
     statements, query_problems = [], list(problems)
     for name, text in queries:
+        check()
         parsed, unreadable = split_statements(text, schema.dialect, name)
         statements += parsed
         query_problems += unreadable
-    findings = _problem_findings(query_problems) + schema_findings(schema) + query_findings(statements, schema)
+    check()
+    findings = _problem_findings(query_problems) + schema_findings(schema)
+    check()
+    findings += query_findings(statements, schema)
     return DatabaseAnalysis(schema, findings, er_diagram(schema), len(statements), [*files, *(n for n, _ in queries)])
 
 
-def analyse_ddl(sources: Sequence[tuple[str, str]], dialect: str, queries: Sequence[tuple[str, str]] = ()) -> DatabaseAnalysis:
-    schema, problems = schema_from_ddl(sources, dialect)
-    return analyse(schema, problems, queries, [n for n, _ in sources])
+def analyse_ddl(sources: Sequence[tuple[str, str]], dialect: str, queries: Sequence[tuple[str, str]] = (),
+                check: Check = _never) -> DatabaseAnalysis:
+    schema, problems = schema_from_ddl(sources, dialect, check)
+    return analyse(schema, problems, queries, [n for n, _ in sources], check)
 
 
-def analyse_sqlite(path: Path, label: str, queries: Sequence[tuple[str, str]] = ()) -> DatabaseAnalysis:
-    return analyse(schema_from_sqlite(path, label), (), queries, [label])
+def analyse_sqlite(path: Path, label: str, queries: Sequence[tuple[str, str]] = (), check: Check = _never) -> DatabaseAnalysis:
+    return analyse(schema_from_sqlite(path, label), (), queries, [label], check)
 
 
 def analyse_postgres(dsn: str, label: str, schemas: Sequence[str] = (), queries: Sequence[tuple[str, str]] = (),
-                     timeout: float = 30.0) -> DatabaseAnalysis:
+                     timeout: float = 30.0, check: Check = _never) -> DatabaseAnalysis:
+    """Reads the catalog in one read-only transaction; `timeout` bounds the connection and each statement."""
     with connect(dsn, timeout=timeout) as connection:
         schema = schema_from_postgres(connection, label, schemas)
-    return analyse(schema, (), queries)
+    return analyse(schema, (), queries, check=check)
 
 
 def summary(analysis: DatabaseAnalysis) -> str:

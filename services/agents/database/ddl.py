@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from sqlglot import exp
@@ -354,14 +354,18 @@ class SchemaBuilder:
             self._pending_indexes = [ix for ix in self._pending_indexes if ix.name.lower() not in bare]
 
 
-def schema_from_ddl(sources: Iterable[tuple[str, str]], dialect: str) -> tuple[Schema, list[ParseProblem]]:
-    """The schema that (file name, SQL text) pairs build when applied in order, and what could not be read."""
+def schema_from_ddl(sources: Iterable[tuple[str, str]], dialect: str,
+                    check: Callable[[], None] = lambda: None) -> tuple[Schema, list[ParseProblem]]:
+    """The schema that (file name, SQL text) pairs build when applied in order, and what could not be read.
+
+    `check` runs before each file: a run's cancellation or deadline stops the reading there."""
     from services.agents.database.statements import split_statements
 
     names: list[str] = []
     builder = SchemaBuilder(dialect)
     problems: list[ParseProblem] = []
     for file, text in sources:
+        check()
         names.append(file)
         statements, unreadable = split_statements(text, dialect, file)
         problems += unreadable

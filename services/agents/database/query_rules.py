@@ -17,7 +17,7 @@ from services.agents.database.sql_text import create_index, index_name, quote
 from services.agents.database.statements import Statement
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike)
-# Functions PostgreSQL marks IMMUTABLE for their usual arguments: an index on them can be created and used.
+# Functions PostgreSQL marks IMMUTABLE (SQLite: deterministic; MySQL 8: allowed in functional key parts).
 _INDEXABLE_FUNCTIONS = (exp.Lower, exp.Upper, exp.Abs)
 # Index methods that can serve LIKE '%...%' (with pg_trgm's operator classes).
 _TEXT_SEARCH_METHODS = frozenset({"gin", "gist"})
@@ -193,7 +193,7 @@ def _non_sargable(side: exp.Expr, column: exp.Column, scope: dict[str, Table], d
         indexed = {_normal(k, dialect) for ix in table.indexes for k, e in zip(ix.keys, ix.expression_keys, strict=False) if e}
         if _comparable(side, dialect) in indexed:
             return  # an expression index serves exactly this predicate
-        if dialect != "sqlite" and isinstance(side, _INDEXABLE_FUNCTIONS) and isinstance(side.this, exp.Column):
+        if isinstance(side, _INDEXABLE_FUNCTIONS) and isinstance(side.this, exp.Column):
             sql = create_index(table.name, (expression,), dialect, expressions=(True,))
     yield DbFinding("non-sargable-predicate",
                     f"{side.sql(dialect=dialect)} wraps column {column_text}: no index on the bare column can serve it",
