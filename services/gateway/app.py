@@ -15,11 +15,13 @@ from services.gateway.forwarding import FORWARDED, forwarded_service_names, forw
 from services.gateway.json_bodies import BODY_HEADER, JsonBodyChecker
 from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
+from services.gateway.token_issuer import TokenIssuer
 from services.gateway.websocket import WebSocketEdge
 from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
+from services.runtime.signing_keys import key_source
 from services.runtime.state import SqliteDatabase, StateUrl
 
 SERVICE_NAME = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
@@ -40,7 +42,8 @@ async def build(config: Config) -> Running:
     keys = ApiKeys(store)
     await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
     service_key = await keys.ensure_key_file(config.data_dir / SERVICE_KEY_FILE, "service:gateway", "viewer")
-    auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
+    tokens = await TokenIssuer.open(key_source(config.signing_key_url, config.data_dir), config.token_ttl_seconds)
+    auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst), tokens=tokens)
     mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"])
 
     reporter = HealthReporter(
@@ -53,7 +56,7 @@ async def build(config: Config) -> Running:
     feed = EventFeed(mesh, health)
 
     def add(server: Any) -> list[str]:
-        gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(keys, health, feed, auth.forget), server)
+        gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(keys, health, feed, auth.forget, tokens), server)
         for service, handlers in forwarding_handlers(mesh).items():
             server.add_registered_method_handlers(service, handlers)
         return [SERVICE_NAME]

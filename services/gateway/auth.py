@@ -6,10 +6,13 @@ import time
 from dataclasses import dataclass
 
 from services.gateway.api_keys import ApiKey, ApiKeys
+from services.gateway.token_issuer import TokenIssuer
 from services.runtime import identity
 from services.runtime.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from services.runtime.identity import Identity
+from services.runtime.tokens import looks_like_jwt
 
-MAX_TOKEN = 512  # longer bearer tokens are refused before any lookup
+MAX_TOKEN = 4096  # longer bearer tokens are refused before any lookup
 
 
 @dataclass
@@ -46,10 +49,12 @@ def bearer(authorization: str | None) -> str:
 
 
 class Authenticator:
-    """Keys are looked up once per `cache_seconds`: a revoked key stops working within that time."""
+    """A bearer is an identity token (verified with the public keys) or an API key, looked up once per
+    `cache_seconds`: a revoked key stops working within that time, its tokens when they expire."""
 
-    def __init__(self, keys: ApiKeys, limiter: RateLimiter, cache_seconds: float = 2.0) -> None:
+    def __init__(self, keys: ApiKeys, limiter: RateLimiter, cache_seconds: float = 2.0, tokens: TokenIssuer | None = None) -> None:
         self._keys = keys
+        self._tokens = tokens
         self._limiter = limiter
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
@@ -69,24 +74,32 @@ class Authenticator:
         self._cache[token] = (now, key)
         return key
 
-    async def check(self, method: str, role: str | None, token: str) -> ApiKey | None:
-        """The caller's key, or None when `role` is None (public by design); raises when the call is refused."""
-        if role is None:
-            return None
+    async def identify(self, token: str) -> Identity:
+        """Who a bearer token or API key is; raises Unauthenticated."""
         if not token:
-            raise Unauthenticated("missing API key: send `Authorization: Bearer <key>`", reason="API_KEY_MISSING")
-        key = await self._lookup(token) if len(token) <= MAX_TOKEN else None
+            raise Unauthenticated("missing credentials: send `Authorization: Bearer <API key or token>`", reason="API_KEY_MISSING")
+        if len(token) > MAX_TOKEN:
+            raise Unauthenticated("credentials are not valid", reason="API_KEY_INVALID")
+        if self._tokens is not None and looks_like_jwt(token):
+            return await self._tokens.verify(token)
+        key = await self._lookup(token)
         if key is None:
             raise Unauthenticated("API key is not valid, expired or was revoked", reason="API_KEY_INVALID")
-        if not key.identity().has_role(role):
-            raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this key has {key.role}",
+        return key.identity()
+
+    async def check(self, method: str, role: str | None, token: str) -> Identity | None:
+        """The caller, or None when `role` is None (public by design); raises when the call is refused."""
+        if role is None:
+            return None
+        who = await self.identify(token)
+        if not who.has_role(role):
+            raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this caller has {who.role}",
                                    reason="ROLE_TOO_LOW", metadata={"required_role": role})
-        wait = self._limiter.wait_time(key.id)
+        wait = self._limiter.wait_time(who.principal)
         if wait:
             raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED",
                                     metadata={"retry_after_seconds": f"{wait:.3f}"})
-        return key
+        return who
 
     async def guard(self, method: str, role: str | None, headers: dict[str, str]) -> None:
-        key = await self.check(method, role, bearer(headers.get("authorization")))
-        identity.bind(key.identity() if key is not None else None)
+        identity.bind(await self.check(method, role, bearer(headers.get("authorization"))))

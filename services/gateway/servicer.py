@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 
 import grpc
@@ -12,6 +13,7 @@ from mcpmesh.health.v1 import health_pb2
 from services.gateway.api_keys import ApiKey, ApiKeys
 from services.gateway.events import EventFeed
 from services.gateway.system_health import SystemHealth
+from services.gateway.token_issuer import TokenIssuer
 from services.runtime.errors import InvalidArgument, Unauthenticated
 from services.runtime.identity import ROLES, caller
 from services.runtime.pages import Page
@@ -31,6 +33,7 @@ def _api_key(key: ApiKey) -> gateway_pb2.ApiKey:
     return gateway_pb2.ApiKey(
         id=key.id, display_name=key.display_name, role=ROLE_NUMBERS[key.role],
         create_time=timestamp(key.created), revoke_time=timestamp(key.revoked),
+        expire_time=timestamp(key.expires), tool_scopes=list(key.scopes),
     )
 
 
@@ -41,8 +44,11 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, keys: ApiKeys, health: SystemHealth, feed: EventFeed, on_revoke: Callable[[], None]) -> None:
+    def __init__(
+        self, keys: ApiKeys, health: SystemHealth, feed: EventFeed, on_revoke: Callable[[], None], tokens: TokenIssuer
+    ) -> None:
         self._keys = keys
+        self._tokens = tokens
         self._on_revoke = on_revoke
         self._health = health
         self._feed = feed
@@ -50,8 +56,10 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     async def CreateApiKey(
         self, request: gateway_service_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> gateway_service_pb2.CreateApiKeyResponse:
-        role = ROLE_NAMES.get(request.api_key.role, "")
-        key, secret = await self._keys.create(request.api_key.display_name, role)
+        wanted = request.api_key
+        role = ROLE_NAMES.get(wanted.role, "")
+        expires = wanted.expire_time.ToDatetime(dt.UTC) if wanted.HasField("expire_time") else None
+        key, secret = await self._keys.create(wanted.display_name, role, expires=expires, scopes=tuple(wanted.tool_scopes))
         return gateway_service_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
 
     async def ListApiKeys(
@@ -77,6 +85,31 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         key = await self._keys.store.get(who.principal.removeprefix("key:"))
         name = key.key.display_name if key is not None else ""
         return gateway_service_pb2.GetWhoAmIResponse(principal=who.principal, role=ROLE_NUMBERS[who.role], display_name=name)
+
+    async def CreateToken(
+        self, request: gateway_service_pb2.CreateTokenRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.CreateTokenResponse:
+        who = caller(context)
+        key_id = who.principal.removeprefix("key:")
+        stored = await self._keys.store.get(key_id) if who.principal.startswith("key:") else None
+        # A token is only ever made from a key that is usable now: a token cannot renew itself past a revocation.
+        if stored is None or not stored.key.usable(dt.datetime.now(dt.UTC)):
+            raise Unauthenticated("tokens are made from a valid API key", reason="API_KEY_INVALID")
+        not_after = stored.key.expires.timestamp() if stored.key.expires is not None else None
+        token, expires = await self._tokens.issue(stored.key.identity(), not_after)
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromSeconds(int(expires))
+        return gateway_service_pb2.CreateTokenResponse(token=token, expire_time=stamp)
+
+    async def GetJwks(
+        self, request: gateway_service_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.GetJwksResponse:
+        return gateway_service_pb2.GetJwksResponse(keys=[gateway_service_pb2.JsonWebKey(**jwk) for jwk in await self._tokens.jwks()])
+
+    async def RotateSigningKey(
+        self, request: gateway_service_pb2.RotateSigningKeyRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_service_pb2.RotateSigningKeyResponse:
+        return gateway_service_pb2.RotateSigningKeyResponse(kid=await self._tokens.rotate())
 
     async def GetSystemHealth(
         self, request: gateway_service_pb2.GetSystemHealthRequest, context: grpc.aio.ServicerContext

@@ -44,6 +44,13 @@ def _log_level(raw: str) -> str:
     return raw.upper()
 
 
+def _signing_key_url(raw: str) -> str:
+    from services.runtime.signing_keys import key_source
+
+    key_source(raw, Path("."))  # refuse a bad URL at start-up
+    return raw
+
+
 def _state_url(raw: str) -> str:
     from services.runtime.state import StateUrl
 
@@ -99,6 +106,11 @@ class Config:
     ws_port: int = _setting("MCPMESH_WS_PORT", "gateway only: WebSocket port behind Envoy's /ws route", _port, WEBSOCKET_PORT)
     rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway only: requests per second per API key", _seconds, 50.0)
     rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway only: burst size per API key", _count, 200)
+    signing_key_url: str = _setting(
+        "MCPMESH_SIGNING_KEY", "where the token signing keys live: empty (a 0600 file in the data folder), "
+        "file:///PATH or secretsmanager://SECRET_ID?endpoint=URL&region=R", _signing_key_url, "",
+    )
+    token_ttl_seconds: float = _setting("MCPMESH_TOKEN_TTL", "gateway only: lifetime of an identity token (JWT)", _seconds, 900.0)
     max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)
     database_connections: tuple[tuple[str, str], ...] = _setting(
         "MCPMESH_DATABASE_CONNECTIONS", "agents only: PostgreSQL databases the Database Analyzer may introspect, a JSON "

@@ -29,7 +29,9 @@ PUBLIC_SERVICES = frozenset(
     {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
 )
 # Enum number -> role name; built from ROLES so the contract and the code cannot drift apart silently.
-ROLE_OF_OPTION = {annotations_pb2.Role.Value(f"ROLE_{role.upper()}"): role for role in ROLES}
+# ROLE_PUBLIC is an explicit declaration that anyone may call (None), never a default.
+ROLE_OF_OPTION: dict[int, str | None] = {annotations_pb2.Role.Value(f"ROLE_{role.upper()}"): role for role in ROLES}
+ROLE_OF_OPTION[annotations_pb2.ROLE_PUBLIC] = None
 
 
 class MissingRole(SystemExit):
@@ -44,9 +46,9 @@ def service(name: str) -> ServiceDescriptor:
         raise MissingRole(f"{name} has no contract (no descriptor), so no declared roles: it cannot be served") from None
 
 
-def service_roles(descriptor: ServiceDescriptor) -> dict[str, str]:
-    """`/pkg.Service/Method` -> role for every method of `descriptor`; raises MissingRole for one without."""
-    roles = {}
+def service_roles(descriptor: ServiceDescriptor) -> dict[str, str | None]:
+    """`/pkg.Service/Method` -> role (None: declared public) for every method; raises MissingRole for one without."""
+    roles: dict[str, str | None] = {}
     for method in descriptor.methods:
         declared = method.GetOptions().Extensions[annotations_pb2.required_role]
         if declared not in ROLE_OF_OPTION:
@@ -58,9 +60,9 @@ def service_roles(descriptor: ServiceDescriptor) -> dict[str, str]:
     return roles
 
 
-def method_roles(descriptors: Iterable[ServiceDescriptor]) -> dict[str, str]:
+def method_roles(descriptors: Iterable[ServiceDescriptor]) -> dict[str, str | None]:
     """The roles of all methods of several services."""
-    roles: dict[str, str] = {}
+    roles: dict[str, str | None] = {}
     for descriptor in descriptors:
         roles.update(service_roles(descriptor))
     return roles

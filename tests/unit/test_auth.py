@@ -75,7 +75,7 @@ async def test_revoked_key_is_refused_once_the_cache_expires(keys: ApiKeys, monk
     monkeypatch.setattr("services.gateway.auth.time.monotonic", lambda: now[0])
     auth = Authenticator(keys, RateLimiter(0.0, 100), cache_seconds=2.0)
     key, secret = await keys.create("ci", "admin")
-    assert await check(auth, GET, secret) == await keys.authenticate(secret)
+    assert await check(auth, GET, secret) == key.identity()
     await keys.revoke(key.id)
     now[0] += 1.0  # still within the cache: the documented window
     assert await check(auth, GET, secret) is not None
@@ -174,3 +174,26 @@ async def test_guard_binds_the_caller_read_by_identity_caller(keys: ApiKeys) -> 
     await auth.guard(CREATE, role(CREATE), {"authorization": f"Bearer {secret}"})
     seen = identity.caller(_Context())
     assert (seen.principal, seen.role, seen.scopes) == (key.principal, "operator", ("file_*",))
+
+
+async def test_tokens_from_the_issuer_are_accepted_and_forged_ones_refused(keys: ApiKeys, tmp_path: Path) -> None:
+    from services.gateway.token_issuer import TokenIssuer
+    from services.runtime.identity import Identity
+    from services.runtime.signing_keys import FileKeySource, KeyRing, SigningKey
+    from services.runtime.tokens import issue
+
+    issuer = await TokenIssuer.open(FileKeySource(tmp_path / "keys.json"), ttl=60)
+    auth = Authenticator(keys, RateLimiter(0.0, 100), tokens=issuer)
+    token, _ = await issuer.issue(Identity("key:abc", "operator", ("file_*",)))
+    who = await check(auth, CREATE, token)
+    assert who is not None and (who.principal, who.role, who.scopes) == ("key:abc", "operator", ("file_*",))
+    with pytest.raises(PermissionDenied):
+        await check(auth, CREATE_KEY, token)
+    forged, _ = issue(KeyRing(SigningKey.generate()), Identity("key:abc", "admin"), ttl=60)
+    with pytest.raises(Unauthenticated) as refused:
+        await check(auth, CREATE_KEY, forged)
+    assert refused.value.reason == "TOKEN_INVALID"
+    kid = await issuer.rotate()
+    after, _ = await issuer.issue(Identity("key:abc", "viewer"))
+    assert (await check(auth, GET, token)) is not None  # signed before the rotation: still valid
+    assert (await check(auth, GET, after)) is not None and kid in [k["kid"] for k in await issuer.jwks()]

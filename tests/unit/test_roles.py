@@ -42,7 +42,12 @@ def test_the_runtime_knows_every_service_of_the_descriptor_set() -> None:
 
 def test_roles_match_the_contract_enum() -> None:
     names = [annotations_pb2.Role.Name(n) for n in annotations_pb2.Role.values() if n]
-    assert names == [f"ROLE_{r.upper()}" for r in ROLES]
+    assert names == [*(f"ROLE_{r.upper()}" for r in ROLES), "ROLE_PUBLIC"]
+
+
+def test_only_the_public_keys_are_declared_public() -> None:
+    public = [m for m, role in method_roles(all_services()).items() if role is None]
+    assert public == ["/mcpmesh.gateway.v1.GatewayService/GetJwks"]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +79,7 @@ def test_standard_health_and_reflection_are_public_by_design() -> None:
 def test_forwarded_services_all_have_roles() -> None:
     roles = method_roles(FORWARDED.values())
     assert len(roles) == sum(len(d.methods) for d in FORWARDED.values())
-    assert set(roles.values()) <= set(ROLES)
+    assert set(roles.values()) <= set(ROLES)  # nothing forwarded is public
 
 
 def _roleless_service() -> str:

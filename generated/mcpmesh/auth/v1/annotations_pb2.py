@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mcpmesh/auth/v1/annotations.proto\x12\x0fmcpmesh.auth.v1\x1a google/protobuf/descriptor.proto*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03:N\n\rrequired_role\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x15.mcpmesh.auth.v1.Roleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mcpmesh/auth/v1/annotations.proto\x12\x0fmcpmesh.auth.v1\x1a google/protobuf/descriptor.proto*a\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0f\n\x0bROLE_PUBLIC\x10\x04:N\n\rrequired_role\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x15.mcpmesh.auth.v1.Roleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcpmesh.auth.v1.annotations
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROLE']._serialized_start=88
-  _globals['_ROLE']._serialized_end=168
+  _globals['_ROLE']._serialized_end=185
 # @@protoc_insertion_point(module_scope)

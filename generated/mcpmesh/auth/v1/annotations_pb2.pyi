@@ -32,6 +32,10 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     """Viewer rights plus creating workflows and running agents and tools."""
     ROLE_ADMIN: _Role.ValueType  # 3
     """Everything, including API keys, tool registration and external MCP servers."""
+    ROLE_PUBLIC: _Role.ValueType  # 4
+    """Anyone, without credentials. Only for RPCs that grant nothing, such as
+    the public keys that verify tokens.
+    """
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """Role is what a caller must hold to call an RPC. Roles are ordered: each one
@@ -46,6 +50,10 @@ ROLE_OPERATOR: Role.ValueType  # 2
 """Viewer rights plus creating workflows and running agents and tools."""
 ROLE_ADMIN: Role.ValueType  # 3
 """Everything, including API keys, tool registration and external MCP servers."""
+ROLE_PUBLIC: Role.ValueType  # 4
+"""Anyone, without credentials. Only for RPCs that grant nothing, such as
+the public keys that verify tokens.
+"""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 REQUIRED_ROLE_FIELD_NUMBER: _builtins.int

@@ -27,23 +27,23 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mcpmesh.health.v1 import health_pb2 as mcpmesh_dot_health_dot_v1_dot_health__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mcpmesh/gateway/v1/gateway.proto\x12\x12mcpmesh.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emcpmesh/health/v1/health.proto\"\xb4\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12&\n\x04role\x18\x03 \x01(\x0e\x32\x18.mcpmesh.gateway.v1.Role\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\rServiceHealth\x12\x0f\n\x07service\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x35\n\tinstances\x18\x03 \x03(\x0b\x32\".mcpmesh.gateway.v1.InstanceHealth\"g\n\x0eInstanceHealth\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x13\n\x0bmesh_status\x18\x02 \x01(\t\x12/\n\x06report\x18\x03 \x01(\x0b\x32\x1f.mcpmesh.health.v1.HealthReport\"\x8c\x01\n\x05\x45vent\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.mcpmesh.gateway.v1.EventType\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03*\x85\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45VENT_TYPE_WORKFLOW_UPDATE\x10\x01\x12\x1d\n\x19\x45VENT_TYPE_SERVICE_HEALTH\x10\x02\x12\x1d\n\x19\x45VENT_TYPE_SYSTEM_METRICS\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mcpmesh/gateway/v1/gateway.proto\x12\x12mcpmesh.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emcpmesh/health/v1/health.proto\"\xfa\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12&\n\x04role\x18\x03 \x01(\x0e\x32\x18.mcpmesh.gateway.v1.Role\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btool_scopes\x18\x07 \x03(\t\"\x88\x01\n\rServiceHealth\x12\x0f\n\x07service\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.mcpmesh.health.v1.HealthStatus\x12\x35\n\tinstances\x18\x03 \x03(\x0b\x32\".mcpmesh.gateway.v1.InstanceHealth\"g\n\x0eInstanceHealth\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x13\n\x0bmesh_status\x18\x02 \x01(\t\x12/\n\x06report\x18\x03 \x01(\x0b\x32\x1f.mcpmesh.health.v1.HealthReport\"\x8c\x01\n\x05\x45vent\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.mcpmesh.gateway.v1.EventType\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03*\x85\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45VENT_TYPE_WORKFLOW_UPDATE\x10\x01\x12\x1d\n\x19\x45VENT_TYPE_SERVICE_HEALTH\x10\x02\x12\x1d\n\x19\x45VENT_TYPE_SYSTEM_METRICS\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcpmesh.gateway.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=721
-  _globals['_ROLE']._serialized_end=801
-  _globals['_EVENTTYPE']._serialized_start=804
-  _globals['_EVENTTYPE']._serialized_end=937
+  _globals['_ROLE']._serialized_start=791
+  _globals['_ROLE']._serialized_end=871
+  _globals['_EVENTTYPE']._serialized_start=874
+  _globals['_EVENTTYPE']._serialized_end=1007
   _globals['_APIKEY']._serialized_start=152
-  _globals['_APIKEY']._serialized_end=332
-  _globals['_SERVICEHEALTH']._serialized_start=335
-  _globals['_SERVICEHEALTH']._serialized_end=471
-  _globals['_INSTANCEHEALTH']._serialized_start=473
-  _globals['_INSTANCEHEALTH']._serialized_end=576
-  _globals['_EVENT']._serialized_start=579
-  _globals['_EVENT']._serialized_end=719
+  _globals['_APIKEY']._serialized_end=402
+  _globals['_SERVICEHEALTH']._serialized_start=405
+  _globals['_SERVICEHEALTH']._serialized_end=541
+  _globals['_INSTANCEHEALTH']._serialized_start=543
+  _globals['_INSTANCEHEALTH']._serialized_end=646
+  _globals['_EVENT']._serialized_start=649
+  _globals['_EVENT']._serialized_end=789
 # @@protoc_insertion_point(module_scope)

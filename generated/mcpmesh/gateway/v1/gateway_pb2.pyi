@@ -89,6 +89,8 @@ class ApiKey(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    TOOL_SCOPES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Key identifier, also the key's prefix."""
     display_name: _builtins.str
@@ -103,6 +105,16 @@ class ApiKey(_message.Message):
     def revoke_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the key was revoked; unset while active."""
 
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. When the key stops working; unset means never."""
+
+    @_builtins.property
+    def tool_scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Tool name patterns ("file_*") the key may execute; empty means
+        every tool its role allows.
+        """
+
     def __init__(
         self,
         *,
@@ -111,10 +123,12 @@ class ApiKey(_message.Message):
         role: Global___Role.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        tool_scopes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "revoke_time", b"revoke_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "id", b"id", "revoke_time", b"revoke_time", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "expire_time", b"expire_time", "id", b"id", "revoke_time", b"revoke_time", "role", b"role", "tool_scopes", b"tool_scopes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -67,6 +67,21 @@ class GatewayServiceStub:
                 request_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSystemMetricsRequest.SerializeToString,
                 response_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSystemMetricsResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/mcpmesh.gateway.v1.GatewayService/CreateToken',
+                request_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.GetJwks = channel.unary_unary(
+                '/mcpmesh.gateway.v1.GatewayService/GetJwks',
+                request_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetJwksRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetJwksResponse.FromString,
+                _registered_method=True)
+        self.RotateSigningKey = channel.unary_unary(
+                '/mcpmesh.gateway.v1.GatewayService/RotateSigningKey',
+                request_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.RotateSigningKeyRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.RotateSigningKeyResponse.FromString,
+                _registered_method=True)
         self.StreamEvents = channel.unary_stream(
                 '/mcpmesh.gateway.v1.GatewayService/StreamEvents',
                 request_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.StreamEventsRequest.SerializeToString,
@@ -122,6 +137,30 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """Exchanges the API key of the call for a short-lived signed token (JWT) with
+        the key's role and tool scope. Send it as "Authorization: Bearer <token>".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJwks(self, request, context):
+        """Returns the public keys that verify tokens (a JSON Web Key Set), current
+        and recently rotated ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateSigningKey(self, request, context):
+        """Makes a new signing key current; the previous one keeps verifying until
+        the tokens it signed have expired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamEvents(self, request, context):
         """Streams events of the chosen types as they happen.
         """
@@ -161,6 +200,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetSystemMetrics,
                     request_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSystemMetricsRequest.FromString,
                     response_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSystemMetricsResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.CreateTokenRequest.FromString,
+                    response_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'GetJwks': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJwks,
+                    request_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetJwksRequest.FromString,
+                    response_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'RotateSigningKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateSigningKey,
+                    request_deserializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.RotateSigningKeyRequest.FromString,
+                    response_serializer=mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.RotateSigningKeyResponse.SerializeToString,
             ),
             'StreamEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamEvents,
@@ -333,6 +387,87 @@ class GatewayService:
             '/mcpmesh.gateway.v1.GatewayService/GetSystemMetrics',
             mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSystemMetricsRequest.SerializeToString,
             mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetSystemMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.gateway.v1.GatewayService/CreateToken',
+            mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.CreateTokenRequest.SerializeToString,
+            mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJwks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.gateway.v1.GatewayService/GetJwks',
+            mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetJwksRequest.SerializeToString,
+            mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateSigningKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.gateway.v1.GatewayService/RotateSigningKey',
+            mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.RotateSigningKeyRequest.SerializeToString,
+            mcpmesh_dot_gateway_dot_v1_dot_gateway__service__pb2.RotateSigningKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

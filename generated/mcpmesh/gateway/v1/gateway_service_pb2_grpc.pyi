@@ -48,6 +48,18 @@ class GatewayServiceStub:
     """Reports the health of every service and instance behind the mesh."""
     GetSystemMetrics: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetSystemMetricsRequest, _gateway_service_pb2.GetSystemMetricsResponse]
     """Reports system metrics, including the custom scaling metrics."""
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.CreateTokenRequest, _gateway_service_pb2.CreateTokenResponse]
+    """Exchanges the API key of the call for a short-lived signed token (JWT) with
+    the key's role and tool scope. Send it as "Authorization: Bearer <token>".
+    """
+    GetJwks: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetJwksRequest, _gateway_service_pb2.GetJwksResponse]
+    """Returns the public keys that verify tokens (a JSON Web Key Set), current
+    and recently rotated ones.
+    """
+    RotateSigningKey: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.RotateSigningKeyRequest, _gateway_service_pb2.RotateSigningKeyResponse]
+    """Makes a new signing key current; the previous one keeps verifying until
+    the tokens it signed have expired.
+    """
     StreamEvents: _grpc.UnaryStreamMultiCallable[_gateway_service_pb2.StreamEventsRequest, _gateway_service_pb2.StreamEventsResponse]
     """Streams events of the chosen types as they happen."""
 
@@ -71,6 +83,18 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Reports the health of every service and instance behind the mesh."""
     GetSystemMetrics: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetSystemMetricsRequest, _gateway_service_pb2.GetSystemMetricsResponse]  # type: ignore[assignment]
     """Reports system metrics, including the custom scaling metrics."""
+    CreateToken: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.CreateTokenRequest, _gateway_service_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """Exchanges the API key of the call for a short-lived signed token (JWT) with
+    the key's role and tool scope. Send it as "Authorization: Bearer <token>".
+    """
+    GetJwks: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetJwksRequest, _gateway_service_pb2.GetJwksResponse]  # type: ignore[assignment]
+    """Returns the public keys that verify tokens (a JSON Web Key Set), current
+    and recently rotated ones.
+    """
+    RotateSigningKey: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.RotateSigningKeyRequest, _gateway_service_pb2.RotateSigningKeyResponse]  # type: ignore[assignment]
+    """Makes a new signing key current; the previous one keeps verifying until
+    the tokens it signed have expired.
+    """
     StreamEvents: _aio.UnaryStreamMultiCallable[_gateway_service_pb2.StreamEventsRequest, _gateway_service_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Streams events of the chosen types as they happen."""
 
@@ -127,6 +151,36 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.GetSystemMetricsResponse, _abc.Awaitable[_gateway_service_pb2.GetSystemMetricsResponse]]:
         """Reports system metrics, including the custom scaling metrics."""
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _gateway_service_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.CreateTokenResponse, _abc.Awaitable[_gateway_service_pb2.CreateTokenResponse]]:
+        """Exchanges the API key of the call for a short-lived signed token (JWT) with
+        the key's role and tool scope. Send it as "Authorization: Bearer <token>".
+        """
+
+    @_abc_1.abstractmethod
+    def GetJwks(
+        self,
+        request: _gateway_service_pb2.GetJwksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.GetJwksResponse, _abc.Awaitable[_gateway_service_pb2.GetJwksResponse]]:
+        """Returns the public keys that verify tokens (a JSON Web Key Set), current
+        and recently rotated ones.
+        """
+
+    @_abc_1.abstractmethod
+    def RotateSigningKey(
+        self,
+        request: _gateway_service_pb2.RotateSigningKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.RotateSigningKeyResponse, _abc.Awaitable[_gateway_service_pb2.RotateSigningKeyResponse]]:
+        """Makes a new signing key current; the previous one keeps verifying until
+        the tokens it signed have expired.
+        """
 
     @_abc_1.abstractmethod
     def StreamEvents(

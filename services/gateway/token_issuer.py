@@ -1,0 +1,55 @@
+"""The gateway's side of identity tokens: signs them for API keys, publishes the public keys, rotates the ring."""
+
+from __future__ import annotations
+
+import time
+
+from services.runtime.identity import Identity
+from services.runtime.signing_keys import KeyRing, SigningKeySource
+from services.runtime.tokens import Verifier, issue
+
+RELOAD_EVERY = 10.0  # seconds: a key rotated by another gateway instance is picked up within this
+
+
+class TokenIssuer:
+    def __init__(self, source: SigningKeySource, ring: KeyRing, ttl: float) -> None:
+        self._source = source
+        self._ring = ring
+        self._verifier = Verifier(ring.all())
+        self._loaded = time.monotonic()
+        self.ttl = ttl
+
+    @classmethod
+    async def open(cls, source: SigningKeySource, ttl: float) -> TokenIssuer:
+        return cls(source, await source.load(), ttl)
+
+    async def _fresh(self) -> None:
+        if time.monotonic() - self._loaded >= RELOAD_EVERY:
+            self._use(await self._source.load())
+
+    def _use(self, ring: KeyRing) -> None:
+        self._ring = ring
+        self._verifier = Verifier(ring.all())
+        self._loaded = time.monotonic()
+
+    async def issue(self, identity: Identity, not_after: float | None = None) -> tuple[str, float]:
+        """A token for `identity`, expiring after the configured lifetime or at `not_after` (a key's expiry)."""
+        await self._fresh()
+        ttl = self.ttl if not_after is None else max(1.0, min(self.ttl, not_after - time.time()))
+        return issue(self._ring, identity, ttl)
+
+    async def verify(self, token: str) -> Identity:
+        if not self._verifier.knows(token):
+            await self._fresh()  # signed after a rotation elsewhere, perhaps
+        return self._verifier.verify(token)
+
+    async def jwks(self) -> list[dict[str, str]]:
+        await self._fresh()
+        return [key.public_jwk() for key in self._ring.all()]
+
+    async def rotate(self) -> str:
+        """A new current key; the old one verifies for one more token lifetime (plus a margin), then goes."""
+        ring = (await self._source.load()).rotated(keep_seconds=self.ttl + 60)
+        await self._source.save(ring)
+        self._use(ring)
+        return ring.current.kid

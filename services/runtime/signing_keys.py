@@ -1,0 +1,161 @@
+"""The keys that sign identity tokens: a key ring kept in a 0600 file (made at first start) or in AWS Secrets Manager.
+
+The ring holds the current key and the keys rotated out of use, each with the time it was retired; a retired
+key keeps verifying until every token it signed has expired (`keep_seconds`), then it is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_pem: str
+    retired: float | None = None  # when it stopped signing; None for the current key
+
+    @cached_property
+    def private_key(self) -> ec.EllipticCurvePrivateKey:
+        key = serialization.load_pem_private_key(self.private_pem.encode(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key
+
+    def public_jwk(self) -> dict[str, str]:
+        jwk: dict[str, str] = json.loads(ECAlgorithm.to_jwk(self.private_key.public_key()))
+        return {**jwk, "kid": self.kid, "alg": "ES256", "use": "sig"}
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return cls(secrets.token_hex(8), pem.decode())
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    current: SigningKey
+    previous: tuple[SigningKey, ...] = field(default=())
+
+    def all(self) -> list[SigningKey]:
+        return [self.current, *self.previous]
+
+    def rotated(self, keep_seconds: float, now: float | None = None) -> KeyRing:
+        """A new current key; the old one retires now; keys retired longer than `keep_seconds` ago are dropped."""
+        now = time.time() if now is None else now
+        retired = SigningKey(self.current.kid, self.current.private_pem, now)
+        kept = tuple(k for k in (retired, *self.previous) if k.retired is not None and now - k.retired < keep_seconds)
+        return KeyRing(SigningKey.generate(), kept)
+
+    def to_json(self) -> str:
+        keys = [{"kid": k.kid, "private_pem": k.private_pem, "retired": k.retired} for k in self.all()]
+        return json.dumps({"keys": keys})
+
+    @classmethod
+    def from_json(cls, text: str) -> KeyRing:
+        keys = [SigningKey(k["kid"], k["private_pem"], k.get("retired")) for k in json.loads(text)["keys"]]
+        if not keys or keys[0].retired is not None:
+            raise ValueError("a key ring needs a current key first")
+        return cls(keys[0], tuple(keys[1:]))
+
+
+class SigningKeySource(Protocol):
+    """Where the ring lives. `load` makes one at first start; `save` stores a rotated ring."""
+
+    async def load(self) -> KeyRing: ...
+
+    async def save(self, ring: KeyRing) -> None: ...
+
+
+class FileKeySource:
+    """A JSON file, mode 0600, created with a fresh key on first load."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def load(self) -> KeyRing:
+        return await asyncio.to_thread(self._load)
+
+    def _load(self) -> KeyRing:
+        if self.path.exists():
+            return KeyRing.from_json(self.path.read_text())
+        ring = KeyRing(SigningKey.generate())
+        try:
+            self._write(ring, exclusive=True)
+        except FileExistsError:  # another instance made it first: use theirs
+            return KeyRing.from_json(self.path.read_text())
+        return ring
+
+    async def save(self, ring: KeyRing) -> None:
+        await asyncio.to_thread(self._write, ring, False)
+
+    def _write(self, ring: KeyRing, exclusive: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if exclusive:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(ring.to_json())
+            return
+        # Write beside, then rename: a reader never sees half a file.
+        temporary = self.path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(ring.to_json())
+        os.replace(temporary, self.path)
+
+
+class SecretsManagerKeySource:
+    """One secret (string) holding the ring's JSON; created with a fresh key when it does not exist."""
+
+    def __init__(self, secret_id: str, *, endpoint_url: str = "", region: str = "") -> None:
+        import boto3
+
+        self.secret_id = secret_id
+        options: dict[str, Any] = {"region_name": region or os.environ.get("AWS_REGION") or "us-east-1"}
+        if endpoint_url:
+            options["endpoint_url"] = endpoint_url
+        self._client = boto3.client("secretsmanager", **options)
+
+    async def load(self) -> KeyRing:
+        return await asyncio.to_thread(self._load)
+
+    def _load(self) -> KeyRing:
+        errors = self._client.exceptions
+        try:
+            return KeyRing.from_json(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+        except errors.ResourceNotFoundException:
+            pass
+        ring = KeyRing(SigningKey.generate())
+        try:
+            self._client.create_secret(Name=self.secret_id, SecretString=ring.to_json())
+        except errors.ResourceExistsException:
+            return KeyRing.from_json(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+        return ring
+
+    async def save(self, ring: KeyRing) -> None:
+        await asyncio.to_thread(self._client.put_secret_value, SecretId=self.secret_id, SecretString=ring.to_json())
+
+
+def key_source(url: str, data_dir: Path) -> SigningKeySource:
+    """`` (a file in the data folder), `file:///ABSOLUTE/PATH`, or `secretsmanager://SECRET_ID?endpoint=URL&region=R`."""
+    if not url:
+        return FileKeySource(data_dir / "signing-keys.json")
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.path:
+        return FileKeySource(Path(parts.path))
+    if parts.scheme == "secretsmanager" and parts.netloc:
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return SecretsManagerKeySource(parts.netloc, endpoint_url=query.get("endpoint", ""), region=query.get("region", ""))
+    raise ValueError("expected empty, file:///PATH or secretsmanager://SECRET_ID?endpoint=URL&region=R")
