@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from grpc_health.v1.health_pb2 import HealthCheckResponse
 from mcpmesh.health.v1 import health_pb2, health_pb2_grpc
+
+log = logging.getLogger("mcpmesh.health")
 
 SERVING = health_pb2.HEALTH_STATUS_SERVING
 DEGRADED = health_pb2.HEALTH_STATUS_DEGRADED
@@ -99,6 +104,26 @@ class HealthReporter(health_pb2_grpc.HealthReportServiceServicer):
         latency = duration_pb2.Duration()
         latency.FromNanoseconds(int((time.perf_counter() - started) * 1e9))
         return health_pb2.HealthCheck(name=name, status=status, detail=detail, latency=latency)
+
+    async def drive(self, health: Any, names: Sequence[str], interval: float = 2.0) -> None:
+        """Keeps grpc.health.v1 in step with this report: NOT_SERVING while a check says so, SERVING otherwise.
+
+        Envoy's active health check reads grpc.health.v1, so an instance whose database is unreachable or whose
+        memory or disk is past its limit is taken out of the mesh until it recovers. DEGRADED (a dependency
+        down) keeps serving: taking this instance out would not bring the dependency back."""
+        serving: bool | None = None
+        while True:
+            report = await self.report()
+            now = report.status != NOT_SERVING
+            if now != serving:
+                status = HealthCheckResponse.SERVING if now else HealthCheckResponse.NOT_SERVING
+                for name in ["", *names]:
+                    await health.set(name, status)
+                if serving is not None:
+                    failing = [f"{c.name}: {c.detail}" for c in report.checks if c.status == NOT_SERVING]
+                    log.warning("health changed", extra={"serving": now, "failing": failing})
+                serving = now
+            await asyncio.sleep(interval)
 
     async def GetHealthReport(self, request: health_pb2.GetHealthReportRequest, context: object) -> health_pb2.GetHealthReportResponse:
         return health_pb2.GetHealthReportResponse(report=await self.report())

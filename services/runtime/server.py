@@ -114,9 +114,11 @@ async def start(
     reporter.instance = f"{config.host}:{port}"
     for name in ["", *all_names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # From here the detailed report's checks drive grpc.health.v1, which Envoy's active health check reads.
+    driving = asyncio.get_running_loop().create_task(reporter.drive(health, all_names))
     stop_telemetry = telemetry.start(config, port, reporter.metrics)
     log.info("serving", extra={"port": port, "services": names})
-    return Running(server, port, health, all_names, on_stop=[stop_telemetry])
+    return Running(server, port, health, all_names, on_stop=[driving.cancel, stop_telemetry])
 
 
 async def serve(running: Running, config: Config) -> None:
