@@ -9,8 +9,9 @@ from datetime import datetime
 
 import httpx
 
-# The gateway's key-for-token exchange (issue 10). Until the edge routes it the answer is 404 (unknown REST path),
-# 405 or 501, and the client sends the key itself, which the edge accepts as `Authorization: Bearer <key>`.
+# The gateway's key-for-token exchange (GatewayService.CreateToken): the key is the call's own credential, the answer
+# {"token", "expireTime"}. An edge without it answers 404 (unknown REST path), 405 or 501, and the client then sends
+# the key itself, which the edge also accepts as `Authorization: Bearer <key>`.
 TOKEN_PATH = "/v1/tokens"
 NOT_OFFERED = {404, 405, 501}
 # Refresh this long before expiry (or at half the lifetime for very short tokens), so a request never carries a
@@ -55,11 +56,9 @@ class ApiKeyAuth(httpx.Auth):
         self._clock = clock
 
     def _exchange_request(self, request: httpx.Request) -> httpx.Request:
-        return httpx.Request(
-            "POST", request.url.copy_with(path=TOKEN_PATH, query=None),
-            headers={k: v for k, v in request.headers.items() if k.lower().startswith("x-client")},
-            json={"apiKey": self.api_key},
-        )
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-client")}
+        headers["Authorization"] = f"Bearer {self.api_key}"
+        return httpx.Request("POST", request.url.copy_with(path=TOKEN_PATH, query=None), headers=headers, json={})
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if not self.api_key:

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import grpc_tools
+import openapi  # scripts/openapi.py, beside this script
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +18,7 @@ PROTO_DIR = ROOT / "proto"
 THIRD_PARTY = ROOT / "third_party" / "googleapis"
 GENERATED_DIR = ROOT / "generated"
 DESCRIPTOR = ROOT / "envoy" / "mcpmesh.pb"
+OPENAPI = ROOT / "envoy" / "openapi.json"
 WELL_KNOWN = Path(grpc_tools.__file__).parent / "_proto"
 # Not imported by any mcpmesh proto, but the transcoder needs it to print the
 # ErrorInfo and BadRequest details of an error as JSON.
@@ -50,6 +52,8 @@ def generate(out_dir: Path, descriptor: Path) -> None:
     (out_dir / "py.typed").touch()
     descriptor.parent.mkdir(parents=True, exist_ok=True)
     _protoc(f"--descriptor_set_out={descriptor}", "--include_imports", *sources, *EXTRA_DESCRIPTOR_INPUTS)
+    # The edge serves this OpenAPI document (GET /openapi.json) from beside the descriptor set.
+    openapi.write(descriptor.parent / OPENAPI.name, openapi.build(_protoc, sources, descriptor))
 
 
 def _tree_differs(left: Path, right: Path) -> list[str]:
@@ -77,6 +81,8 @@ def main() -> None:
         stale = _tree_differs(fresh_code, GENERATED_DIR)
         if not DESCRIPTOR.exists() or not filecmp.cmp(fresh_descriptor, DESCRIPTOR, shallow=False):
             stale.append(str(DESCRIPTOR.relative_to(ROOT)))
+        if not OPENAPI.exists() or not filecmp.cmp(Path(tmp) / OPENAPI.name, OPENAPI, shallow=False):
+            stale.append(str(OPENAPI.relative_to(ROOT)))
     if stale:
         sys.exit("generated code is stale; run `make generate`:\n  " + "\n  ".join(stale))
     print("generated code is up to date")

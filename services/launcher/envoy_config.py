@@ -99,7 +99,7 @@ class _Loader(yaml.SafeLoader):
     """Reads edge.yaml's tags as markers; `_resolve` replaces them with values from the topology."""
 
 
-for _kind in ("port", "address", "descriptor", "deadline", "service_routes", "grpc_services", "tls"):
+for _kind in ("port", "address", "descriptor", "deadline", "service_routes", "grpc_services", "tls", "envoy_file"):
     def _construct(loader: yaml.SafeLoader, node: yaml.Node, kind: str = _kind) -> _Tag:
         if isinstance(node, yaml.MappingNode):
             return _Tag(kind, loader.construct_mapping(node, deep=True))
@@ -356,6 +356,8 @@ def render_config(
                 return edge_host
             if node.kind == "descriptor":
                 return str(descriptor_path)
+            if node.kind == "envoy_file":
+                return str(descriptor_path.parent / node.value)
             if node.kind == "tls":
                 return str(tls_files[node.value])
             if node.kind == "deadline":

@@ -22,9 +22,13 @@ def edge(exchange_status: int = 200, lifetime: int = 300) -> tuple[list[tuple[st
     issued = iter(range(1, 100))
 
     def handle(request: httpx.Request) -> httpx.Response:
-        seen.append((request.url.path, request.headers.get("authorization", "")))
         if request.url.path == TOKEN_PATH:
-            assert json.loads(request.content) == {"apiKey": "secret-key"}
+            # The key is the exchange's own credential; the body is the empty CreateTokenRequest.
+            assert request.headers["authorization"] == "Bearer secret-key" and json.loads(request.content) == {}
+            seen.append((TOKEN_PATH, ""))
+        else:
+            seen.append((request.url.path, request.headers.get("authorization", "")))
+        if request.url.path == TOKEN_PATH:
             if exchange_status != 200:
                 return httpx.Response(exchange_status, json={"code": 5, "message": "unknown path"})
             return httpx.Response(200, json={"token": f"jwt-{next(issued)}", "expiresIn": f"{lifetime}s"})
@@ -61,7 +65,7 @@ def test_a_refused_token_is_exchanged_again_once() -> None:
     tokens = iter(["old", "new"])
 
     def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers.get("authorization", request.url.path))
+        seen.append(TOKEN_PATH if request.url.path == TOKEN_PATH else request.headers["authorization"])
         if request.url.path == TOKEN_PATH:
             return httpx.Response(200, json={"token": next(tokens), "expireTime": "2999-01-01T00:00:00Z"})
         return httpx.Response(401 if request.headers["authorization"] == "Bearer old" else 200, json={})
