@@ -69,6 +69,8 @@ def test_mysql_findings_know_innodb_indexes_foreign_keys() -> None:
     assert invoices is not None
     assert [(ix.name, ix.origin) for ix in invoices.indexes if ix.origin == "foreign_key"] == [("invoices_customer_fk", "foreign_key")]
     assert {f.sql for f in analysis.findings if f.rule == "duplicate-index"} == {"DROP INDEX lines_invoice_dup ON invoice_lines;"}
+    assert {f.sql for f in analysis.findings if f.rule == "float-for-money"} == {
+        "ALTER TABLE invoices MODIFY COLUMN amount DECIMAL(12, 2) NOT NULL;"}
 
 
 def test_migrations_apply_in_order_alter_and_drop_included() -> None:

@@ -80,6 +80,9 @@ def test_agent_reads_a_configured_connection_by_name(shop_dsn: str, monkeypatch:
     assert ("fk-without-index", "orders.customer_id") in located
     assert ("missing-primary-key", "order_items") in located
     assert result.metrics["tables"] == 5
+    # A schema finding has one fingerprint whether it came from the live catalog or from the DDL file.
+    from_file = agent.run({"ddl": ["shop_postgres.sql"]}, RunContext(roots=(FIXTURES,)))
+    assert sorted(f.fingerprint for f in result.findings) == sorted(f.fingerprint for f in from_file.findings)
     with pytest.raises(InvalidArgument) as refused:
         agent.run({"connection": "postgresql://postgres@127.0.0.1/shop"}, RunContext(roots=(tmp_path,)))
     assert refused.value.violations[0].field == "input.connection"

@@ -76,8 +76,12 @@ def to_finding(finding: DbFinding, sources: dict[str, list[str]]) -> Finding:
     location = _location(finding)
     lines = sources.get(finding.file, [])
     snippet = lines[finding.line - 1].strip() if 0 < finding.line <= len(lines) else ""
-    # Without the line number: the fingerprint survives edits above the finding.
-    identity = "\x1f".join((finding.rule, finding.table, finding.column, finding.index, finding.file, snippet))
+    if isinstance(location, NamedObject):
+        # The object's name alone: the same finding from DDL, a dump or the live catalog is one finding.
+        identity = "\x1f".join((finding.rule, location.kind, location.name))
+    else:
+        # Without the line number: the fingerprint survives edits above the finding.
+        identity = "\x1f".join((finding.rule, finding.table, finding.column, finding.file, snippet))
     fix = finding.sql or finding.hint
     if finding.sql and finding.hint:
         fix = f"{finding.sql}\n-- {finding.hint}"
