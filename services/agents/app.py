@@ -6,11 +6,12 @@ from typing import Any
 
 from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
 
-from services.agents.base import Limits
+from services.agents.base import Limits, ModelClient
 from services.agents.catalog import agents
 from services.agents.docs.api import ArtifactApi
 from services.agents.knowledge.api import GraphApi
 from services.agents.knowledge.stores import open_knowledge_stores
+from services.agents.model import BedrockModel, BedrockSettings
 from services.agents.runner import AgentRunner
 from services.agents.runs import RunStore
 from services.agents.runs_sqlite import SCHEMA, SqliteRunStore
@@ -42,6 +43,13 @@ def open_run_store(url: StateUrl) -> tuple[RunStore, SqliteDatabase]:
     raise SystemExit(f"agents: no agent run store for state URL scheme {url.scheme!r} (have: sqlite)")
 
 
+def open_model(config: Config) -> ModelClient | None:
+    """Bedrock when a model id is configured; otherwise none, and the agents say their model step did not run."""
+    if not config.bedrock_model_id:
+        return None
+    return BedrockModel(BedrockSettings(config.bedrock_model_id, config.bedrock_region, config.bedrock_endpoint_url))
+
+
 async def build(config: Config) -> Running:
     url = StateUrl.of_service(config.state_url, config.data_dir, "agents")
     store, database = open_run_store(url)
@@ -51,11 +59,14 @@ async def build(config: Config) -> Running:
         store,
         roots=config.workspace_roots,
         limits=Limits(max_files=config.max_files),
+        model=open_model(config),
         data_dir=config.data_dir,
     )
 
     async def llm_check() -> CheckResult:
-        return SERVING, "no LLM configured: agents return deterministic static analysis"
+        if runner.model is None:
+            return SERVING, "no model configured: agents return deterministic static analysis and say so"
+        return SERVING, f"Bedrock model {runner.model.model_id} configured in {config.bedrock_region}"
 
     reporter = HealthReporter(
         service="agents",

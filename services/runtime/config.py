@@ -131,6 +131,14 @@ class Config:
         "embedded-metric-format lines", str, "",
     )
     emf_seconds: float = _setting("MCPMESH_EMF_SECONDS", "seconds between CloudWatch EMF lines", _seconds, 60.0)
+    bedrock_model_id: str = _setting(
+        "MCPMESH_BEDROCK_MODEL_ID", "agents only: Bedrock model id for the agents' model step (ChatBedrockConverse); "
+        "empty: no model, the agents return their static analysis and say so", str, "",
+    )
+    bedrock_region: str = _setting("MCPMESH_BEDROCK_REGION", "agents only: AWS region of Bedrock Runtime", str, "us-east-1")
+    bedrock_endpoint_url: str = _setting(
+        "MCPMESH_BEDROCK_ENDPOINT_URL", "agents only: Bedrock Runtime endpoint URL; empty: AWS's own for the region", str, "",
+    )
 
     @classmethod
     def from_env(cls, service: str, environ: dict[str, str] | None = None) -> Config:
