@@ -87,6 +87,9 @@ def test_agent_reads_a_configured_connection_by_name(shop_dsn: str, monkeypatch:
         agent.run({"connection": "postgresql://postgres@127.0.0.1/shop"}, RunContext(roots=(tmp_path,)))
     assert refused.value.violations[0].field == "input.connection"
     assert "postgresql://" not in refused.value.message  # a DSN given as a name is not echoed back
+    with pytest.raises(InvalidArgument) as unknown:
+        agent.run({"connection": "shop", "schemas": ["public", "nope"]}, RunContext(roots=(tmp_path,)))
+    assert unknown.value.violations[0].field == "input.schemas[1]"
 
 
 def test_unreachable_connection_is_unavailable_without_the_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

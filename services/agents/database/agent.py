@@ -23,6 +23,7 @@ from services.agents.database.explain import explain, explanations_markdown
 from services.agents.database.findings import QUERY_RULES, DbFinding
 from services.agents.database.inputs import connection_dsn, read_sql_sources, resolve_input_path
 from services.agents.database.model import DIALECTS
+from services.agents.database.postgres_catalog import UnknownSchema
 from services.agents.database.sqlite_file import NotASqliteDatabase
 from services.runtime.config import Config
 from services.runtime.errors import InvalidArgument, Unavailable
@@ -119,6 +120,8 @@ def analyse_arguments(arguments: dict[str, Any], context: RunContext) -> tuple[D
         dsn = connection_dsn(name, _configured_connections(), "input.connection")
         try:
             analysis = analyse_postgres(dsn, name, _strings(arguments, "schemas"), queries, check=context.check)
+        except UnknownSchema as exc:
+            raise InvalidArgument.field(f"input.schemas[{exc.position}]", str(exc), reason="SCHEMA_NOT_FOUND") from None
         except psycopg.OperationalError as exc:
             # The server's reason (refused, authentication) without the DSN, which may hold a password.
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__

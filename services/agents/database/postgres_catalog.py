@@ -60,6 +60,14 @@ ORDER BY i.indrelid, ic.relname
 """
 
 
+class UnknownSchema(LookupError):
+    """A schema asked for does not exist in the database; `position` is its index in the request."""
+
+    def __init__(self, position: int, name: str) -> None:
+        super().__init__(f"schema {name!r} does not exist in this database")
+        self.position = position
+
+
 def _name(schema: str, table: str) -> str:
     return table if schema == "public" else f"{schema}.{table}"
 
@@ -75,6 +83,12 @@ def schema_from_postgres(connection: psycopg.Connection[Any], label: str, schema
     schema = Schema("postgres", origin=label)
     source = Source()
     with connection.cursor() as cursor:
+        if schemas:
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%(schemas)s::text[])", {"schemas": list(schemas)})
+            found = {row[0] for row in cursor.fetchall()}
+            missing = [position for position, name in enumerate(schemas) if name not in found]
+            if missing:
+                raise UnknownSchema(missing[0], schemas[missing[0]])
         cursor.execute(_TABLES, {"schemas": list(schemas) or None})
         tables: dict[int, Table] = {oid: Table(_name(nsp, rel), source=source) for oid, nsp, rel in cursor.fetchall()}
         oids = list(tables)

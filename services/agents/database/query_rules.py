@@ -213,7 +213,7 @@ def _unindexed(left: exp.Expr, right: exp.Expr | None, scope: dict[str, Table], 
         if resolved is None:
             continue
         table, column = resolved
-        if is_covered(table, (column,)) or any(fk.columns == (column,) for fk in table.foreign_keys):
+        if is_covered(table, (column,)) or any(tuple(c.lower() for c in fk.columns) == (column.lower(),) for fk in table.foreign_keys):
             continue  # covered already, or reported as a foreign key without an index
         yield DbFinding("unindexed-filter", f"{table.name}.{column} is filtered or joined on but no index leads with it",
                         table=table.name, column=column, file=file, line=line, sql=create_index(table.name, (column,), dialect))
