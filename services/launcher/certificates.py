@@ -131,7 +131,8 @@ def supplied(cert: str, key: str, ca: str = "") -> TlsFiles:
 
 
 def edge_tls(data_dir: Path, env: dict[str, str] | os._Environ[str] = os.environ) -> TlsFiles:
-    """Operator files when MCPMESH_TLS_CERT is set, else the local CA's."""
+    """Operator files when MCPMESH_TLS_CERT is set, else the local CA's (MCPMESH_TLS_HOSTS adds names, comma-separated)."""
     if env.get("MCPMESH_TLS_CERT") or env.get("MCPMESH_TLS_KEY"):
         return supplied(env.get("MCPMESH_TLS_CERT", ""), env.get("MCPMESH_TLS_KEY", ""), env.get("MCPMESH_TLS_CA", ""))
-    return ensure_local(data_dir)
+    extra = tuple(h.strip() for h in env.get("MCPMESH_TLS_HOSTS", "").split(",") if h.strip() and h.strip() not in HOSTS)
+    return ensure_local(data_dir, HOSTS + extra)
