@@ -136,3 +136,24 @@ def test_odd_input_gives_findings_never_an_exception() -> None:
         ("parse-error", 1, "nested deeper than 32 parentheses, statement skipped")]
     wrong = analyse_ddl([("w.sql", "CREATE INDEX i ON nowhere (x);\n")], "postgres")
     assert [(f.rule, f.line) for f in wrong.findings] == [("parse-error", 1)]
+
+
+def test_implied_relationships_need_an_id_word_and_a_matching_key() -> None:
+    ddl = """
+    CREATE TABLE categories (id int PRIMARY KEY);
+    CREATE TABLE customers (id int PRIMARY KEY);
+    CREATE TABLE people (id int PRIMARY KEY);
+    CREATE TABLE pa (id int PRIMARY KEY);
+    CREATE TABLE items (id int PRIMARY KEY, category_id int, "ownerPersonId" int, paid int, people_id uuid, item_id int);
+    CREATE TABLE "Orders" ("Id" int PRIMARY KEY, "CustomerID" int);
+    """
+    analysis = analyse_ddl([("implied.sql", ddl)], "postgres")
+    implied = [(f.table, f.column, f.sql) for f in analysis.findings if f.rule == "implied-relationship"]
+    # paid is not pa + id; people_id is a uuid and people.id an integer; item_id is a reference to its own table.
+    assert implied == [
+        ("Orders", "CustomerID",
+         'ALTER TABLE "Orders" ADD CONSTRAINT orders_customerid_fkey FOREIGN KEY ("CustomerID") REFERENCES customers (id);'),
+        ("items", "category_id",
+         "ALTER TABLE items ADD CONSTRAINT items_category_id_fkey FOREIGN KEY (category_id) REFERENCES categories (id);"),
+        ("items", "item_id", "ALTER TABLE items ADD CONSTRAINT items_item_id_fkey FOREIGN KEY (item_id) REFERENCES items (id);"),
+    ]

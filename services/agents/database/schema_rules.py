@@ -15,7 +15,8 @@ _MONEY_WORDS = frozenset({
     "price", "cost", "amount", "total", "subtotal", "balance", "salary", "wage", "fee", "fees", "money", "tax", "paid",
     "payment", "revenue", "charge", "discount", "refund", "credit", "debit", "budget", "income", "expense", "tip",
 })
-_REFERENCE_NAME = re.compile(r"(?i)^(?P<stem>[a-z0-9_]*?[a-z0-9])_?id$")
+# author_id, AUTHOR_ID, authorId, AuthorID: a stem and an "id" that is a word of its own (not "paid", "valid").
+_REFERENCE_NAME = re.compile(r"^(?P<stem>[A-Za-z0-9_]*[A-Za-z0-9])(?:_(?i:id)|Id|ID)$")
 # Strength of an index when several say the same: the one kept is the one a constraint needs.
 _STRENGTH = {"primary_key": 3, "unique": 2, "foreign_key": 1, "index": 0}
 
@@ -147,7 +148,7 @@ def _implied_relationships(table: Table, schema: Schema) -> Iterator[DbFinding]:
         match = _REFERENCE_NAME.match(column.name)
         if not match or _referenced_by_fk(table, column.name):
             continue
-        stem = match.group("stem").rstrip("_")
+        stem = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", match.group("stem"))  # authorId -> author
         target = next((by_bare_name[n] for n in _candidate_tables(stem) if n in by_bare_name), None)
         if target is None or len(target.primary_key) != 1:
             continue
