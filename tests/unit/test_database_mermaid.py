@@ -40,3 +40,9 @@ def test_er_diagram_is_exact() -> None:
         '    accounts ||--o{ billing_invoices : "account_id"\n'
         '    accounts |o--o{ billing_invoices : "approver_id"\n'
     )
+
+
+def test_names_mermaid_cannot_read_are_made_words() -> None:
+    schema, _ = schema_from_ddl([("odd.sql", 'CREATE TABLE "2024 sales" ("1st" int PRIMARY KEY, "unit price" numeric(8, 2));')],
+                                "postgres")
+    assert er_diagram(schema) == 'erDiagram\n    _2024_sales {\n        int _1st PK\n        decimal unit_price\n    }\n'

@@ -9,8 +9,8 @@ from services.agents.database.model import ForeignKey, Schema, Table
 
 def _name(text: str) -> str:
     # Mermaid entity and attribute names are words: anything else (dots of schema.table, spaces) becomes "_".
-    cleaned = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
-    return cleaned or "_"
+    cleaned = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "_"
+    return f"_{cleaned}" if cleaned[0].isdigit() else cleaned  # a Mermaid name starts with a letter or "_"
 
 
 def _type(text: str) -> str:
