@@ -71,6 +71,16 @@ def _tracing_mode(raw: str) -> str:
     return parse_mode(raw)
 
 
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _cache_url(raw: str) -> str:
+    if raw not in ("", "memory") and not raw.startswith(("redis://", "rediss://")):
+        raise ValueError("expected empty, memory or redis://HOST:PORT/DB")
+    return raw
+
+
 def _setting(env: str, help: str, parse: Callable[[str], Any], default: Any = None, **kwargs: Any) -> Any:
     """A config field read from `env` with `parse`; the parser travels with the field, so none stays a string by accident."""
     metadata = {"env": env, "help": help, "parse": parse}
@@ -112,6 +122,25 @@ class Config:
     )
     token_ttl_seconds: float = _setting("MCPMESH_TOKEN_TTL", "gateway only: lifetime of an identity token (JWT)", _seconds, 900.0)
     max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)
+    tool_timeout_seconds: float = _setting("MCPMESH_TOOL_TIMEOUT", "tools only: seconds one tool execution may take", _seconds, 60.0)
+    tool_concurrency: int = _setting("MCPMESH_TOOL_CONCURRENCY", "tools only: tool executions running at once", _count, 16)
+    tool_queue: int = _setting(
+        "MCPMESH_TOOL_QUEUE", "tools only: executions that may wait for a slot (the ToolExecutionQueue metric); "
+        "more are refused with RESOURCE_EXHAUSTED", _count, 64,
+    )
+    tool_cache_url: str = _setting(
+        "MCPMESH_TOOL_CACHE_URL", "tools only: result cache of read-only and idempotent tools: empty or memory "
+        "(in-process), redis://HOST:PORT/DB", _cache_url, "",
+    )
+    tool_cache_seconds: float = _setting("MCPMESH_TOOL_CACHE_SECONDS", "tools only: how long a cached tool result lives", _seconds, 60.0)
+    mcp_stdio_commands: tuple[str, ...] = _setting(
+        "MCPMESH_MCP_STDIO_COMMANDS", "tools only: commands (comma-separated, exactly as registered) that external "
+        "stdio MCP servers may run; empty: none", _words, (),
+    )
+    mcp_allowed_networks: tuple[str, ...] = _setting(
+        "MCPMESH_MCP_ALLOWED_NETWORKS", "tools only: hosts or CIDRs (comma-separated) that streamable HTTP MCP servers "
+        "may use although private or loopback; cloud metadata addresses stay refused", _words, (),
+    )
     database_connections: tuple[tuple[str, str], ...] = _setting(
         "MCPMESH_DATABASE_CONNECTIONS", "agents only: PostgreSQL databases the Database Analyzer may introspect, a JSON "
         'object of name -> postgresql:// URL ({"shop": "postgresql://reader@db/shop"}); callers pass only the name',

@@ -11,13 +11,17 @@ from services.runtime.health_report import HealthReporter, database_check, disk_
 from services.runtime.server import Running, start
 from services.runtime.state import SqliteDatabase, StateUrl
 from services.tools.builtin import builtin_tools
+from services.tools.mcp_client import SdkConnection
+from services.tools.mcp_servers import McpServers, McpServerSpec, ServerRules
 from services.tools.permissions import PermissionStore, ToolPolicy
 from services.tools.permissions_sqlite import SCHEMA as PERMISSIONS_SCHEMA
 from services.tools.permissions_sqlite import SqlitePermissionStore
-from services.tools.registry import ToolRegistry
+from services.tools.registry import ExecutionSettings, ToolRegistry
 from services.tools.registry_store import RegistryStore
 from services.tools.registry_store_sqlite import SCHEMA as REGISTRY_SCHEMA
 from services.tools.registry_store_sqlite import SqliteRegistryStore
+from services.tools.result_cache import MemoryResultCache, ResultCache
+from services.tools.result_cache_redis import RedisResultCache
 from services.tools.servicer import ToolServicer
 
 SERVICE_NAME = tool_service_pb2.DESCRIPTOR.services_by_name["ToolService"].full_name
@@ -31,26 +35,51 @@ def open_stores(url: StateUrl) -> tuple[PermissionStore, RegistryStore, SqliteDa
     raise SystemExit(f"tools: no tool permission or registry store for state URL scheme {url.scheme!r} (have: sqlite)")
 
 
+def open_cache(url: str) -> ResultCache:
+    """In-process by default; Redis when MCPMESH_TOOL_CACHE_URL is redis://..."""
+    if url.startswith(("redis://", "rediss://")):
+        return RedisResultCache(url)
+    return MemoryResultCache()
+
+
 async def build(config: Config) -> Running:
     permissions, registrations, database = open_stores(StateUrl.of_service(config.state_url, config.data_dir, "tools"))
-    registry = ToolRegistry(builtin_tools(config.workspace_roots, config.max_files), registrations, ToolPolicy(permissions))
+    cache = open_cache(config.tool_cache_url)
 
+    def connect(spec: McpServerSpec) -> SdkConnection:
+        return SdkConnection(spec.name, spec.transport, spec.command, spec.url, config.tool_timeout_seconds)
+
+    servers = McpServers(registrations, connect, ServerRules(config.mcp_stdio_commands, config.mcp_allowed_networks))
+    await servers.sync(force=True)  # restore every registered server, on every instance
+    settings = ExecutionSettings(
+        config.tool_timeout_seconds, config.tool_concurrency, config.tool_queue, config.tool_cache_seconds
+    )
+    registry = ToolRegistry(
+        builtin_tools(config.workspace_roots, config.max_files), registrations, ToolPolicy(permissions), [servers],
+        cache=cache, settings=settings,
+    )
+
+    checks = {
+        "database": database_check(permissions.ping, "tools state store"),
+        "memory": memory_check(),
+        "disk": disk_check(config.data_dir),
+    }
+    if config.tool_cache_url.startswith(("redis://", "rediss://")):
+        checks["cache"] = database_check(cache.ping, "tool result cache (Redis)")
     reporter = HealthReporter(
         service="tools",
         version=VERSION,
-        checks={
-            "database": database_check(permissions.ping, "tools state store"),
-            "memory": memory_check(),
-            "disk": disk_check(config.data_dir),
-        },
-        metrics=lambda: {"ToolExecutionQueue": float(registry.active_executions)},
+        checks=checks,
+        metrics=lambda: {"ToolExecutionQueue": float(registry.queue_depth)},
     )
 
     def add(server: Any) -> list[str]:
-        tool_service_pb2_grpc.add_ToolServiceServicer_to_server(ToolServicer(registry, permissions), server)
+        tool_service_pb2_grpc.add_ToolServiceServicer_to_server(ToolServicer(registry, permissions, servers), server)
         return [SERVICE_NAME]
 
     running = await start(config, reporter, add)
 
+    running.on_stop.append(servers.close)
+    running.on_stop.append(cache.close)
     running.on_stop.append(database.close)
     return running

@@ -84,6 +84,11 @@ class Allowance:
     patterns: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
 
+    @property
+    def fingerprint(self) -> str:
+        """The caller's permission scope, as part of a result cache key."""
+        return "|".join(["*" if self.everything else "", ",".join(self.patterns), ",".join(self.scopes)])
+
     def allows(self, tool: str) -> bool:
         if self.scopes and not any(matches(scope, tool) for scope in self.scopes):
             return False

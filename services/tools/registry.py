@@ -7,17 +7,18 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services.runtime.arguments import check_arguments
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.identity import Identity
+from services.tools.execution import ExecutionLimiter, ToolFunction, ToolOutput, run_with_timeout
 from services.tools.permissions import Allowance, ToolPolicy
 from services.tools.registry_store import IdempotencyRecord, RegistryStore, request_hash
+from services.tools.result_cache import MemoryResultCache, ResultCache, cache_key
 
-ToolFunction = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 IDEMPOTENCY_KEY_LIMIT = 256
 
 
@@ -30,6 +31,10 @@ class ToolAnnotations:
     destructive: bool = True
     open_world: bool = True
 
+    @property
+    def cacheable(self) -> bool:
+        return self.read_only or self.idempotent
+
 
 @dataclass(frozen=True)
 class ToolDefinition:
@@ -41,12 +46,18 @@ class ToolDefinition:
     server: str = ""
     annotations: ToolAnnotations = ToolAnnotations()
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    approved_hash: str = ""  # external tools: the hash an admin approved; built-in tools are approved as code
 
     @property
     def definition_hash(self) -> str:
         """Pins what callers agreed to: name, description, schema and behaviour hints."""
         body = json.dumps([self.name, self.description, self.input_schema, _hints(self.annotations)], sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def changed(self) -> bool:
+        """The definition differs from the approved one: listed, flagged, not executed."""
+        return bool(self.approved_hash) and self.approved_hash != self.definition_hash
 
 
 def _hints(annotations: ToolAnnotations) -> list[bool]:
@@ -55,15 +66,27 @@ def _hints(annotations: ToolAnnotations) -> list[bool]:
 
 @dataclass(frozen=True)
 class Execution:
-    result: dict[str, Any]
+    output: ToolOutput
     cached: bool
     duration_ms: int
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return self.output.result
 
 
 class ToolSource(Protocol):
     """Tools that come from somewhere other than this process's code (external MCP servers)."""
 
     async def tools(self) -> list[ToolDefinition]: ...
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    timeout_seconds: float = 60.0
+    concurrency: int = 16
+    queue: int = 64
+    cache_seconds: float = 60.0
 
 
 class ToolRegistry:
@@ -75,12 +98,21 @@ class ToolRegistry:
         store: RegistryStore,
         policy: ToolPolicy,
         sources: Sequence[ToolSource] = (),
+        *,
+        cache: ResultCache | None = None,
+        settings: ExecutionSettings = ExecutionSettings(),
     ) -> None:
         self._builtins = {tool.name: tool for tool in builtins}
         self._store = store
         self._policy = policy
         self._sources = list(sources)
-        self.active_executions = 0
+        self._cache: ResultCache = cache or MemoryResultCache()
+        self._settings = settings
+        self.limiter = ExecutionLimiter(settings.concurrency, settings.queue)
+
+    @property
+    def queue_depth(self) -> int:
+        return self.limiter.waiting
 
     async def _all(self) -> dict[str, ToolDefinition]:
         tools = dict(self._builtins)
@@ -105,40 +137,55 @@ class ToolRegistry:
             _require(await self._policy.allowance(caller), caller, name)
         return tool
 
-    async def unregister(self, name: str) -> None:
-        tool = await self.get(name)
-        if tool.source == "builtin":
-            raise FailedPrecondition(f"tool {name!r} is built in and cannot be unregistered", reason="TOOL_IS_BUILTIN")
-        if not await self._store.delete("tool", name):
-            raise NotFound(f"tool {name!r} is not registered", reason="TOOL_NOT_FOUND", metadata={"tool": name})
-
     async def execute(
         self, name: str, arguments: dict[str, Any], caller: Identity, idempotency_key: str = ""
     ) -> Execution:
         if len(idempotency_key) > IDEMPOTENCY_KEY_LIMIT:
             raise InvalidArgument.field("idempotency_key", f"must be at most {IDEMPOTENCY_KEY_LIMIT} characters")
-        tool = await self.get(name, caller)
+        allowance = await self._policy.allowance(caller)
+        tool = await self.get(name)
+        _require(allowance, caller, name)
+        if tool.changed:
+            raise FailedPrecondition(
+                f"tool {name!r} changed its definition since it was approved; an admin must approve it again",
+                reason="TOOL_DEFINITION_CHANGED", metadata={"tool": name, "definition_hash": tool.definition_hash},
+            )
         check_arguments(tool.input_schema, arguments, "arguments")
         asked = request_hash(name, arguments)
         if idempotency_key:
             first = await self._store.recall(caller.principal, idempotency_key)
             if first is not None:
                 return _replay(first, asked)
-        started = time.perf_counter()
-        self.active_executions += 1
-        try:
-            result = await tool.run(arguments)
-        finally:
-            self.active_executions -= 1
-        execution = Execution(result, False, int((time.perf_counter() - started) * 1000))
+        execution = await self._cached_run(tool, arguments, allowance)
         if idempotency_key:
             record = IdempotencyRecord(
-                caller.principal, idempotency_key, asked, result, execution.duration_ms, dt.datetime.now(dt.UTC)
+                caller.principal, idempotency_key, asked, execution.output.to_json(), execution.duration_ms,
+                dt.datetime.now(dt.UTC),
             )
             stored = await self._store.remember(record)
-            if stored.request_hash != asked or stored.result != result:
+            if stored.request_hash != asked or stored.result != record.result:
                 return _replay(stored, asked)  # another instance ran the same key first: its result stands
         return execution
+
+    async def _cached_run(self, tool: ToolDefinition, arguments: dict[str, Any], allowance: Allowance) -> Execution:
+        key = ""
+        if tool.annotations.cacheable:
+            key = cache_key(tool.definition_hash, allowance.fingerprint, arguments)
+            hit = await self._cache.get(tool.name, key)
+            if hit is not None:
+                return Execution(ToolOutput.from_json(hit["output"]), True, int(hit["duration_ms"]))
+        started = time.perf_counter()
+        async with self.limiter.slot():
+            output = await run_with_timeout(tool.name, tool.run(arguments), self._settings.timeout_seconds)
+        execution = Execution(output, False, int((time.perf_counter() - started) * 1000))
+        if key and not output.is_error:
+            entry = {"output": output.to_json(), "duration_ms": execution.duration_ms}
+            await self._cache.put(tool.name, key, entry, self._settings.cache_seconds)
+        return execution
+
+    async def forget_results(self, name: str) -> None:
+        """Drops cached results of a tool whose definition changed or was approved again."""
+        await self._cache.drop_tool(name)
 
 
 def _require(allowance: Allowance, caller: Identity, name: str) -> None:
@@ -155,13 +202,13 @@ def _replay(first: IdempotencyRecord, asked: str) -> Execution:
             "idempotency_key was already used by this caller for a different request",
             reason="IDEMPOTENCY_KEY_REUSED",
         )
-    return Execution(first.result, True, first.duration_ms)
+    return Execution(ToolOutput.from_json(first.result), True, first.duration_ms)
 
 
 def run_in_thread(function: Callable[[dict[str, Any]], dict[str, Any]]) -> ToolFunction:
     """File walking blocks; keep it off the event loop."""
 
-    async def run(arguments: dict[str, Any]) -> dict[str, Any]:
-        return await asyncio.to_thread(function, arguments)
+    async def run(arguments: dict[str, Any]) -> ToolOutput:
+        return ToolOutput.of(await asyncio.to_thread(function, arguments))
 
     return run

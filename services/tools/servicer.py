@@ -2,27 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import grpc
+from google.protobuf import json_format, struct_pb2
 from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
 
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
-from services.runtime.identity import caller
+from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.runtime.identity import Identity, caller
 from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
+from services.tools.mcp_servers import McpServers, McpServerSpec, ServerView
 from services.tools.permissions import Permission, PermissionStore, is_pattern
 from services.tools.registry import ToolDefinition, ToolRegistry
 
-_SOURCES = {"builtin": tool_pb2.TOOL_SOURCE_BUILTIN, "dynamic": tool_pb2.TOOL_SOURCE_DYNAMIC}
+_SOURCES = {
+    "builtin": tool_pb2.TOOL_SOURCE_BUILTIN,
+    "dynamic": tool_pb2.TOOL_SOURCE_DYNAMIC,
+    "external_mcp": tool_pb2.TOOL_SOURCE_EXTERNAL_MCP,
+}
+_STATES = {
+    "connected": tool_pb2.MCP_SERVER_STATE_CONNECTED,
+    "failed": tool_pb2.MCP_SERVER_STATE_FAILED,
+    "connecting": tool_pb2.MCP_SERVER_STATE_CONNECTING,
+}
+_TRANSPORTS = {tool_pb2.MCP_TRANSPORT_STDIO: "stdio", tool_pb2.MCP_TRANSPORT_STREAMABLE_HTTP: "http"}
 
 
 def _tool(tool: ToolDefinition) -> tool_pb2.Tool:
+    hints = tool.annotations
     return tool_pb2.Tool(
         name=tool.name,
         description=tool.description,
         input_schema=to_struct(tool.input_schema),
         source=_SOURCES.get(tool.source, tool_pb2.TOOL_SOURCE_UNSPECIFIED),
+        server=tool.server,
         definition_hash=tool.definition_hash,
         create_time=timestamp(tool.created),
+        annotations=tool_pb2.ToolAnnotations(
+            read_only_hint=hints.read_only, destructive_hint=hints.destructive,
+            idempotent_hint=hints.idempotent, open_world_hint=hints.open_world,
+        ),
+        definition_state=tool_pb2.DEFINITION_STATE_CHANGED if tool.changed else tool_pb2.DEFINITION_STATE_APPROVED,
+        approved_hash=tool.approved_hash if tool.approved_hash else tool.definition_hash,
+    )
+
+
+def _server(view: ServerView) -> tool_pb2.McpServer:
+    spec = view.spec
+    transport = next(k for k, v in _TRANSPORTS.items() if v == spec.transport)
+    return tool_pb2.McpServer(
+        name=spec.name, transport=transport, command=list(spec.command), url=spec.url, tools=view.tools,
+        create_time=timestamp(spec.created), state=_STATES.get(view.state, tool_pb2.MCP_SERVER_STATE_UNSPECIFIED),
+        last_error=view.last_error,
     )
 
 
@@ -32,10 +64,16 @@ def _permission(permission: Permission) -> tool_pb2.ToolPermission:
     )
 
 
+def _require_admin(identity: Identity, action: str) -> None:
+    if not identity.has_role("admin"):
+        raise PermissionDenied(f"{action} needs the admin role", reason="ROLE_TOO_LOW", metadata={"required_role": "admin"})
+
+
 class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
-    def __init__(self, registry: ToolRegistry, permissions: PermissionStore) -> None:
+    def __init__(self, registry: ToolRegistry, permissions: PermissionStore, servers: McpServers) -> None:
         self._registry = registry
         self._permissions = permissions
+        self._servers = servers
 
     async def ListTools(
         self, request: tool_service_pb2.ListToolsRequest, context: grpc.aio.ServicerContext
@@ -55,53 +93,104 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
         execution = await self._registry.execute(
             request.name, from_struct(request.arguments), caller(context), request.idempotency_key
         )
-        return tool_service_pb2.ExecuteToolResponse(
-            result=to_struct(execution.result), cached=execution.cached, duration_ms=execution.duration_ms
+        output = execution.output
+        # A ListValue's JSON form is a plain array; the stub only knows objects.
+        content = json_format.ParseDict(cast(Any, output.content), struct_pb2.ListValue())
+        response = tool_service_pb2.ExecuteToolResponse(
+            result=to_struct(output.result), cached=execution.cached, duration_ms=execution.duration_ms,
+            content=content, is_error=output.is_error,
         )
+        if output.structured is not None:
+            response.structured_content.CopyFrom(to_struct(output.structured))
+        return response
 
     async def RegisterTool(
         self, request: tool_service_pb2.RegisterToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.RegisterToolResponse:
+        _require_admin(caller(context), "registering a tool")
         tool = request.tool
         if not tool.name:
             raise InvalidArgument.field("tool.name", "is required")
         if not tool.target_server:
             raise InvalidArgument.field("tool.target_server", "is required: the MCP server that executes the tool")
-        # A dynamic tool runs on a registered MCP server, and none can be registered yet.
+        if tool.target_server not in {view.spec.name for view in await self._servers.views()}:
+            raise FailedPrecondition(
+                f"MCP server {tool.target_server!r} is not registered", reason="MCP_SERVER_NOT_FOUND",
+                metadata={"server": tool.target_server},
+            )
+        # A server's tools join the registry when the server is registered, pinned by hash; one by one they are
+        # re-approved with ApproveToolDefinition. There is no second way to add them.
         raise FailedPrecondition(
-            f"MCP server {tool.target_server!r} is not registered", reason="MCP_SERVER_NOT_FOUND",
-            metadata={"server": tool.target_server},
+            f"the tools of MCP server {tool.target_server!r} are registered with the server; "
+            "approve a changed one with ApproveToolDefinition",
+            reason="TOOLS_COME_FROM_SERVERS", metadata={"server": tool.target_server},
         )
 
     async def UnregisterTool(
         self, request: tool_service_pb2.UnregisterToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.UnregisterToolResponse:
-        await self._registry.unregister(request.name)
-        return tool_service_pb2.UnregisterToolResponse()
+        _require_admin(caller(context), "unregistering a tool")
+        tool = await self._registry.get(request.name)
+        if tool.source == "builtin":
+            raise FailedPrecondition(f"tool {tool.name!r} is built in and cannot be unregistered", reason="TOOL_IS_BUILTIN")
+        raise FailedPrecondition(
+            f"tool {tool.name!r} comes from MCP server {tool.server!r}; remove the server to remove its tools",
+            reason="TOOL_BELONGS_TO_SERVER", metadata={"server": tool.server},
+        )
+
+    async def ApproveToolDefinition(
+        self, request: tool_service_pb2.ApproveToolDefinitionRequest, context: grpc.aio.ServicerContext
+    ) -> tool_service_pb2.ApproveToolDefinitionResponse:
+        _require_admin(caller(context), "approving a tool definition")
+        if not request.name:
+            raise InvalidArgument.field("name", "is required")
+        if not request.definition_hash:
+            raise InvalidArgument.field("definition_hash", "is required: the hash of the definition you reviewed")
+        tool = await self._registry.get(request.name)
+        if tool.source != "external_mcp":
+            raise FailedPrecondition(f"tool {tool.name!r} is built in: nothing to approve", reason="TOOL_IS_BUILTIN")
+        approved = await self._servers.approve(request.name, request.definition_hash)
+        await self._registry.forget_results(request.name)
+        return tool_service_pb2.ApproveToolDefinitionResponse(tool=_tool(approved))
 
     async def RegisterMcpServer(
         self, request: tool_service_pb2.RegisterMcpServerRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.RegisterMcpServerResponse:
-        raise Unimplemented(
-            "registering external MCP servers is not available in this version", reason="MCP_SERVERS_NOT_AVAILABLE"
-        )
+        _require_admin(caller(context), "registering an MCP server")
+        server = request.server
+        transport = _TRANSPORTS.get(server.transport)
+        if transport is None:
+            raise InvalidArgument.field("server.transport", "must be MCP_TRANSPORT_STDIO or MCP_TRANSPORT_STREAMABLE_HTTP")
+        if transport == "stdio" and server.url:
+            raise InvalidArgument.field("server.url", "must be empty for a stdio server")
+        if transport == "http" and server.command:
+            raise InvalidArgument.field("server.command", "must be empty for a streamable HTTP server")
+        spec = McpServerSpec(server.name, transport, tuple(server.command), server.url)
+        view = await self._servers.register(spec)
+        return tool_service_pb2.RegisterMcpServerResponse(server=_server(view))
 
     async def ListMcpServers(
         self, request: tool_service_pb2.ListMcpServersRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.ListMcpServersResponse:
-        Page.of(request.page_size, request.page_token)  # refuse bad paging even though the list is empty
-        return tool_service_pb2.ListMcpServersResponse()
+        page = Page.of(request.page_size, request.page_token)
+        views, more = page.cut(await self._servers.views())
+        return tool_service_pb2.ListMcpServersResponse(
+            servers=[_server(v) for v in views], next_page_token=page.next_token(more)
+        )
 
     async def RemoveMcpServer(
         self, request: tool_service_pb2.RemoveMcpServerRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.RemoveMcpServerResponse:
+        _require_admin(caller(context), "removing an MCP server")
         if not request.name:
             raise InvalidArgument.field("name", "is required")
-        raise NotFound(f"MCP server {request.name!r} is not registered", reason="MCP_SERVER_NOT_FOUND")
+        await self._servers.remove(request.name)
+        return tool_service_pb2.RemoveMcpServerResponse()
 
     async def GrantToolPermission(
         self, request: tool_service_pb2.GrantToolPermissionRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.GrantToolPermissionResponse:
+        _require_admin(caller(context), "granting a tool permission")
         permission = request.permission
         if permission.tool and not is_pattern(permission.tool):
             await self._registry.get(permission.tool)
@@ -111,6 +200,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     async def RevokeToolPermission(
         self, request: tool_service_pb2.RevokeToolPermissionRequest, context: grpc.aio.ServicerContext
     ) -> tool_service_pb2.RevokeToolPermissionResponse:
+        _require_admin(caller(context), "revoking a tool permission")
         await self._permissions.revoke(request.tool, request.principal)
         return tool_service_pb2.RevokeToolPermissionResponse()
 

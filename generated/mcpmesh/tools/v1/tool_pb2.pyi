@@ -49,6 +49,58 @@ TOOL_SOURCE_EXTERNAL_MCP: ToolSource.ValueType  # 3
 """Offered by a registered external MCP server."""
 Global___ToolSource: _TypeAlias = ToolSource  # noqa: Y015
 
+class _DefinitionState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DefinitionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DefinitionState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEFINITION_STATE_UNSPECIFIED: _DefinitionState.ValueType  # 0
+    """Not set."""
+    DEFINITION_STATE_APPROVED: _DefinitionState.ValueType  # 1
+    """The definition matches its pinned hash."""
+    DEFINITION_STATE_CHANGED: _DefinitionState.ValueType  # 2
+    """The server now publishes another definition; an admin must approve it before it runs."""
+
+class DefinitionState(_DefinitionState, metaclass=_DefinitionStateEnumTypeWrapper):
+    """Whether a tool's definition may be executed."""
+
+DEFINITION_STATE_UNSPECIFIED: DefinitionState.ValueType  # 0
+"""Not set."""
+DEFINITION_STATE_APPROVED: DefinitionState.ValueType  # 1
+"""The definition matches its pinned hash."""
+DEFINITION_STATE_CHANGED: DefinitionState.ValueType  # 2
+"""The server now publishes another definition; an admin must approve it before it runs."""
+Global___DefinitionState: _TypeAlias = DefinitionState  # noqa: Y015
+
+class _McpServerState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _McpServerStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_McpServerState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MCP_SERVER_STATE_UNSPECIFIED: _McpServerState.ValueType  # 0
+    """Not set."""
+    MCP_SERVER_STATE_CONNECTED: _McpServerState.ValueType  # 1
+    """A session is open and its tools are listed."""
+    MCP_SERVER_STATE_FAILED: _McpServerState.ValueType  # 2
+    """No session: the last attempt failed; it is retried with back-off."""
+    MCP_SERVER_STATE_CONNECTING: _McpServerState.ValueType  # 3
+    """A session is being opened."""
+
+class McpServerState(_McpServerState, metaclass=_McpServerStateEnumTypeWrapper):
+    """Connection state of an external MCP server."""
+
+MCP_SERVER_STATE_UNSPECIFIED: McpServerState.ValueType  # 0
+"""Not set."""
+MCP_SERVER_STATE_CONNECTED: McpServerState.ValueType  # 1
+"""A session is open and its tools are listed."""
+MCP_SERVER_STATE_FAILED: McpServerState.ValueType  # 2
+"""No session: the last attempt failed; it is retried with back-off."""
+MCP_SERVER_STATE_CONNECTING: McpServerState.ValueType  # 3
+"""A session is being opened."""
+Global___McpServerState: _TypeAlias = McpServerState  # noqa: Y015
+
 class _McpTransport:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -87,6 +139,9 @@ class Tool(_message.Message):
     DEFINITION_HASH_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     TARGET_SERVER_FIELD_NUMBER: _builtins.int
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
+    DEFINITION_STATE_FIELD_NUMBER: _builtins.int
+    APPROVED_HASH_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name, such as "file_inventory"."""
     description: _builtins.str
@@ -99,6 +154,10 @@ class Tool(_message.Message):
     """SHA-256 of the tool's definition, pinned when it was registered."""
     target_server: _builtins.str
     """For DYNAMIC tools: the MCP server that executes it."""
+    definition_state: Global___DefinitionState.ValueType
+    """Whether the current definition is the one an admin approved; a CHANGED tool is not executed."""
+    approved_hash: _builtins.str
+    """SHA-256 of the definition last approved; differs from definition_hash when the definition changed."""
     @_builtins.property
     def input_schema(self) -> _struct_pb2.Struct:
         """JSON Schema of the tool's arguments."""
@@ -106,6 +165,10 @@ class Tool(_message.Message):
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the tool was registered."""
+
+    @_builtins.property
+    def annotations(self) -> Global___ToolAnnotations:
+        """MCP behaviour hints of the tool."""
 
     def __init__(
         self,
@@ -118,14 +181,51 @@ class Tool(_message.Message):
         definition_hash: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         target_server: _builtins.str = ...,
+        annotations: Global___ToolAnnotations | None = ...,
+        definition_state: Global___DefinitionState.ValueType = ...,
+        approved_hash: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "input_schema", b"input_schema"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "create_time", b"create_time", "input_schema", b"input_schema"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "definition_hash", b"definition_hash", "description", b"description", "input_schema", b"input_schema", "name", b"name", "server", b"server", "source", b"source", "target_server", b"target_server"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "approved_hash", b"approved_hash", "create_time", b"create_time", "definition_hash", b"definition_hash", "definition_state", b"definition_state", "description", b"description", "input_schema", b"input_schema", "name", b"name", "server", b"server", "source", b"source", "target_server", b"target_server"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Tool: _TypeAlias = Tool  # noqa: Y015
+
+@_typing.final
+class ToolAnnotations(_message.Message):
+    """MCP's tool annotations: hints about what a tool does, for clients and for the result cache."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READ_ONLY_HINT_FIELD_NUMBER: _builtins.int
+    DESTRUCTIVE_HINT_FIELD_NUMBER: _builtins.int
+    IDEMPOTENT_HINT_FIELD_NUMBER: _builtins.int
+    OPEN_WORLD_HINT_FIELD_NUMBER: _builtins.int
+    read_only_hint: _builtins.bool
+    """The tool does not change its environment."""
+    destructive_hint: _builtins.bool
+    """The tool may make destructive changes (meaningful when not read-only)."""
+    idempotent_hint: _builtins.bool
+    """Calling the tool again with the same arguments has no further effect."""
+    open_world_hint: _builtins.bool
+    """The tool reaches outside entities (the web, other systems)."""
+    def __init__(
+        self,
+        *,
+        read_only_hint: _builtins.bool = ...,
+        destructive_hint: _builtins.bool = ...,
+        idempotent_hint: _builtins.bool = ...,
+        open_world_hint: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destructive_hint", b"destructive_hint", "idempotent_hint", b"idempotent_hint", "open_world_hint", b"open_world_hint", "read_only_hint", b"read_only_hint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolAnnotations: _TypeAlias = ToolAnnotations  # noqa: Y015
 
 @_typing.final
 class McpServer(_message.Message):
@@ -139,12 +239,18 @@ class McpServer(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     TOOLS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name, such as "github"."""
     transport: Global___McpTransport.ValueType
     """Transport."""
     url: _builtins.str
     """For STREAMABLE_HTTP: the server's URL."""
+    state: Global___McpServerState.ValueType
+    """Output only. Connection state on the instance that answered."""
+    last_error: _builtins.str
+    """Output only. The last connection or listing error, if any."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """For STDIO: the command and its arguments."""
@@ -166,10 +272,12 @@ class McpServer(_message.Message):
         url: _builtins.str = ...,
         tools: _abc.Iterable[_builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___McpServerState.ValueType = ...,
+        last_error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_time", b"create_time", "name", b"name", "tools", b"tools", "transport", b"transport", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_time", b"create_time", "last_error", b"last_error", "name", b"name", "state", b"state", "tools", b"tools", "transport", b"transport", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

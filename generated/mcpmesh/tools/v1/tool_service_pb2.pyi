@@ -163,13 +163,26 @@ class ExecuteToolResponse(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     CACHED_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    STRUCTURED_CONTENT_FIELD_NUMBER: _builtins.int
+    IS_ERROR_FIELD_NUMBER: _builtins.int
     cached: _builtins.bool
-    """True when the result came from the result cache."""
+    """True when the result came from the result cache or an earlier call with the same idempotency key."""
     duration_ms: _builtins.int
-    """Execution time in milliseconds."""
+    """Execution time in milliseconds (of the first execution, for a cached result)."""
+    is_error: _builtins.bool
+    """True when the tool reported an error (MCP isError); such results are never cached."""
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
-        """Structured result of the tool."""
+        """Structured result of the tool (its structured content; for a tool with only text content, {"text": ...})."""
+
+    @_builtins.property
+    def content(self) -> _struct_pb2.ListValue:
+        """MCP content blocks of the result, as JSON objects ({"type": "text", "text": ...})."""
+
+    @_builtins.property
+    def structured_content(self) -> _struct_pb2.Struct:
+        """MCP structured content of the result, when the tool returned one."""
 
     def __init__(
         self,
@@ -177,14 +190,67 @@ class ExecuteToolResponse(_message.Message):
         result: _struct_pb2.Struct | None = ...,
         cached: _builtins.bool = ...,
         duration_ms: _builtins.int = ...,
+        content: _struct_pb2.ListValue | None = ...,
+        structured_content: _struct_pb2.Struct | None = ...,
+        is_error: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "result", b"result", "structured_content", b"structured_content"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "duration_ms", b"duration_ms", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "content", b"content", "duration_ms", b"duration_ms", "is_error", b"is_error", "result", b"result", "structured_content", b"structured_content"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecuteToolResponse: _TypeAlias = ExecuteToolResponse  # noqa: Y015
+
+@_typing.final
+class ApproveToolDefinitionRequest(_message.Message):
+    """Request for ApproveToolDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DEFINITION_HASH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. Tool name."""
+    definition_hash: _builtins.str
+    """Required. The definition_hash being approved, as seen by the admin; a different current hash is refused."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        definition_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition_hash", b"definition_hash", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveToolDefinitionRequest: _TypeAlias = ApproveToolDefinitionRequest  # noqa: Y015
+
+@_typing.final
+class ApproveToolDefinitionResponse(_message.Message):
+    """Response of ApproveToolDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tool(self) -> _tool_pb2.Tool:
+        """The tool, now APPROVED."""
+
+    def __init__(
+        self,
+        *,
+        tool: _tool_pb2.Tool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tool", b"tool"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tool", b"tool"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveToolDefinitionResponse: _TypeAlias = ApproveToolDefinitionResponse  # noqa: Y015
 
 @_typing.final
 class RegisterToolRequest(_message.Message):

@@ -60,6 +60,11 @@ class ToolServiceStub:
                 request_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.UnregisterToolRequest.SerializeToString,
                 response_deserializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.UnregisterToolResponse.FromString,
                 _registered_method=True)
+        self.ApproveToolDefinition = channel.unary_unary(
+                '/mcpmesh.tools.v1.ToolService/ApproveToolDefinition',
+                request_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.ApproveToolDefinitionRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.ApproveToolDefinitionResponse.FromString,
+                _registered_method=True)
         self.RegisterMcpServer = channel.unary_unary(
                 '/mcpmesh.tools.v1.ToolService/RegisterMcpServer',
                 request_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.RegisterMcpServerRequest.SerializeToString,
@@ -126,6 +131,13 @@ class ToolServiceServicer:
 
     def UnregisterTool(self, request, context):
         """Removes a dynamic tool.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveToolDefinition(self, request, context):
+        """Approves the current definition of a tool whose definition changed since it was pinned. Admin only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,6 +212,11 @@ def add_ToolServiceServicer_to_server(servicer, server):
                     servicer.UnregisterTool,
                     request_deserializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.UnregisterToolRequest.FromString,
                     response_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.UnregisterToolResponse.SerializeToString,
+            ),
+            'ApproveToolDefinition': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveToolDefinition,
+                    request_deserializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.ApproveToolDefinitionRequest.FromString,
+                    response_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.ApproveToolDefinitionResponse.SerializeToString,
             ),
             'RegisterMcpServer': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterMcpServer,
@@ -368,6 +385,33 @@ class ToolService:
             '/mcpmesh.tools.v1.ToolService/UnregisterTool',
             mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.UnregisterToolRequest.SerializeToString,
             mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.UnregisterToolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveToolDefinition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.tools.v1.ToolService/ApproveToolDefinition',
+            mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.ApproveToolDefinitionRequest.SerializeToString,
+            mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.ApproveToolDefinitionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,8 @@ class ToolServiceStub:
     """Registers a dynamic tool executed by a registered MCP server."""
     UnregisterTool: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.UnregisterToolRequest, _tool_service_pb2.UnregisterToolResponse]
     """Removes a dynamic tool."""
+    ApproveToolDefinition: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.ApproveToolDefinitionRequest, _tool_service_pb2.ApproveToolDefinitionResponse]
+    """Approves the current definition of a tool whose definition changed since it was pinned. Admin only."""
     RegisterMcpServer: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.RegisterMcpServerRequest, _tool_service_pb2.RegisterMcpServerResponse]
     """Registers an external MCP server and imports its tools. Admin only."""
     ListMcpServers: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.ListMcpServersRequest, _tool_service_pb2.ListMcpServersResponse]
@@ -71,6 +73,8 @@ class ToolServiceAsyncStub(ToolServiceStub):
     """Registers a dynamic tool executed by a registered MCP server."""
     UnregisterTool: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.UnregisterToolRequest, _tool_service_pb2.UnregisterToolResponse]  # type: ignore[assignment]
     """Removes a dynamic tool."""
+    ApproveToolDefinition: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.ApproveToolDefinitionRequest, _tool_service_pb2.ApproveToolDefinitionResponse]  # type: ignore[assignment]
+    """Approves the current definition of a tool whose definition changed since it was pinned. Admin only."""
     RegisterMcpServer: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.RegisterMcpServerRequest, _tool_service_pb2.RegisterMcpServerResponse]  # type: ignore[assignment]
     """Registers an external MCP server and imports its tools. Admin only."""
     ListMcpServers: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.ListMcpServersRequest, _tool_service_pb2.ListMcpServersResponse]  # type: ignore[assignment]
@@ -126,6 +130,14 @@ class ToolServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tool_service_pb2.UnregisterToolResponse, _abc.Awaitable[_tool_service_pb2.UnregisterToolResponse]]:
         """Removes a dynamic tool."""
+
+    @_abc_1.abstractmethod
+    def ApproveToolDefinition(
+        self,
+        request: _tool_service_pb2.ApproveToolDefinitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tool_service_pb2.ApproveToolDefinitionResponse, _abc.Awaitable[_tool_service_pb2.ApproveToolDefinitionResponse]]:
+        """Approves the current definition of a tool whose definition changed since it was pinned. Admin only."""
 
     @_abc_1.abstractmethod
     def RegisterMcpServer(

@@ -1,0 +1,75 @@
+"""External MCP servers the tests run: mcp-server-time (PyPI, stdio) and server-everything (npm, streamable HTTP),
+both installed by .ci/run under .tools/ (outside git)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools"
+TIME_SERVER = os.environ.get("MCPMESH_TEST_TIME_SERVER", str(TOOLS / "mcp-server-time" / "bin" / "mcp-server-time"))
+EVERYTHING = TOOLS / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+INSPECTOR = TOOLS / "node_modules" / ".bin" / "mcp-inspector-cli"
+
+
+def require(path: str | Path, what: str) -> str:
+    assert Path(path).exists(), f"{what} is not installed at {path}: run .ci/run (it installs the test MCP servers)"
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def everything_server() -> Iterator[str]:
+    """server-everything over streamable HTTP on a free loopback port; yields its /mcp URL."""
+    node = shutil.which("node")
+    assert node, "node is not installed"
+    port = free_port()
+    process = subprocess.Popen(
+        [node, require(EVERYTHING, "@modelcontextprotocol/server-everything"), "streamableHttp"],
+        env={**os.environ, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("server-everything did not listen within 20 s")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def pids_running(marker: str) -> list[int]:
+    """PIDs whose command line holds `marker` (to find a stdio server the registry started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
