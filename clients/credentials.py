@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 
@@ -21,7 +25,7 @@ REFRESH_MARGIN_S = 60.0
 
 @dataclass(frozen=True)
 class Token:
-    """A bearer token and when it stops being accepted (monotonic seconds)."""
+    """A bearer token and when it stops being accepted (clock seconds: wall clock, so it can be kept between runs)."""
 
     value: str
     expires_at: float
@@ -46,14 +50,60 @@ def parse_token(body: object, now: float) -> Token:
     return Token(body["token"], now + lifetime, lifetime)
 
 
+class TokenFile:
+    """Tokens kept between CLI runs (mode 0600), one per edge URL and key, the key itself never written."""
+
+    def __init__(self, path: Path, url: str, api_key: str) -> None:
+        self.path = path
+        self.slot = hashlib.sha256(f"{url}\n{api_key}".encode()).hexdigest()
+
+    def _read(self) -> dict[str, dict[str, float | str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def load(self) -> Token | None:
+        entry = self._read().get(self.slot)
+        try:
+            return Token(str(entry["value"]), float(entry["expires_at"]), float(entry["lifetime"])) if entry else None
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def save(self, token: Token | None) -> None:
+        """Stores (or with None forgets) this slot's token and drops expired ones; a cache that cannot be written is
+        only a cache."""
+        now = time.time()
+        data = {k: v for k, v in self._read().items() if isinstance(v, dict) and float(v.get("expires_at", 0)) > now}
+        data.pop(self.slot, None)
+        if token is not None:
+            data[self.slot] = {"value": token.value, "expires_at": token.expires_at, "lifetime": token.lifetime}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(data, out)
+        except OSError:
+            pass
+
+
 class ApiKeyAuth(httpx.Auth):
     """httpx auth flow: exchange the key once, reuse the token until shortly before expiry, retry once on 401."""
 
-    def __init__(self, api_key: str, *, exchange: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, api_key: str, *, exchange: bool = True, clock: Callable[[], float] = time.time, cache: TokenFile | None = None
+    ) -> None:
         self.api_key = api_key
         self.exchange = exchange and bool(api_key)
-        self.token: Token | None = None
+        self.cache = cache
+        self.token: Token | None = cache.load() if cache and self.exchange else None
         self._clock = clock
+
+    def _keep(self, token: Token | None) -> None:
+        self.token = token
+        if self.cache is not None:
+            self.cache.save(token)
 
     def _exchange_request(self, request: httpx.Request) -> httpx.Request:
         headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-client")}
@@ -70,19 +120,20 @@ class ApiKeyAuth(httpx.Auth):
             if answer.status_code in NOT_OFFERED:
                 self.exchange = False  # this edge has no exchange: send the key from now on
             elif answer.status_code == 200:
-                self.token = parse_token(answer.json(), self._clock())
+                self._keep(parse_token(answer.json(), self._clock()))
             else:
                 # A refused key (401/403) or an edge error: let the real request carry the key and report it.
-                self.token = None
+                self._keep(None)
         bearer = self.token.value if self.exchange and self.token else self.api_key
         request.headers["Authorization"] = f"Bearer {bearer}"
         response = yield request
         if response.status_code == 401 and self.exchange and self.token is not None:
             # Revoked or rotated signing key: one fresh exchange, then the answer stands.
-            self.token = None
+            self._keep(None)
             answer = yield self._exchange_request(request)
             answer.read()
             if answer.status_code == 200:
-                self.token = parse_token(answer.json(), self._clock())
-                request.headers["Authorization"] = f"Bearer {self.token.value}"
+                token = parse_token(answer.json(), self._clock())
+                self._keep(token)
+                request.headers["Authorization"] = f"Bearer {token.value}"
                 yield request

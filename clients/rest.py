@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from clients.credentials import ApiKeyAuth
+from clients.credentials import ApiKeyAuth, TokenFile
 
 CLIENT_VERSION = "0.2.0"
 
@@ -35,10 +36,12 @@ def _error(response: httpx.Response) -> ApiError:
 
 class McpMeshClient:
     def __init__(
-        self, base_url: str, api_key: str, *, client_type: str = "cli", verify: bool | str = True, exchange: bool = True
+        self, base_url: str, api_key: str, *, client_type: str = "cli", verify: bool | str = True, exchange: bool = True,
+        token_cache: Path | None = None,
     ) -> None:
         headers = {"X-Client-Type": client_type, "X-Client-Version": CLIENT_VERSION}
-        self.auth = ApiKeyAuth(api_key, exchange=exchange)
+        cache = TokenFile(token_cache, base_url, api_key) if token_cache else None
+        self.auth = ApiKeyAuth(api_key, exchange=exchange, cache=cache)
         self._http = httpx.Client(
             base_url=base_url, headers=headers, auth=self.auth, timeout=httpx.Timeout(30.0, read=330.0), verify=verify
         )

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from clients.failures import describe
 from clients.rest import ApiError, McpMeshClient
-from clients.settings import Settings
+from clients.settings import Settings, token_cache_path
 
 EXIT_FAILED = 1  # the thing ran and failed: a workflow failed, findings reached --fail-on, a service is down
 EXIT_ERROR = 2  # the request could not be made or was refused
@@ -40,7 +40,8 @@ class Session:
             self.fail("no API key: set MCP_API_KEY, pass --api-key, or run `mcpmesh login` "
                       "(the local admin key is in .mcpmesh/admin.key)")
         try:
-            client = McpMeshClient(self.settings.url, self.settings.api_key, verify=self.settings.verify())
+            client = McpMeshClient(self.settings.url, self.settings.api_key, verify=self.settings.verify(),
+                                   token_cache=token_cache_path())
         except (OSError, ValueError) as error:  # an unreadable --ca-cert
             self.fail(f"cannot load the CA bundle {self.settings.ca_cert!r}: {error}; pass a PEM file with --ca-cert")
         try:

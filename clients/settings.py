@@ -20,6 +20,17 @@ def config_path() -> Path:
     return Path(base) / "mcpmesh" / "config.json"
 
 
+def token_cache_path() -> Path | None:
+    """MCPMESH_TOKEN_CACHE ("off" keeps none), else $XDG_CACHE_HOME/mcpmesh/tokens.json (~/.cache/...)."""
+    chosen = os.environ.get("MCPMESH_TOKEN_CACHE", "")
+    if chosen == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mcpmesh" / "tokens.json"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The edge URL, the API key and the CA bundle that verifies the edge's certificate ("" = system CAs)."""

@@ -15,7 +15,7 @@ from services.launcher.processes import LocalMesh
 def _cli(mesh: LocalMesh, *args: str, key: str | None = None, url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPMESH_", "MCP_API_KEY"))}
     env.update({"MCPMESH_URL": url or mesh.edge_url, "MCP_API_KEY": mesh.admin_key() if key is None else key,
-                "MCPMESH_CONFIG": "/nonexistent/mcpmesh.json", "COLUMNS": "200"})
+                "MCPMESH_CONFIG": "/nonexistent/mcpmesh.json", "MCPMESH_TOKEN_CACHE": "off", "COLUMNS": "200"})
     return subprocess.run([sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir(), timeout=120, check=False)
 

@@ -22,7 +22,7 @@ GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grp
 
 def _cli(url: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPMESH_", "MCP_API_KEY"))}
-    env.update({"MCPMESH_URL": url, "MCP_API_KEY": key, "MCPMESH_CONFIG": "/nonexistent/mcpmesh.json"})
+    env.update({"MCPMESH_URL": url, "MCP_API_KEY": key, "MCPMESH_CONFIG": "/nonexistent/mcpmesh.json", "MCPMESH_TOKEN_CACHE": "off"})
     return subprocess.run([sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir(), timeout=120, check=False)
 

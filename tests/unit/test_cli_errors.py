@@ -19,7 +19,8 @@ from tests.unit.stub_edge import Answer, stub_edge
 
 def cli(url: str, *args: str, key: str = "k-123", extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPMESH_", "MCP_API_KEY"))}
-    env.update({"MCPMESH_URL": url, "MCP_API_KEY": key, "MCPMESH_CONFIG": "/nonexistent/mcpmesh.json", **(extra or {})})
+    env.update({"MCPMESH_URL": url, "MCP_API_KEY": key, "MCPMESH_CONFIG": "/nonexistent/mcpmesh.json",
+                "MCPMESH_TOKEN_CACHE": "off", **(extra or {})})
     # cwd outside the repository: no .mcpmesh/tls/ca.crt of a running `make up` is picked up.
     return subprocess.run([sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir(), timeout=60, check=False)
@@ -141,3 +142,16 @@ def test_shell_completion_script() -> None:
                           env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "_MCPMESH_COMPLETE" in done.stdout and "complete" in done.stdout
+
+
+def test_tokens_are_exchanged_and_kept_between_runs(tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "tokens.json"
+    answers = {"POST /v1/tokens": Answer(200, {"token": "jwt-1", "expireTime": "2999-01-01T00:00:00Z"}),
+               "/v1/tools": Answer(200, {"tools": []})}
+    with stub_edge(answers) as edge:
+        for _ in range(2):
+            done = cli(edge.url, "tools", "list", extra={"MCPMESH_TOKEN_CACHE": str(cache)})
+            assert done.returncode == 0, done.stderr
+    calls = [(method, path, headers.get("authorization")) for method, path, headers, _ in edge.requests]
+    assert calls == [("POST", "/v1/tokens", "Bearer k-123"), ("GET", "/v1/tools", "Bearer jwt-1"), ("GET", "/v1/tools", "Bearer jwt-1")]
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600 and "k-123" not in cache.read_text()
