@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from services.agents.database.ddl import schema_from_ddl
 from services.agents.database.mermaid import er_diagram
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "database"
+MERMAID = FIXTURES / "mermaid"  # Mermaid's own parser (npm), installed there by .ci/run
+
+
+def mermaid_parse(diagrams: list[str]) -> list[dict[str, Any]]:
+    """What Mermaid itself says of each diagram: its type, or its parse error."""
+    node = shutil.which("node")
+    if node is None or not (MERMAID / "node_modules" / "mermaid").is_dir():
+        pytest.fail(f"Mermaid is not installed: run `npm ci --prefix {MERMAID}` (.ci/run does)")
+    done = subprocess.run([node, "check.mjs"], cwd=MERMAID, input="\0".join(diagrams), capture_output=True, text=True,
+                          timeout=120, check=True)
+    return list(json.loads(done.stdout))
 
 
 def test_er_diagram_is_exact() -> None:
@@ -46,3 +67,16 @@ def test_names_mermaid_cannot_read_are_made_words() -> None:
     schema, _ = schema_from_ddl([("odd.sql", 'CREATE TABLE "2024 sales" ("1st" int PRIMARY KEY, "unit price" numeric(8, 2));')],
                                 "postgres")
     assert er_diagram(schema) == 'erDiagram\n    _2024_sales {\n        int _1st PK\n        decimal unit_price\n    }\n'
+
+
+def test_mermaid_itself_parses_every_diagram() -> None:
+    from services.agents.database.analysis import analyse_ddl
+
+    inputs = [("shop_postgres.sql", "postgres"), ("library_sqlite.sql", "sqlite"), ("library_mysql.sql", "mysql")]
+    diagrams = [analyse_ddl([(name, (FIXTURES / name).read_text())], dialect).diagram for name, dialect in inputs]
+    odd, _ = schema_from_ddl([("odd.sql", 'CREATE TABLE "2024 sales" ("1st" int PRIMARY KEY, "unit price" numeric(8, 2), '
+                                          '"order" int REFERENCES "2024 sales");\nCREATE TABLE empty_one ();')], "postgres")
+    diagrams.append(er_diagram(odd))
+    assert mermaid_parse(diagrams) == [{"ok": True, "type": "er"}] * len(diagrams)
+    # The check can fail: Mermaid refuses a diagram it cannot read.
+    assert mermaid_parse(["erDiagram\n    a {\n        int x PK PK\n    }\n"])[0]["ok"] is False
