@@ -12,6 +12,7 @@ from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
+from services.runtime.service_tokens import service_credentials
 from services.runtime.state import SqliteDatabase, StateUrl
 from services.workflows.clients import MeshStepCalls
 from services.workflows.engine import WorkflowEngine
@@ -41,7 +42,8 @@ async def build(config: Config) -> Running:
         AsyncSqliteSaver.from_conn_string(str(config.data_dir / "workflow-checkpoints.db"))
     )
     await checkpointer.setup()
-    mesh = Mesh(config.mesh_address, ["agents", "tools"])
+    # Step calls to agents and tools carry this service's own token (service_tokens.py).
+    mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=await service_credentials(config))
     stack.push_async_callback(mesh.close)
     engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots)
     stack.push_async_callback(engine.close)
@@ -55,7 +57,7 @@ async def build(config: Config) -> Running:
             "memory": memory_check(),
             "disk": disk_check(config.data_dir),
         },
-        metrics=lambda: {"ActiveWorkflows": float(engine.active)},
+        metrics=lambda: {"ActiveWorkflows": float(engine.active), "WorkflowQueueDepth": float(engine.queue_depth)},
     )
 
     def add(server: Any) -> list[str]:
@@ -64,5 +66,5 @@ async def build(config: Config) -> Running:
 
     running = await start(config, reporter, add)
     running.on_stop.append(stack.aclose)
-    await engine.resume_unfinished()
+    engine.start()  # heartbeat and sweeper: resumes what a stopped or dead instance left, at once and then on
     return running

@@ -1,4 +1,5 @@
-"""Runs workflows: validation, the LangGraph run per workflow, step events, cancellation and resume."""
+"""Runs workflows: validation, the LangGraph run per workflow under a run lease, step events, cancellation, take-over
+of runs whose instance died, and retention of checkpoints."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,34 @@ CHANGE_WINDOW = dt.timedelta(seconds=5)
 POLL_SECONDS = 1.0
 
 
+def instance_owner() -> str:
+    """A lease owner name unique to this process: host, pid and a random part (a pid can be reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How runs are shared between instances: lease length, how many runs at once, how long checkpoints stay."""
+
+    lease_seconds: float = 10.0
+    max_active: int = 50  # runs one instance holds at once; the rest wait in the queue for any instance
+    retention_seconds: float = 7 * 24 * 3600.0  # checkpoints of ended workflows are deleted after this
+    owner: str = field(default_factory=instance_owner)
+
+    @property
+    def beat_seconds(self) -> float:
+        """Heartbeat and sweep interval: several renewals fit in one lease, so one slow write does not lose it."""
+        return self.lease_seconds / 4
+
+
+class LeaseLost(Exception):
+    """Another instance holds this run now: stop without writing anything."""
+
+
+class CancelRequested(Exception):
+    """A caller asked to cancel the run: it stops before its next step."""
+
+
 class Notifier:
     """Wakes watchers when this process writes an event; watchers also poll, for events written by other processes."""
 
@@ -39,8 +72,10 @@ class Notifier:
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the event fires.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
 
 
 class FeedStart:
@@ -59,19 +94,31 @@ class WorkflowEngine:
         checkpointer: BaseCheckpointSaver,
         types: Sequence[WorkflowType],
         roots: Sequence[Path],
+        durability: Durability | None = None,
     ) -> None:
         self.store = store
         self.types = {t.name: t for t in types}
         self.notifier = Notifier()
+        self.durability = durability or Durability()
+        self.owner = self.durability.owner
+        self.queue_depth = 0  # unfinished workflows no instance holds, as of the last sweep
         self._roots = list(roots)
+        self._checkpointer = checkpointer
         self._graphs = {t.name: t.build(calls, self._on_step).compile(checkpointer=checkpointer) for t in types}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._lost: set[str] = set()
+        self._wake = asyncio.Event()
+        self._maintainer: asyncio.Task[None] | None = None
         self._closing = False
 
     @property
     def active(self) -> int:
         return len(self._tasks)
+
+    def start(self) -> None:
+        """Starts the heartbeat and sweeper of this instance; resume_unfinished runs at once in its first pass."""
+        self._maintainer = asyncio.create_task(self._maintain(), name="workflow-maintainer")
 
     def validate(self, type_name: str, parameters: dict[str, Any]) -> WorkflowType:
         """Type, parameter schema and folder parameters, all before anything is stored."""
@@ -93,27 +140,46 @@ class WorkflowEngine:
         workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id)
         if created:
             self.notifier.notify()
-            self._start(workflow, resume=False)
+            # At capacity the workflow waits, pending, for whichever instance has room first.
+            if self.active < self.durability.max_active and await self._claim(workflow.id):
+                self._start(workflow, resume=False)
         return workflow
 
     async def resume_unfinished(self) -> int:
-        """Picks up workflows a previous process left pending or running; LangGraph resumes from the last checkpoint."""
-        unfinished = [w for w in await self.store.unfinished() if w.type in self.types and w.id not in self._tasks]
-        for workflow in unfinished:
-            self._start(workflow, resume=workflow.state == "running")
-        return len(unfinished)
+        """One sweep: claims workflows that no live instance holds (left pending or running by a stopped or dead
+        process) and runs them; LangGraph resumes each from its last checkpoint. Returns how many it took."""
+        waiting = [w for w in await self.store.claimable(utcnow()) if w.type in self.types and w.id not in self._tasks]
+        taken = 0
+        for workflow in waiting:
+            if self.active >= self.durability.max_active or self._closing:
+                break
+            if await self._claim(workflow.id):
+                self._start(workflow, resume=workflow.state == "running")
+                taken += 1
+        self.queue_depth = len(waiting) - taken
+        return taken
 
     async def cancel(self, workflow_id: str) -> Workflow:
+        """Cancels here, or asks the instance that holds the run; a run nobody holds is cancelled at once."""
         workflow = await self.store.get(workflow_id)
         if workflow.done:
             raise FailedPrecondition(f"workflow {workflow_id!r} already ended as {workflow.state}",
                                      reason="WORKFLOW_ALREADY_ENDED")
+        await self.store.request_cancel(workflow_id)
         task = self._tasks.get(workflow_id)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        elif await self._claim(workflow_id):
+            try:
+                await self._finish(workflow_id, "cancelled", "workflow cancelled")
+            finally:
+                await self.store.release(workflow_id, self.owner)
         else:
-            await self._finish(workflow_id, "cancelled", "workflow cancelled")
+            # Another instance holds it: it sees the request at its next heartbeat or step and records the end.
+            deadline = asyncio.get_running_loop().time() + 3 * self.durability.beat_seconds + 2
+            while not (await self.store.get(workflow_id)).done and asyncio.get_running_loop().time() < deadline:
+                await self.notifier.wait(0.1)
         return await self.store.get(workflow_id)
 
     async def watch(self, workflow_id: str, after: int) -> AsyncIterator[Event]:
@@ -151,23 +217,91 @@ class WorkflowEngine:
             await self.notifier.wait(POLL_SECONDS)
 
     async def close(self) -> None:
-        """Stops local runs without ending them: they stay `running` and resume at the next start."""
+        """Stops local runs without ending them: they stay `running`, their leases are released, and another
+        instance (or this one at its next start) resumes them."""
         self._closing = True
+        if self._maintainer is not None:
+            self._maintainer.cancel()
+            await asyncio.gather(self._maintainer, return_exceptions=True)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def prune(self) -> int:
+        """Deletes the checkpoints of workflows that ended longer ago than the retention; returns how many."""
+        before = utcnow() - dt.timedelta(seconds=self.durability.retention_seconds)
+        pruned = 0
+        for workflow_id in await self.store.prunable(before):
+            await self._checkpointer.adelete_thread(workflow_id)
+            await self.store.mark_pruned(workflow_id)
+            pruned += 1
+        return pruned
+
+    async def _maintain(self) -> None:
+        """Heartbeat of the runs held here, then a sweep for runs nobody holds; pruning now and then."""
+        next_prune = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                await self._heartbeat()
+                await self.resume_unfinished()
+                if loop.time() >= next_prune:
+                    await self.prune()
+                    next_prune = loop.time() + min(self.durability.retention_seconds, 600.0)
+            except Exception:  # a store outage must not end the loop: the next pass tries again
+                log.exception("workflow maintenance pass failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.durability.beat_seconds):
+                    await self._wake.wait()
+
+    async def _heartbeat(self) -> None:
+        for workflow_id, task in list(self._tasks.items()):
+            state = await self.store.renew(workflow_id, self.owner, self._lease_end())
+            if state == "lost" and not task.done():
+                log.warning("workflow lease lost", extra={"workflow": workflow_id})
+                self._lost.add(workflow_id)
+                task.cancel()
+            elif state == "cancel_requested":
+                task.cancel()
+
+    def _lease_end(self) -> dt.datetime:
+        return utcnow() + dt.timedelta(seconds=self.durability.lease_seconds)
+
+    async def _claim(self, workflow_id: str) -> bool:
+        return await self.store.claim(workflow_id, self.owner, utcnow(), self._lease_end())
+
     def _start(self, workflow: Workflow, *, resume: bool) -> None:
+        if workflow.id in self._tasks:  # the sweeper and create() may both claim a new workflow: one run only
+            return
         task = asyncio.create_task(self._run(workflow.id, resume), name=f"workflow-{workflow.id}")
         self._tasks[workflow.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(workflow.id, None))
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(workflow.id, None)
+            self._lost.discard(workflow.id)
+            self._wake.set()  # room for a queued workflow
+
+        task.add_done_callback(done)
 
     async def _run(self, workflow_id: str, resume: bool) -> None:
+        try:
+            await self._run_held(workflow_id, resume)
+        finally:
+            if workflow_id not in self._lost:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.store.release(workflow_id, self.owner))
+
+    async def _run_held(self, workflow_id: str, resume: bool) -> None:
         workflow = await self.store.get(workflow_id)
+        if workflow.done:  # ended between the sweep and the claim
+            return
         workflow_type = self.types[workflow.type]
         if not resume:
             await self._update(workflow_id, _started)
+        else:
+            await self._update(workflow_id, lambda w: ("resumed", "", f"workflow resumed by {self.owner}"))
         config: RunnableConfig = {"configurable": {"thread_id": workflow_id}}
         graph = self._graphs[workflow.type]
         try:
@@ -177,10 +311,16 @@ class WorkflowEngine:
                 inputs = None
             final = await graph.ainvoke(inputs, config)
         except asyncio.CancelledError:
-            if self._closing:
+            if self._closing or workflow_id in self._lost:
                 raise
             await self._finish(workflow_id, "cancelled", "workflow cancelled")
             raise
+        except LeaseLost:
+            self._lost.add(workflow_id)
+            return
+        except CancelRequested:
+            await self._finish(workflow_id, "cancelled", "workflow cancelled")
+            return
         except Exception as exc:  # every failure of a run is recorded on the workflow
             log.info("workflow failed", extra={"workflow": workflow_id, "error": str(exc)})
             await self._finish(workflow_id, "failed", f"workflow failed: {exc}", error=_error(exc))
@@ -203,6 +343,14 @@ class WorkflowEngine:
         await self._update(workflow_id, finish)
 
     async def _on_step(self, workflow_id: str, step_name: str, outcome: str) -> None:
+        if outcome == "started":
+            # Fencing before each step's side effects: only the lease holder runs it, and a cancel stops it here.
+            lease = await self.store.renew(workflow_id, self.owner, self._lease_end())
+            if lease == "lost":
+                raise LeaseLost(workflow_id)
+            if lease == "cancel_requested":
+                raise CancelRequested(workflow_id)
+
         def change(workflow: Workflow) -> Change | None:
             step = next(s for s in workflow.steps if s.name == step_name)
             if outcome == "started":

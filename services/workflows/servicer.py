@@ -31,6 +31,8 @@ EVENT_TYPES = {
     "succeeded": workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED,
     "failed": workflow_pb2.WORKFLOW_EVENT_TYPE_FAILED,
     "cancelled": workflow_pb2.WORKFLOW_EVENT_TYPE_CANCELLED,
+    "resumed": workflow_pb2.WORKFLOW_EVENT_TYPE_RESUMED,
+    "step_progress": workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_PROGRESS,
 }
 
 

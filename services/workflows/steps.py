@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
+
+log = logging.getLogger("mcpmesh.workflows")
+
+# Errors worth another try: the other side may answer next time. Every step is idempotent (its calls carry the
+# (thread, checkpoint, task) key), so a retry cannot act twice.
+TRANSIENT = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Tries of a step that fails with a transient error: waits first, 2*first, ... up to `most` seconds."""
+
+    attempts: int = 4
+    first: float = 0.5
+    most: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first * 2 ** (attempt - 1), self.most)
+
+
+RETRY = Backoff()
+
+
+def transient(exc: Exception) -> bool:
+    return getattr(exc, "code", "") in TRANSIENT
 
 
 class StepCalls(Protocol):
@@ -48,19 +75,30 @@ def workflow_id(runtime: Runtime[Any]) -> str:
     return (runtime.execution_info.thread_id or "") if runtime.execution_info else ""
 
 
-def step(hook: StepHook, name: str, body: StepBody) -> Any:
-    """A graph node that reports its start and end through `hook` and marks itself completed in the state.
+def step(hook: StepHook, name: str, body: StepBody, *, idempotent: bool = True, retry: Backoff | None = None) -> Any:
+    """A graph node that reports its start and end through `hook`, retries transient failures of an idempotent
+    body with back-off, and marks itself completed in the state.
 
     Typed Any: LangGraph's add_node overloads want the state type the node is declared with."""
 
     async def node(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
         thread = workflow_id(runtime)
+        policy = retry or RETRY
         await hook(thread, name, "started")
-        try:
-            update = await body(state, runtime)
-        except Exception as exc:
-            await hook(thread, name, f"failed: {exc}")
-            raise
+        attempt = 1
+        while True:
+            try:
+                update = await body(state, runtime)
+                break
+            except Exception as exc:
+                if idempotent and transient(exc) and attempt < policy.attempts:
+                    log.info("step failed, retrying", extra={"workflow": thread, "step": name, "attempt": attempt,
+                                                             "error": str(exc)})
+                    await asyncio.sleep(policy.delay(attempt))
+                    attempt += 1
+                    continue
+                await hook(thread, name, f"failed: {exc}")
+                raise
         await hook(thread, name, "succeeded")
         return {**update, "completed": [name]}
 

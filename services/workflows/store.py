@@ -9,11 +9,14 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from services.runtime.errors import NotFound
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+# What a lease holder learns when it renews: still its run, someone else's now, or a caller asked to cancel it.
+LeaseState = Literal["held", "lost", "cancel_requested"]
 
 
 @dataclass
@@ -91,6 +94,39 @@ class WorkflowStore(Protocol):
 
     async def changed_since(self, moment: dt.datetime) -> builtins.list[tuple[str, int]]:
         """(workflow id, last sequence) of every workflow updated at or after `moment`."""
+        ...
+
+    # Run leases: at most one instance runs a workflow at a time. An instance claims an unfinished workflow by a
+    # conditional write that succeeds only when no live lease is held by another owner, renews it while it runs
+    # (its heartbeat, and before each step), and releases it when the run ends or the process stops.
+
+    async def claim(self, workflow_id: str, owner: str, now: dt.datetime, until: dt.datetime) -> bool:
+        """Takes the run lease of an unfinished workflow if it is free, expired before `now`, or already `owner`'s."""
+        ...
+
+    async def renew(self, workflow_id: str, owner: str, until: dt.datetime) -> LeaseState:
+        """Extends `owner`'s lease; "lost" when another owner holds it or the workflow ended, "cancel_requested"
+        (lease extended) when a caller asked to cancel."""
+        ...
+
+    async def release(self, workflow_id: str, owner: str) -> None:
+        """Gives the lease up if `owner` holds it, so another instance may take the run over at once."""
+        ...
+
+    async def claimable(self, now: dt.datetime) -> builtins.list[Workflow]:
+        """Unfinished workflows whose lease is free or expired before `now`, oldest first."""
+        ...
+
+    async def request_cancel(self, workflow_id: str) -> None:
+        """Marks the workflow for cancellation; its lease holder sees it at its next renew."""
+        ...
+
+    async def prunable(self, ended_before: dt.datetime) -> builtins.list[str]:
+        """Ids of workflows that ended before `ended_before` whose checkpoints are not pruned yet."""
+        ...
+
+    async def mark_pruned(self, workflow_id: str) -> None:
+        """Records that the workflow's checkpoints were deleted; the workflow, its events and result stay."""
         ...
 
     async def ping(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.runtime.clock import utcnow
 from services.runtime.state import SqliteDatabase
-from services.workflows.store import Event, Step, Workflow, not_found
+from services.workflows.store import Event, LeaseState, Step, Workflow, not_found
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -41,7 +41,16 @@ CREATE TABLE IF NOT EXISTS workflow_event_log (
     create_time TEXT NOT NULL,
     PRIMARY KEY (workflow_id, sequence)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workflow_runs (
+    workflow_id TEXT PRIMARY KEY REFERENCES workflows (id),
+    owner TEXT,
+    lease_expires REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    checkpoints_pruned INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 """
+UNFINISHED = "('pending', 'running')"
+ENDED = "('succeeded', 'failed', 'cancelled')"
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -180,6 +189,82 @@ class SqliteWorkflowStore:
             ).fetchall()
         )
         return [(r["id"], r["last_sequence"]) for r in rows]
+
+    async def claim(self, workflow_id: str, owner: str, now: dt.datetime, until: dt.datetime) -> bool:
+        def take(db: sqlite3.Connection) -> bool:
+            # One conditional upsert: a free, expired or own lease is taken; a live lease of another owner is not.
+            return db.execute(
+                "INSERT INTO workflow_runs (workflow_id, owner, lease_expires) "
+                f"SELECT id, ?, ? FROM workflows WHERE id = ? AND state IN {UNFINISHED} "
+                "ON CONFLICT (workflow_id) DO UPDATE SET owner = excluded.owner, lease_expires = excluded.lease_expires "
+                "WHERE workflow_runs.owner IS NULL OR workflow_runs.owner = excluded.owner "
+                "OR workflow_runs.lease_expires < ?",
+                (owner, until.timestamp(), workflow_id, now.timestamp()),
+            ).rowcount == 1
+
+        return await self._db.transaction(take)
+
+    async def renew(self, workflow_id: str, owner: str, until: dt.datetime) -> LeaseState:
+        row = await self._db.transaction(
+            lambda db: db.execute(
+                "UPDATE workflow_runs SET lease_expires = ? WHERE workflow_id = ? AND owner = ? "
+                f"AND EXISTS (SELECT 1 FROM workflows WHERE id = ? AND state IN {UNFINISHED}) RETURNING cancel_requested",
+                (until.timestamp(), workflow_id, owner, workflow_id),
+            ).fetchone()
+        )
+        if row is None:
+            return "lost"
+        return "cancel_requested" if row[0] else "held"
+
+    async def release(self, workflow_id: str, owner: str) -> None:
+        await self._db.run(
+            lambda db: db.execute(
+                "UPDATE workflow_runs SET owner = NULL, lease_expires = NULL WHERE workflow_id = ? AND owner = ?",
+                (workflow_id, owner),
+            )
+        )
+
+    async def claimable(self, now: dt.datetime) -> builtins.list[Workflow]:
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT w.* FROM workflows w LEFT JOIN workflow_runs r ON r.workflow_id = w.id "
+                f"WHERE w.state IN {UNFINISHED} AND (r.owner IS NULL OR r.lease_expires < ?) ORDER BY w.create_time",
+                (now.timestamp(),),
+            ).fetchall()
+        )
+        return [_workflow(r) for r in rows]
+
+    async def request_cancel(self, workflow_id: str) -> None:
+        def mark(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM workflows WHERE id = ?", (workflow_id,)).fetchone() is None:
+                raise not_found(workflow_id)
+            db.execute(
+                "INSERT INTO workflow_runs (workflow_id, cancel_requested) VALUES (?, 1) "
+                "ON CONFLICT (workflow_id) DO UPDATE SET cancel_requested = 1",
+                (workflow_id,),
+            )
+
+        await self._db.transaction(mark)
+
+    async def prunable(self, ended_before: dt.datetime) -> builtins.list[str]:
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT w.id FROM workflows w LEFT JOIN workflow_runs r ON r.workflow_id = w.id "
+                f"WHERE w.state IN {ENDED} AND w.update_time < ? AND COALESCE(r.checkpoints_pruned, 0) = 0 "
+                "ORDER BY w.update_time",
+                (ended_before.isoformat(),),
+            ).fetchall()
+        )
+        return [r["id"] for r in rows]
+
+    async def mark_pruned(self, workflow_id: str) -> None:
+        await self._db.run(
+            lambda db: db.execute(
+                "INSERT INTO workflow_runs (workflow_id, checkpoints_pruned) VALUES (?, 1) "
+                "ON CONFLICT (workflow_id) DO UPDATE SET checkpoints_pruned = 1",
+                (workflow_id,),
+            )
+        )
 
     async def ping(self) -> None:
         await self._db.ping()

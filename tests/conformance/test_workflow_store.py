@@ -204,3 +204,86 @@ async def test_two_stores_on_shared_state_see_each_others_writes(opener: Opener,
     finally:
         close_first()
         close_second()
+
+
+def _at(seconds: float) -> dt.datetime:
+    return utcnow() + dt.timedelta(seconds=seconds)
+
+
+async def test_claim_is_exclusive_until_the_lease_expires(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    now = utcnow()
+    assert [w.id for w in await store.claimable(now)] == [workflow.id]
+    assert await store.claim(workflow.id, "a", now, now + dt.timedelta(seconds=10))
+    assert not await store.claim(workflow.id, "b", now, now + dt.timedelta(seconds=10))
+    assert await store.claim(workflow.id, "a", now, now + dt.timedelta(seconds=10))  # its own lease again
+    assert await store.claimable(now) == []
+    later = now + dt.timedelta(seconds=11)
+    assert [w.id for w in await store.claimable(later)] == [workflow.id]
+    assert await store.claim(workflow.id, "b", later, later + dt.timedelta(seconds=10))
+    assert await store.renew(workflow.id, "a", _at(20)) == "lost"
+    assert await store.renew(workflow.id, "b", _at(20)) == "held"
+
+
+async def test_claim_raced_by_many_owners_has_one_winner(opener: Opener, tmp_path: Path) -> None:
+    stores = [opener(tmp_path) for _ in range(4)]
+    try:
+        workflow, _ = await stores[0][0].create("code_analysis", {"path": "/x"}, STEPS, "")
+        now = utcnow()
+        wins = await asyncio.gather(
+            *(s.claim(workflow.id, f"owner-{i}", now, now + dt.timedelta(seconds=10)) for i, (s, _) in enumerate(stores * 2))
+        )
+        assert sum(wins) == 1
+    finally:
+        for _, close in stores:
+            close()
+
+
+async def test_release_frees_the_lease_and_ended_workflows_cannot_be_claimed(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    assert await store.claim(workflow.id, "a", utcnow(), _at(10))
+    await store.release(workflow.id, "b")  # not b's: nothing changes
+    assert await store.claimable(utcnow()) == []
+    await store.release(workflow.id, "a")
+    assert [w.id for w in await store.claimable(utcnow())] == [workflow.id]
+    workflow.state = "succeeded"
+    await store.record(workflow, "succeeded", "", "")
+    assert await store.claimable(utcnow()) == []
+    assert not await store.claim(workflow.id, "a", utcnow(), _at(10))
+    assert not await store.claim("missing", "a", utcnow(), _at(10))
+
+
+async def test_renew_reports_a_requested_cancel_and_an_ended_run(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    assert await store.renew(workflow.id, "a", _at(10)) == "lost"  # never claimed
+    assert await store.claim(workflow.id, "a", utcnow(), _at(10))
+    await store.request_cancel(workflow.id)
+    assert await store.renew(workflow.id, "a", _at(10)) == "cancel_requested"
+    workflow.state = "cancelled"
+    await store.record(workflow, "cancelled", "", "")
+    assert await store.renew(workflow.id, "a", _at(10)) == "lost"
+    with pytest.raises(NotFound):
+        await store.request_cancel("missing")
+
+
+async def test_cancel_requested_before_any_claim_is_kept(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    await store.request_cancel(workflow.id)
+    assert [w.id for w in await store.claimable(utcnow())] == [workflow.id]
+    assert await store.claim(workflow.id, "a", utcnow(), _at(10))
+    assert await store.renew(workflow.id, "a", _at(10)) == "cancel_requested"
+
+
+async def test_prunable_lists_ended_workflows_once(store: WorkflowStore) -> None:
+    ended, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    running, _ = await store.create("code_analysis", {"path": "/y"}, STEPS, "")
+    ended.state = "failed"
+    await store.record(ended, "failed", "", "")
+    running.state = "running"
+    await store.record(running, "started", "", "")
+    assert await store.prunable(utcnow() - dt.timedelta(seconds=60)) == []
+    assert await store.prunable(_at(1)) == [ended.id]
+    await store.mark_pruned(ended.id)
+    assert await store.prunable(_at(1)) == []
+    assert (await store.get(ended.id)).state == "failed"
+    assert len(await store.events_after(ended.id, 0)) == 2

@@ -82,6 +82,12 @@ class _WorkflowEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Wor
     """The workflow failed."""
     WORKFLOW_EVENT_TYPE_CANCELLED: _WorkflowEventType.ValueType  # 8
     """The workflow was cancelled."""
+    WORKFLOW_EVENT_TYPE_RESUMED: _WorkflowEventType.ValueType  # 9
+    """Another instance (or a restarted one) took the run over and resumed it
+    from its last checkpoint; steps that had finished do not run again.
+    """
+    WORKFLOW_EVENT_TYPE_STEP_PROGRESS: _WorkflowEventType.ValueType  # 10
+    """A running step reported progress (such as files done of total)."""
 
 class WorkflowEventType(_WorkflowEventType, metaclass=_WorkflowEventTypeEnumTypeWrapper):
     """Kind of a workflow event."""
@@ -104,6 +110,12 @@ WORKFLOW_EVENT_TYPE_FAILED: WorkflowEventType.ValueType  # 7
 """The workflow failed."""
 WORKFLOW_EVENT_TYPE_CANCELLED: WorkflowEventType.ValueType  # 8
 """The workflow was cancelled."""
+WORKFLOW_EVENT_TYPE_RESUMED: WorkflowEventType.ValueType  # 9
+"""Another instance (or a restarted one) took the run over and resumed it
+from its last checkpoint; steps that had finished do not run again.
+"""
+WORKFLOW_EVENT_TYPE_STEP_PROGRESS: WorkflowEventType.ValueType  # 10
+"""A running step reported progress (such as files done of total)."""
 Global___WorkflowEventType: _TypeAlias = WorkflowEventType  # noqa: Y015
 
 @_typing.final
