@@ -196,8 +196,10 @@ def mesh_virtual_host(service: topology.Service, streams: Mapping[str, list[str]
     return {"name": name, "domains": [name, service.host], "routes": routes}
 
 
-def mesh_listener(ports: Ports, streams: Mapping[str, list[str]]) -> dict[str, Any]:
-    """127.0.0.1:mesh: every call between services, routed by :authority to the service's cluster."""
+def mesh_listener(ports: Ports, streams: Mapping[str, list[str]], host: str = "127.0.0.1") -> dict[str, Any]:
+    """127.0.0.1:mesh: every call between services, routed by :authority to the service's cluster.
+
+    `host` is 0.0.0.0 only where the services run in other containers of a private network (docker compose)."""
     instance_host = {
         "name": "instance",
         "domains": ["instance"],
@@ -213,7 +215,7 @@ def mesh_listener(ports: Ports, streams: Mapping[str, list[str]]) -> dict[str, A
     }
     return {
         "name": "mesh",
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.mesh}},
+        "address": {"socket_address": {"address": host, "port_value": ports.mesh}},
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
             "typed_config": {
@@ -336,6 +338,7 @@ def render_config(
     base: Path | None = None,
     tls: Mapping[str, Path | str] | None = None,
     otlp_endpoint: str = "",
+    mesh_host: str = "127.0.0.1",
 ) -> dict[str, Any]:
     """The full config as a dict. `service_hosts` (service -> DNS name) gives DNS clusters, for containers.
 
@@ -379,7 +382,7 @@ def render_config(
 
     config = resolve(config)
     resources = config["static_resources"]
-    resources["listeners"].append(mesh_listener(ports, streams))
+    resources["listeners"].append(mesh_listener(ports, streams, mesh_host))
     resources["clusters"] = [*(resources.get("clusters") or []), *generated_clusters(ports, instances, service_hosts)]
     if otlp_endpoint:  # Envoy traces too (MCPMESH_OTLP_ENDPOINT); without a collector it only passes traceparent on
         add_tracing(config, otlp_endpoint)

@@ -50,7 +50,7 @@ class Service:
     # Task size in ECS (DESIGN §2: 0.5 vCPU, 1 GiB).
     cpu_units: int = 512
     memory_mib: int = 1024
-    # The custom metric this service reports in its health report and as a Prometheus gauge.
+    # The custom metrics this service reports: in its health report, as Prometheus gauges and in EMF lines.
     metrics: tuple[str, ...] = field(default=())
 
     @property
@@ -82,8 +82,9 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "workflows", 3003, "mcpmesh.workflows.v1.WorkflowService", 300.0,
-        Scaling(2, 25, custom=(("ActiveWorkflows", 50), ("ToolExecutionQueue", 100))),
-        calls=("agents", "tools"), metrics=("ActiveWorkflows",),
+        # Queue depth: runs waiting to start (WorkflowQueueDepth).
+        Scaling(2, 25, custom=(("ActiveWorkflows", 50), ("WorkflowQueueDepth", 100))),
+        calls=("agents", "tools"), metrics=("ActiveWorkflows", "WorkflowQueueDepth"),
     ),
 )
 NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)

@@ -1,0 +1,160 @@
+"""deploy/ matches the topology: CloudFormation (cfn-lint clean), the Dockerfile's targets and the compose file."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfnlint.decode import cfn_yaml
+
+from services.runtime import topology
+from services.runtime.config import Config
+from services.runtime.mesh import target
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+TEMPLATES = sorted((DEPLOY / "cloudformation").glob("*.yaml"))
+TEMPLATE = cfn_yaml.load(str(DEPLOY / "cloudformation" / "mcpmesh.yaml"))
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+SERVICES_SOURCE = Path(__file__).resolve().parents[2] / "services"
+# Every MCPMESH_* variable the services know: the Config fields, and those documented where their adapter is chosen.
+SETTINGS = {name for name, _ in Config.describe()} | {
+    name for path in SERVICES_SOURCE.rglob("*.py") for name in re.findall(r"\b(MCPMESH_[A-Z_]+)\b", path.read_text())
+}
+
+
+def _resource(service: str, kind: str) -> dict[str, Any]:
+    return RESOURCES[f"{service.capitalize()}{kind}"]["Properties"]
+
+
+def _container(service: str) -> dict[str, Any]:
+    [container] = [c for c in _resource(service, "Task")["ContainerDefinitions"] if c["Name"] == service]
+    return container
+
+
+def _environment(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def _policies(service: str) -> list[dict[str, Any]]:
+    scaling_target = f"{service.capitalize()}Scaling"
+    return [
+        r["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy" and r["Properties"]["ScalingTargetId"] == {"Ref": scaling_target}
+    ]
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_passes(template: Path) -> None:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or "cfn-lint"
+    done = subprocess.run([cfn_lint, str(template)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_namespace_and_every_service_is_in_the_template() -> None:
+    assert RESOURCES["Namespace"]["Properties"]["Name"] == topology.NAMESPACE
+    services = {r["Properties"]["ServiceName"] for r in RESOURCES.values() if r["Type"] == "AWS::ECS::Service"}
+    assert services == {*topology.NAMES, "edge"}
+
+
+@pytest.mark.parametrize("service", topology.SERVICES, ids=lambda s: s.name)
+def test_task_size_ports_and_environment_follow_the_topology(service: topology.Service) -> None:
+    task = _resource(service.name, "Task")
+    assert (task["Cpu"], task["Memory"]) == (str(service.cpu_units), str(service.memory_mib))
+    container = _container(service.name)
+    ports = {m["Name"]: m["ContainerPort"] for m in container["PortMappings"]}
+    assert ports["grpc"] == service.port
+    if service.http_port:
+        assert ports["websocket"] == service.http_port
+    env = _environment(container)
+    assert set(env) <= SETTINGS, set(env) - SETTINGS  # every variable is a real setting
+    assert env["MCPMESH_PORT"] == str(service.port)
+    for callee in topology.NAMES:  # the mesh address names each service as Service Connect publishes it
+        assert target(env["MCPMESH_MESH_ADDRESS"], callee) == f"{topology.service(callee).host}:{topology.service(callee).port}"
+    assert env["MCPMESH_EMF_NAMESPACE"] and env["MCPMESH_OTLP_ENDPOINT"]
+    if service.http_port:
+        assert env["MCPMESH_WS_PORT"] == str(service.http_port)
+
+
+@pytest.mark.parametrize("service", topology.SERVICES, ids=lambda s: s.name)
+def test_service_connect_publishes_the_topology_names(service: topology.Service) -> None:
+    connect = _resource(service.name, "Service")["ServiceConnectConfiguration"]
+    published = {(a["DnsName"], a["Port"]) for s in connect["Services"] for a in s["ClientAliases"]}
+    assert (service.host, service.port) in published
+    if service.http_port:  # the edge's gateway_ws cluster dials the same name on the WebSocket port
+        assert (service.host, service.http_port) in published
+
+
+@pytest.mark.parametrize("service", topology.SERVICES, ids=lambda s: s.name)
+def test_scaling_figures_follow_the_topology(service: topology.Service) -> None:
+    scaling = service.scaling
+    target_props = _resource(service.name, "Scaling")
+    assert (target_props["MinCapacity"], target_props["MaxCapacity"]) == (scaling.min_tasks, scaling.max_tasks)
+    assert _resource(service.name, "Service")["DesiredCount"] == scaling.min_tasks
+    found: dict[str, float] = {}
+    for policy in _policies(service.name):
+        if "PredefinedMetricSpecification" in policy:
+            found[policy["PredefinedMetricSpecification"]["PredefinedMetricType"]] = policy["TargetValue"]
+        else:
+            metric = policy["CustomizedMetricSpecification"]
+            assert metric["Namespace"] == "mcpmesh" and metric["Dimensions"] == [{"Name": "Service", "Value": service.name}]
+            found[metric["MetricName"]] = policy["TargetValue"]
+    wanted: dict[str, float] = dict(scaling.custom)
+    if scaling.cpu_percent is not None:
+        wanted["ECSServiceAverageCPUUtilization"] = scaling.cpu_percent
+    if scaling.memory_percent is not None:
+        wanted["ECSServiceAverageMemoryUtilization"] = scaling.memory_percent
+    if scaling.requests_per_target is not None:
+        wanted["Requests"] = scaling.requests_per_target
+    if scaling.latency_ms is not None:
+        wanted["Latency"] = scaling.latency_ms
+    assert found == wanted
+
+
+def test_custom_scaling_metrics_are_ones_the_services_emit() -> None:
+    emitted = {"Requests", "Errors", "Latency"} | {m for s in topology.SERVICES for m in s.metrics}
+    for service in topology.SERVICES:
+        assert {name for name, _ in service.scaling.custom} <= emitted
+
+
+DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
+
+
+def _stage(name: str) -> str:
+    match = re.search(rf"^FROM \S+ AS {name}\n(.*?)(?=^FROM |\Z)", DOCKERFILE, re.M | re.S)
+    assert match, f"no {name} target"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("service", topology.SERVICES, ids=lambda s: s.name)
+def test_dockerfile_has_a_target_per_service(service: topology.Service) -> None:
+    stage = _stage(service.name)
+    assert f'CMD ["python", "-m", "services.{service.name}"]' in stage
+    assert str(service.port) in re.search(r"^EXPOSE (.*)$", stage, re.M).group(1).split()  # type: ignore[union-attr]
+
+
+def test_dockerfile_images_run_as_a_non_root_user() -> None:
+    assert "USER 10001" in _stage("service") and "USER 10001" in _stage("envoy")
+    assert 'CMD ["python", "-m", "services.launcher.edge"]' in _stage("envoy")
+    assert f"EXPOSE {topology.EDGE_PORT} {topology.EDGE_HTTPS_PORT}" in _stage("envoy")
+
+
+def test_compose_follows_the_topology() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {*topology.NAMES, "edge"}
+    assert services["edge"]["build"]["target"] == "envoy"
+    assert services["edge"]["environment"]["MCPMESH_DNS_SUFFIX"] == ""
+    for service in topology.SERVICES:
+        entry = services[service.name]
+        assert entry["build"]["target"] == service.name
+        env = entry["environment"]
+        assert set(env) <= SETTINGS, set(env) - SETTINGS
+        assert env["MCPMESH_PORT"] == str(service.port)
+        assert env["MCPMESH_MESH_ADDRESS"] == f"edge:{topology.MESH_PORT}"
