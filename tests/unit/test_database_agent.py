@@ -147,3 +147,26 @@ def test_a_cancelled_run_stops(workspace: Path) -> None:
     context.cancelled.set()
     with pytest.raises(RunCancelled):
         agent.run({"ddl": ["db/shop.sql"], "queries": ["db/queries"]}, context)
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ("not json", "not JSON"),
+    ('["postgresql://h/db"]', "JSON object"),
+    ('{"shop": 5}', "JSON object"),
+    ('{"bad name!": "postgresql://h/db"}', "connection name"),
+    ('{"shop": "mysql://h/db"}', "postgresql:// URL"),
+])
+def test_configured_connections_are_checked_at_start_up(raw: str, says: str) -> None:
+    from services.runtime.config import Config
+
+    with pytest.raises(SystemExit) as stopped:
+        Config.from_env("agents", {"MCPMESH_DATABASE_CONNECTIONS": raw})
+    assert "MCPMESH_DATABASE_CONNECTIONS" in str(stopped.value) and says in str(stopped.value)
+
+
+def test_configured_connections_parse_to_name_url_pairs() -> None:
+    from services.runtime.config import Config
+
+    config = Config.from_env("agents", {"MCPMESH_DATABASE_CONNECTIONS": '{"shop": "postgresql://r@db/shop", "crm": "postgres://r@db/crm"}'})
+    assert config.database_connections == (("crm", "postgres://r@db/crm"), ("shop", "postgresql://r@db/shop"))
+    assert Config.from_env("agents", {}).database_connections == ()
