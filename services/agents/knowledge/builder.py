@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import sys
@@ -17,7 +18,7 @@ from services.agents.knowledge.schema import Table
 from services.runtime.file_walk import read_file_capped, walk_files
 
 DOC_SUFFIXES = (".md", ".rst", ".txt")
-EXTRACTION_VERSION = "1"  # bump when Extraction changes shape: every cached file is then parsed again
+EXTRACTION_VERSION = "3"  # bump when Extraction changes shape: every cached file is then parsed again
 
 
 @dataclass
@@ -64,11 +65,11 @@ class _Graph:
 
 
 class _Source:
-    def __init__(self, path: str, record: FileRecord, extraction: Extraction | None, text: str) -> None:
+    def __init__(self, path: str, record: FileRecord, extraction: Extraction | None, lines: int) -> None:
         self.path = path
         self.record = record
-        self.extraction = extraction  # Python files
-        self.text = text  # documentation files
+        self.extraction = extraction  # Python files; documentation files keep their entities in record.extraction
+        self.lines = lines
 
 
 def _read(root: Path, files: list[Path], previous: Mapping[str, FileRecord], max_file_bytes: int,
@@ -93,21 +94,26 @@ def _read(root: Path, files: list[Path], previous: Mapping[str, FileRecord], max
         except UnicodeDecodeError:
             stats.files_skipped += 1
             continue
-        stats.lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
-        if not python:
-            sources.append(_Source(path, FileRecord(path, digest, "{}"), None, text))
-            continue
+        lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        stats.lines += lines
         earlier = previous.get(path)
+        if not python:
+            if earlier is None or earlier.sha256 != digest:
+                found = [m.to_list() for m in entities.mentions(text, markdown=True)]
+                earlier = FileRecord(path, digest, json.dumps({"mentions": found}, separators=(",", ":")))
+            sources.append(_Source(path, earlier, None, lines))
+            continue
         if earlier is not None and earlier.sha256 == digest:
             extraction = Extraction.from_json(json.loads(earlier.extraction))
+            record = earlier
             stats.files_reused += 1
         else:
             extraction = extract(text, path)
+            record = FileRecord(path, digest, json.dumps(extraction.to_json(), separators=(",", ":")))
             stats.files_parsed += 1
         if extraction.error:
             stats.syntax_errors.append(path)
-        record = FileRecord(path, digest, json.dumps(extraction.to_json(), sort_keys=True))
-        sources.append(_Source(path, record, extraction, ""))
+        sources.append(_Source(path, record, extraction, lines))
     return sources
 
 
@@ -121,21 +127,35 @@ def build_graph(
     check: Callable[[], None] = lambda: None,
 ) -> Build:
     """The graph of `root`. `previous` holds the file records of the last build: unchanged files are not parsed again."""
+    # Building allocates millions of small objects and frees none: the cyclic collector's passes over them would
+    # cost more than the build itself, so it waits until the end.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(root, previous or {}, max_files, max_file_bytes, tables, check)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _build(root: Path, previous: Mapping[str, FileRecord], max_files: int, max_file_bytes: int,
+           tables: Iterable[Table], check: Callable[[], None]) -> Build:
     stats = BuildStats()
     walked, stats.truncated = walk_files(root, max_files=max_files)
-    sources = _read(root, walked, previous or {}, max_file_bytes, check, stats)
+    sources = _read(root, walked, previous, max_file_bytes, check, stats)
     graph = _Graph()
     graph.node(Node(REPOSITORY_ID, "repository", root.name, root.name, None, {"path": str(root)}))
     python = [s for s in sources if s.extraction is not None]
-    _add_python(graph, python)
-    _add_docs(graph, [s for s in sources if s.extraction is None])
+    cached = _add_python(graph, python)
+    _add_docs(graph, [s for s in sources if s.extraction is None], cached)
     _add_tables(graph, tables)
     nodes = sorted(graph.nodes.values(), key=lambda n: n.id)
     edges = sorted(graph.edges.values(), key=lambda e: e.key)
     return Build(nodes, edges, sorted((s.record for s in sources), key=lambda r: r.path), stats)
 
 
-def _add_python(graph: _Graph, sources: list[_Source]) -> None:
+def _add_python(graph: _Graph, sources: list[_Source]) -> dict[str, list[entities.Mention]]:
+    """Adds the Python modules; returns the cached docstring entities of each node that has a docstring."""
     package_dirs = {s.path.rsplit("/", 1)[0] if "/" in s.path else "" for s in sources if s.path.endswith("__init__.py")}
     modules: dict[str, tuple[Extraction, bool]] = {}
     owner: dict[str, _Source] = {}
@@ -147,6 +167,7 @@ def _add_python(graph: _Graph, sources: list[_Source]) -> None:
         modules[name] = (source.extraction, source.path.endswith("__init__.py"))
         owner[name] = source
     symbols: dict[str, str] = {}  # qualified name -> node id
+    cached: dict[str, list[entities.Mention]] = {}
     for module, (extraction, _) in modules.items():
         symbols[module] = node_id("module", module)
         for definition in extraction.definitions:
@@ -209,6 +230,9 @@ def _add_python(graph: _Graph, sources: list[_Source]) -> None:
             if target and target != module and not symbols[target].startswith("module/"):
                 source_id = symbols[f"{module}.{call.caller}"] if call.caller else module_id
                 graph.edge(source_id, "calls", symbols[target], _span(path, call.span))
+        for scope, listed in extraction.mentions.items():
+            cached[symbols[f"{module}.{scope}" if scope else module]] = [entities.Mention.from_list(m) for m in listed]
+    return cached
 
 
 def _enclosing_class(scope: str, kinds: dict[str, str]) -> str:
@@ -239,24 +263,24 @@ def _add_import(graph: _Graph, symbols: dict[str, str], modules: Mapping[str, ob
     graph.edge(module_id, "imports", package, span)
 
 
-def _add_docs(graph: _Graph, sources: list[_Source]) -> None:
-    texts: list[tuple[str, str, bool, Span | None]] = []  # (node, text, is Markdown, where)
+def _add_docs(graph: _Graph, sources: list[_Source], cached: dict[str, list[entities.Mention]]) -> None:
+    texts: list[tuple[str, list[entities.Mention], Span | None]] = []  # (node, its entities, where)
     for source in sources:
-        lines = source.text.count("\n") + (1 if source.text and not source.text.endswith("\n") else 0)
+        span = Span(source.path, 1, 0, max(source.lines, 1), 0)
         file_id = graph.node(Node(node_id("file", source.path), "file", source.path.rsplit("/", 1)[-1], source.path,
-                                  Span(source.path, 1, 0, max(lines, 1), 0), {"sha256": source.record.sha256}))
+                                  span, {"sha256": source.record.sha256}))
         graph.edge(REPOSITORY_ID, "contains", file_id)
-        texts.append((file_id, source.text, True, Span(source.path, 1, 0, max(lines, 1), 0)))
+        found = json.loads(source.record.extraction)["mentions"]
+        texts.append((file_id, [entities.Mention.from_list(m) for m in found], span))
     by_name: dict[str, set[str]] = {}
     for node in sorted(graph.nodes.values(), key=lambda n: n.id):
         if node.kind in ("module", "class", "function", "method", "test"):
             by_name.setdefault(node.qualified_name, set()).add(node.id)
             by_name.setdefault(node.name, set()).add(node.id)
-        docstring = node.attributes.get("docstring")
-        if isinstance(docstring, str):
-            texts.append((node.id, docstring, False, node.span))
-    for source_id, text, markdown, span in texts:
-        _link_mentions(graph, by_name, source_id, entities.mentions(text, markdown=markdown), span)
+        if node.id in cached:
+            texts.append((node.id, cached[node.id], node.span))
+    for source_id, found, where in texts:
+        _link_mentions(graph, by_name, source_id, found, where)
 
 
 def _link_mentions(graph: _Graph, by_name: dict[str, set[str]], source: str, found: list[entities.Mention], span: Span | None) -> None:

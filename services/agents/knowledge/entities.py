@@ -17,12 +17,12 @@ STOP_WORDS = frozenset(
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+|www\.\S+")
 _CAMEL = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b")
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 _DOTTED = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
-_BREAK = re.compile(r"[.,;:!?()\[\]{}\"<>|=*#/\\]|\s-\s|\n\s*\n")
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]|[.,;:!?()\[\]{}\"<>|=*#/\\]|\s-\s|\n\s*\n")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class Mention:
     kind: str  # "identifier" or "phrase"
     text: str
     count: int
+
+    def to_list(self) -> list[object]:
+        return [self.key, self.kind, self.text, self.count]
+
+    @classmethod
+    def from_list(cls, value: list[object]) -> Mention:
+        key, kind, text, count = value
+        return cls(str(key), str(kind), str(text), int(str(count)))
 
 
 def _identifiers(text: str) -> list[str]:
@@ -46,16 +54,19 @@ def _identifiers(text: str) -> list[str]:
 
 def _phrases(text: str) -> list[str]:
     phrases: list[str] = []
-    for chunk in _BREAK.split(_INLINE_CODE.sub(" . ", text)):
-        run: list[str] = []
-        for word in [*_WORD.findall(chunk), ""]:
-            lowered = word.lower()
-            if word and lowered not in STOP_WORDS and len(word) > 1 and not any(c.isupper() for c in word[1:]):
+    run: list[str] = []
+    # One pass over words and breaks: a break, a stop word or a CamelCase word ends the current run.
+    for token in _TOKEN.findall(text):
+        if token[0].isalpha():
+            lowered = token.lower()
+            if len(token) > 1 and lowered not in STOP_WORDS and token[1:] == token[1:].lower():
                 run.append(lowered)
                 continue
-            if 2 <= len(run) <= 3:
-                phrases.append(" ".join(run))
-            run = []
+        if 2 <= len(run) <= 3:
+            phrases.append(" ".join(run))
+        run = []
+    if 2 <= len(run) <= 3:
+        phrases.append(" ".join(run))
     return phrases
 
 
@@ -63,6 +74,7 @@ def mentions(text: str, *, markdown: bool = False) -> list[Mention]:
     """The entities of one text, identifiers first, each list sorted by key (deterministic)."""
     if markdown:
         text = _LINK_TARGET.sub("]", _FENCE.sub("\n\n", text))
+    text = _URL.sub(" . ", text)
     headings = {p for line in text.splitlines() if line.startswith("#") for p in _phrases(line.lstrip("#"))} if markdown else set()
     identifiers = Counter(_identifiers(text))
     phrases = Counter(_phrases(_DOTTED.sub(" . ", text)))

@@ -6,10 +6,10 @@ unchanged file's extraction can be reused as it is."""
 from __future__ import annotations
 
 import ast
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-_Def = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+from services.agents.knowledge.entities import mentions
 
 
 @dataclass
@@ -55,19 +55,30 @@ class Extraction:
     imports: list[Import] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     error: str = ""  # a syntax error: the file is a module node with nothing inside
+    mentions: dict[str, list[list[Any]]] = field(default_factory=dict)  # docstring entities by qualname ("" = module)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Lists rather than objects per item: the cache of a large tree stays small and quick to read."""
+        return {
+            "docstring": self.docstring,
+            "lines": self.lines,
+            "error": self.error,
+            "definitions": [[d.kind, d.qualname, d.span, d.docstring, d.bases, d.signature, d.is_async] for d in self.definitions],
+            "imports": [[i.module, i.name, i.alias, i.level, i.span] for i in self.imports],
+            "calls": [[c.caller, c.callee, c.span] for c in self.calls],
+            "mentions": self.mentions,
+        }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Extraction:
         return cls(
             docstring=body["docstring"],
             lines=body["lines"],
-            definitions=[Definition(**d) for d in body["definitions"]],
-            imports=[Import(**i) for i in body["imports"]],
-            calls=[Call(**c) for c in body["calls"]],
+            definitions=[Definition(*d) for d in body["definitions"]],
+            imports=[Import(*i) for i in body["imports"]],
+            calls=[Call(*c) for c in body["calls"]],
             error=body["error"],
+            mentions=body["mentions"],
         )
 
 
@@ -98,60 +109,44 @@ def is_test_file(path: str) -> bool:
     return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
 
 
-class _Visitor(ast.NodeVisitor):
-    def __init__(self, test_file: bool) -> None:
-        self.test_file = test_file
-        self.out = Extraction()
-        self.scope: list[tuple[str, str]] = []  # (kind, name) of enclosing definitions
+def _function_kind(name: str, scope: tuple[tuple[str, str], ...], test_file: bool) -> str:
+    if test_file and name.startswith("test"):
+        return "test"
+    return "method" if scope and scope[-1][0] == "class" else "function"
 
-    def _qualname(self, name: str) -> str:
-        return ".".join([n for _, n in self.scope] + [name])
 
-    def _function_kind(self, name: str) -> str:
-        in_class = bool(self.scope) and self.scope[-1][0] == "class"
-        if self.test_file and name.startswith("test"):
-            return "test"
-        return "method" if in_class else "function"
-
-    def _define(self, node: _Def, kind: str, **extra: Any) -> None:
-        self.out.definitions.append(
-            Definition(kind=kind, qualname=self._qualname(node.name), span=_span(node), docstring=ast.get_docstring(node) or "", **extra)
-        )
-        self.scope.append(("class" if kind == "class" else "function", node.name))
-        # Decorators and defaults run in the enclosing scope; only the body belongs to the definition.
-        for child in node.body:
-            self.visit(child)
-        self.scope.pop()
-        outer = self.scope[:]
-        outside: list[ast.AST] = [*node.decorator_list, *([] if isinstance(node, ast.ClassDef) else [node.args])]
-        for part in outside:
-            self.scope = outer
-            self.visit(part)
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        bases = [b for b in (dotted(base) for base in node.bases) if b]
-        self._define(node, "class", bases=bases)
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._define(node, self._function_kind(node.name), signature=_signature(node))
-
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self._define(node, self._function_kind(node.name), signature=_signature(node), is_async=True)
-
-    def visit_Import(self, node: ast.Import) -> None:
-        for alias in node.names:
-            self.out.imports.append(Import(alias.name, "", alias.asname or "", 0, _span(node)))
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        for alias in node.names:
-            self.out.imports.append(Import(node.module or "", alias.name, alias.asname or "", node.level, _span(node)))
-
-    def visit_Call(self, node: ast.Call) -> None:
-        callee = dotted(node.func)
-        if callee:
-            caller = ".".join(n for _, n in self.scope)
-            self.out.calls.append(Call(caller, callee, _span(node)))
-        self.generic_visit(node)
+def _walk(tree: ast.Module, test_file: bool, out: Extraction) -> None:
+    """Pre-order walk with the enclosing definitions as scope; iterative, so deep nesting cannot exhaust the stack."""
+    stack: list[tuple[ast.AST, tuple[tuple[str, str], ...]]] = [(child, ()) for child in reversed(tree.body)]
+    while stack:
+        node, scope = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            qualname = ".".join([n for _, n in scope] + [node.name])
+            docstring = ast.get_docstring(node) or ""
+            outside: list[ast.AST] = list(node.decorator_list)
+            if isinstance(node, ast.ClassDef):
+                bases = [b for b in (dotted(base) for base in node.bases) if b]
+                out.definitions.append(Definition("class", qualname, _span(node), docstring, bases=bases))
+                inner = (*scope, ("class", node.name))
+            else:
+                kind = _function_kind(node.name, scope, test_file)
+                out.definitions.append(Definition(kind, qualname, _span(node), docstring, signature=_signature(node),
+                                                  is_async=isinstance(node, ast.AsyncFunctionDef)))
+                inner = (*scope, ("function", node.name))
+                outside.append(node.args)
+            # Decorators and defaults run in the enclosing scope; only the body belongs to the definition.
+            items = [(child, inner) for child in node.body] + [(part, scope) for part in outside]
+            stack.extend(reversed(items))
+            continue
+        if isinstance(node, ast.Import):
+            out.imports += [Import(alias.name, "", alias.asname or "", 0, _span(node)) for alias in node.names]
+            continue
+        if isinstance(node, ast.ImportFrom):
+            out.imports += [Import(node.module or "", a.name, a.asname or "", node.level, _span(node)) for a in node.names]
+            continue
+        if isinstance(node, ast.Call) and (callee := dotted(node.func)):
+            out.calls.append(Call(".".join(n for _, n in scope), callee, _span(node)))
+        stack.extend((child, scope) for child in reversed(list(ast.iter_child_nodes(node))))
 
 
 def extract(source: str, path: str) -> Extraction:
@@ -161,8 +156,11 @@ def extract(source: str, path: str) -> Extraction:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError) as exc:
         return Extraction(lines=lines, error=f"{type(exc).__name__}: {exc}")
-    visitor = _Visitor(is_test_file(path))
-    visitor.visit(tree)
-    visitor.out.docstring = ast.get_docstring(tree) or ""
-    visitor.out.lines = lines
-    return visitor.out
+    out = Extraction(docstring=ast.get_docstring(tree) or "", lines=lines)
+    _walk(tree, is_test_file(path), out)
+    # Entities of the docstrings are found here, once per file content, and cached with the rest.
+    texts = {"": out.docstring}
+    for definition in out.definitions:  # a name defined twice keeps its first definition, as the graph does
+        texts.setdefault(definition.qualname, definition.docstring)
+    out.mentions = {name: [m.to_list() for m in mentions(text)] for name, text in texts.items() if text}
+    return out

@@ -209,11 +209,14 @@ class SqliteGraphStore:
             if db.execute("SELECT 1 FROM graphs WHERE name = ?", (graph,)).fetchone() is None:
                 raise NotFound(f"graph {graph!r} does not exist", reason="GRAPH_NOT_FOUND", metadata={"graph": graph})
             kind_filter = f" AND n.kind IN ({','.join('?' * len(kinds))})" if kinds else ""
-            base = "FROM graph_search s JOIN graph_nodes n ON n.rowid = s.rowid WHERE graph_search MATCH ? AND n.graph = ?" + kind_filter
+            # The full-text match runs once, first: joined the other way round, SQLite would run it once per node.
+            hits = ("WITH hits AS MATERIALIZED (SELECT rowid AS hit, bm25(graph_search, 10.0, 5.0, 1.0) AS score "
+                    "FROM graph_search WHERE graph_search MATCH ?) ")
+            base = "FROM hits JOIN graph_nodes n ON n.rowid = hits.hit WHERE n.graph = ?" + kind_filter
             params = [query, graph, *kinds]
-            total = db.execute(f"SELECT COUNT(*) {base}", params).fetchone()[0]
+            total = db.execute(f"{hits}SELECT COUNT(*) {base}", params).fetchone()[0]
             rows = db.execute(
-                f"SELECT n.body {base} ORDER BY lower(n.name) = lower(?) DESC, bm25(graph_search, 10.0, 5.0, 1.0), n.id LIMIT ? OFFSET ?",
+                f"{hits}SELECT n.body {base} ORDER BY lower(n.name) = lower(?) DESC, hits.score, n.id LIMIT ? OFFSET ?",
                 [*params, text.strip(), limit, offset],
             ).fetchall()
             return [node_from_dict(json.loads(r["body"])) for r in rows], total
