@@ -122,6 +122,17 @@ class Config:
     )
     token_ttl_seconds: float = _setting("MCPMESH_TOKEN_TTL", "gateway only: lifetime of an identity token (JWT)", _seconds, 900.0)
     max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)
+    workflow_lease_seconds: float = _setting(
+        "MCPMESH_WORKFLOW_LEASE", "workflows only: seconds a run lease lives without a heartbeat; another instance "
+        "takes the run over after it", _seconds, 10.0,
+    )
+    workflow_max_active: int = _setting(
+        "MCPMESH_WORKFLOW_MAX_ACTIVE", "workflows only: runs one instance holds at once; more wait in the queue", _count, 50,
+    )
+    checkpoint_retention_seconds: float = _setting(
+        "MCPMESH_CHECKPOINT_RETENTION", "workflows only: seconds the checkpoints of an ended workflow are kept",
+        _seconds, 7 * 24 * 3600.0,
+    )
     tool_timeout_seconds: float = _setting("MCPMESH_TOOL_TIMEOUT", "tools only: seconds one tool execution may take", _seconds, 60.0)
     tool_concurrency: int = _setting("MCPMESH_TOOL_CONCURRENCY", "tools only: tool executions running at once", _count, 16)
     tool_queue: int = _setting(

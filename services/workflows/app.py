@@ -15,7 +15,7 @@ from services.runtime.server import Running, start
 from services.runtime.service_tokens import service_credentials
 from services.runtime.state import SqliteDatabase, StateUrl
 from services.workflows.clients import MeshStepCalls
-from services.workflows.engine import WorkflowEngine
+from services.workflows.engine import Durability, WorkflowEngine
 from services.workflows.servicer import WorkflowServicer
 from services.workflows.store import WorkflowStore
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
@@ -45,7 +45,8 @@ async def build(config: Config) -> Running:
     # Step calls to agents and tools carry this service's own token (service_tokens.py).
     mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=await service_credentials(config))
     stack.push_async_callback(mesh.close)
-    engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots)
+    durability = Durability(config.workflow_lease_seconds, config.workflow_max_active, config.checkpoint_retention_seconds)
+    engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots, durability)
     stack.push_async_callback(engine.close)
 
     reporter = HealthReporter(
