@@ -25,6 +25,15 @@ CHANNEL_OPTIONS = [
 ]
 
 
+def target(address: str, service: str) -> str:
+    """What a service's channel dials: the one Envoy mesh listener ("127.0.0.1:10000"), or, with placeholders, one
+    name per service, as ECS Service Connect wants ("{service}.mcp.local:{port}", the port from the topology)."""
+    if "{" not in address:
+        return address
+    port = topology.BY_NAME[service].port if service in topology.BY_NAME else 0
+    return address.format(service=service, port=port)
+
+
 class Mesh:
     """One channel per upstream service, all to the same Envoy listener."""
 
@@ -32,7 +41,7 @@ class Mesh:
         self.address = address
         self._channels = {
             name: grpc.aio.insecure_channel(
-                address, options=[*CHANNEL_OPTIONS, ("grpc.default_authority", name)], interceptors=client_interceptors()
+                target(address, name), options=[*CHANNEL_OPTIONS, ("grpc.default_authority", name)], interceptors=client_interceptors()
             )
             for name in services
         }
