@@ -79,11 +79,14 @@ def test_clean_schema_has_no_findings() -> None:
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         team_id bigint NOT NULL REFERENCES teams (id),
         joined_at timestamptz NOT NULL,
-        salary numeric(12, 2) NOT NULL
+        salary numeric(12, 2) NOT NULL,
+        active boolean NOT NULL
     );
     CREATE INDEX players_team_idx ON players (team_id, joined_at);
     """
-    analysis = analyse_ddl([("clean.sql", ddl)], "postgres", [("q.sql", "SELECT id, salary FROM players WHERE team_id = 7;")])
+    analysis = analyse_ddl([("clean.sql", ddl)], "postgres", [("q.sql", "SELECT id, salary FROM players WHERE team_id = 7;\n"
+                                                                  "SELECT name FROM teams WHERE name = 'x' OR id IN (1, 2);\n"
+                                                                  "SELECT id FROM players WHERE active = true;")])
     assert analysis.findings == []
 
 

@@ -213,6 +213,9 @@ def _unindexed(left: exp.Expr, right: exp.Expr | None, scope: dict[str, Table], 
         if resolved is None:
             continue
         table, column = resolved
+        found = table.column(column)
+        if found is not None and found.family == "boolean":
+            continue  # two values: an index on it alone rarely beats reading the table
         if is_covered(table, (column,)) or any(tuple(c.lower() for c in fk.columns) == (column.lower(),) for fk in table.foreign_keys):
             continue  # covered already, or reported as a foreign key without an index
         yield DbFinding("unindexed-filter", f"{table.name}.{column} is filtered or joined on but no index leads with it",
