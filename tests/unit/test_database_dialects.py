@@ -52,6 +52,10 @@ def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     path.write_text("CREATE TABLE looks_like_sql (id int);")
     with pytest.raises(NotASqliteDatabase):
         analyse_sqlite(path, "notes.db")
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    with pytest.raises(NotASqliteDatabase, match="cannot be read as a SQLite database"):
+        analyse_sqlite(damaged, "damaged.db")
 
 
 def test_mysql_findings_know_innodb_indexes_foreign_keys() -> None:

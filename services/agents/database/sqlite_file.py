@@ -44,11 +44,15 @@ def schema_from_sqlite(path: Path, label: str) -> Schema:
     with path.open("rb") as handle:
         if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
             raise NotASqliteDatabase(f"{label} is not a SQLite database file")
-    db = sqlite3.connect(f"file:{url_quote(str(path))}?mode=ro", uri=True, timeout=5)
     try:
-        return _read(db, label)
-    finally:
-        db.close()
+        db = sqlite3.connect(f"file:{url_quote(str(path))}?mode=ro", uri=True, timeout=5)
+        try:
+            return _read(db, label)
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        # A damaged file, or a WAL database whose folder cannot be written: the caller's input, not a crash.
+        raise NotASqliteDatabase(f"{label} cannot be read as a SQLite database: {exc}") from None
 
 
 def _read(db: sqlite3.Connection, label: str) -> Schema:
