@@ -122,7 +122,7 @@ def analyse_arguments(arguments: dict[str, Any], context: RunContext) -> tuple[D
             analysis = analyse_postgres(dsn, name, _strings(arguments, "schemas"), queries, check=context.check)
         except UnknownSchema as exc:
             raise InvalidArgument.field(f"input.schemas[{exc.position}]", str(exc), reason="SCHEMA_NOT_FOUND") from None
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:  # refused, authentication, timeout, a server older than PostgreSQL 11
             # The server's reason (refused, authentication) without the DSN, which may hold a password.
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise Unavailable(f"cannot read PostgreSQL connection {name!r}: {reason}", reason="DATABASE_UNAVAILABLE") from None
