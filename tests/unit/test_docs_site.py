@@ -164,3 +164,16 @@ def test_mkdocs_builds_the_site_strictly(tmp_path: Path) -> None:
     page = (tmp_path / "out" / "api" / "shop.service" / "index.html").read_text()
     assert "place_order" in page and "Who orders." in page
     assert '<pre class="mermaid"><code>erDiagram' in (tmp_path / "out" / "schema" / "index.html").read_text()
+
+
+def test_a_folder_that_is_itself_a_package(tmp_path: Path) -> None:
+    package = tmp_path / "engine"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""The engine."""\n')
+    (package / "core.py").write_text('"""Core."""\n\n\ndef run(fast: bool = False) -> int:\n    """Runs."""\n    return 1\n')
+    (package / "tests").mkdir()
+    (package / "tests" / "test_core.py").write_text("def test_run():\n    pass\n")
+    modules, problems, _ = load_api(package)
+    assert [m.path for m in modules] == ["engine", "engine.core"] and problems == []
+    assert modules[1].members[0].signature == "def run(fast: bool = False) -> int"
+    assert modules[1].file == "core.py"

@@ -172,3 +172,18 @@ def test_file_limit_truncates(tmp_path: Path) -> None:
     build = build_graph(tmp_path, max_files=3)
     assert build.stats.truncated is True
     assert sorted(n.id for n in build.nodes if n.kind == "module") == ["module/m0", "module/m1", "module/m2"]
+
+
+def test_a_folder_that_is_itself_a_package_keeps_its_name(tmp_path: Path) -> None:
+    package = tmp_path / "engine"
+    package.mkdir()
+    (package / "__init__.py").write_text("from engine.core import run\n")
+    (package / "core.py").write_text("from . import util\n\ndef run():\n    return util.helper()\n")
+    (package / "util.py").write_text("import engine\n\ndef helper():\n    return engine.run\n")
+    build = build_graph(package)
+    assert sorted(n.id for n in build.nodes if n.kind == "module") == ["module/engine", "module/engine.core", "module/engine.util"]
+    keys = {e.key for e in build.edges}
+    assert ("module/engine", "imports", "module/engine.core") in keys
+    assert ("module/engine.util", "imports", "module/engine") in keys  # not an external package
+    assert ("function/engine.core.run", "calls", "function/engine.util.helper") in keys
+    assert ("repository", "contains", "module/engine") in keys and ("module/engine", "contains", "module/engine.util") in keys

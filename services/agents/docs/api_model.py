@@ -11,7 +11,7 @@ from pathlib import Path
 import griffe
 
 from services.agents.knowledge.python_source import is_test_file
-from services.agents.knowledge.resolver import module_name
+from services.agents.knowledge.resolver import module_name, root_package
 from services.runtime.file_walk import walk_files
 
 logging.getLogger("griffe").setLevel(logging.ERROR)  # docstring style warnings are not the caller's problem
@@ -208,22 +208,26 @@ def load_api(root: Path, *, max_files: int = 20000, check: Callable[[], None] = 
     files, truncated = walk_files(root, max_files=max_files)
     paths = [f.relative_to(root).as_posix() for f in files if f.suffix == ".py"]
     package_dirs = {p.rsplit("/", 1)[0] if "/" in p else "" for p in paths if p.endswith("__init__.py")}
-    tops: dict[str, str] = {}  # top-level name -> the folder it is found in
+    tops: dict[str, Path] = {}  # top-level name -> the folder griffe finds it in
     expected: dict[str, str] = {}  # module name -> path
+    own = root_package(root.name, package_dirs)
     for path in paths:
         if _is_test(path):
             continue
-        name = module_name(path, package_dirs)
+        name = module_name(path, package_dirs, own)
         expected.setdefault(name, path)
         top = name.split(".")[0]
+        if own and top == own:
+            tops.setdefault(top, root.parent)
+            continue
         depth = len(path.split("/")) - len(name.split(".")) - (1 if path.endswith("/__init__.py") else 0)
-        tops.setdefault(top, "/".join(path.split("/")[:depth]))
+        tops.setdefault(top, root.joinpath(*path.split("/")[:depth]))
     modules: list[ApiObject] = []
     problems: list[LoadProblem] = []
     loader = griffe.GriffeLoader(search_paths=[], allow_inspection=False, docstring_parser="auto")
     for top, folder in sorted(tops.items()):
         check()
-        loader.finder.search_paths = [root / folder if folder else root]
+        loader.finder.search_paths = [folder]
         try:
             loaded = loader.load(top)
         except (griffe.LoadingError, ModuleNotFoundError, SyntaxError, OSError, UnicodeDecodeError) as exc:

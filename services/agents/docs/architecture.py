@@ -40,7 +40,7 @@ def architecture_page(project: str, nodes: Sequence[Node], edges: Sequence[Edge]
     lines = [
         f"# Architecture of {project}", "",
         f"{len(modules)} modules; an arrow goes from a module to a module it imports"
-        + (f" (grouped by package, {depth} levels deep, as there are more than {MAX_DIAGRAM_NODES} modules)." if depth else "."),
+        + (f" (grouped by the first {depth} parts of their names, as there are more than {MAX_DIAGRAM_NODES} modules)." if depth else "."),
         "", "```mermaid", diagram, "```", "",
         "## Central modules", "",
         "Modules that most import paths go through (betweenness centrality), then the most imported.", "",

@@ -13,7 +13,7 @@ from pathlib import Path
 from services.agents.knowledge import entities
 from services.agents.knowledge.graph import REPOSITORY_ID, Edge, FileRecord, Node, Span, node_id
 from services.agents.knowledge.python_source import Extraction, extract
-from services.agents.knowledge.resolver import Resolver, absolute_import, module_name
+from services.agents.knowledge.resolver import Resolver, absolute_import, module_name, root_package
 from services.agents.knowledge.schema import Table
 from services.runtime.file_walk import read_file_capped, walk_files
 
@@ -146,7 +146,7 @@ def _build(root: Path, previous: Mapping[str, FileRecord], max_files: int, max_f
     graph = _Graph()
     graph.node(Node(REPOSITORY_ID, "repository", root.name, root.name, None, {"path": str(root)}))
     python = [s for s in sources if s.extraction is not None]
-    cached = _add_python(graph, python)
+    cached = _add_python(graph, python, root.name)
     _add_docs(graph, [s for s in sources if s.extraction is None], cached)
     _add_tables(graph, tables)
     nodes = sorted(graph.nodes.values(), key=lambda n: n.id)
@@ -154,13 +154,13 @@ def _build(root: Path, previous: Mapping[str, FileRecord], max_files: int, max_f
     return Build(nodes, edges, sorted((s.record for s in sources), key=lambda r: r.path), stats)
 
 
-def _add_python(graph: _Graph, sources: list[_Source]) -> dict[str, list[entities.Mention]]:
+def _add_python(graph: _Graph, sources: list[_Source], root_name: str) -> dict[str, list[entities.Mention]]:
     """Adds the Python modules; returns the cached docstring entities of each node that has a docstring."""
     package_dirs = {s.path.rsplit("/", 1)[0] if "/" in s.path else "" for s in sources if s.path.endswith("__init__.py")}
     modules: dict[str, tuple[Extraction, bool]] = {}
     owner: dict[str, _Source] = {}
     for source in sources:
-        name = module_name(source.path, package_dirs)
+        name = module_name(source.path, package_dirs, root_package(root_name, package_dirs))
         if name in modules:  # two scripts with one name in different folders: the later one keeps its path
             name = source.path[: -len(".py")].replace("/", ".")
         assert source.extraction is not None

@@ -7,16 +7,25 @@ from services.agents.knowledge.python_source import Extraction, Import
 _MAX_HOPS = 8  # re-exports followed through at most this many modules (and no cycle can loop forever)
 
 
-def module_name(path: str, package_dirs: set[str]) -> str:
-    """`src/shop/models.py` is `shop.models` when src/ has no __init__.py; a package's __init__.py is the package."""
+def module_name(path: str, package_dirs: set[str], root_package: str = "") -> str:
+    """`src/shop/models.py` is `shop.models` when src/ has no __init__.py; a package's __init__.py is the package.
+    When the analysed folder is itself a package (it has an __init__.py), its name, `root_package`, leads."""
     parts = path[: -len(".py")].split("/")
     if parts[-1] == "__init__":
         parts = parts[:-1]
     # The source root is the deepest folder above the module that is not itself a package.
-    first = len(parts) - 1
+    first = max(len(parts) - 1, 0)
     while first > 0 and "/".join(parts[:first]) in package_dirs:
         first -= 1
-    return ".".join(parts[first:]) if parts[first:] else "__init__"
+    name = ".".join(parts[first:])
+    if first == 0 and root_package and "" in package_dirs:
+        return f"{root_package}.{name}" if name else root_package
+    return name or "__init__"
+
+
+def root_package(root_name: str, package_dirs: set[str]) -> str:
+    """The analysed folder's own package name, when it is a package with a valid name; "" otherwise."""
+    return root_name if "" in package_dirs and root_name.isidentifier() else ""
 
 
 def absolute_import(item: Import, module: str, is_package: bool) -> str:
