@@ -53,7 +53,7 @@ def open_model(config: Config) -> ModelClient | None:
 async def build(config: Config) -> Running:
     url = StateUrl.of_service(config.state_url, config.data_dir, "agents")
     store, database = open_run_store(url)
-    stores = open_knowledge_stores(config.data_dir)
+    stores = open_knowledge_stores(config.data_dir, config.artifacts_url)
     runner = AgentRunner(
         agents(stores),
         store,

@@ -58,6 +58,13 @@ def _state_url(raw: str) -> str:
     return raw
 
 
+def _artifacts_url(raw: str) -> str:
+    from services.runtime.artifacts import ArtifactsUrl
+
+    ArtifactsUrl.parse(raw)  # refuse unknown schemes and bad bucket names at start-up
+    return raw
+
+
 def _database_connections(raw: str) -> tuple[tuple[str, str], ...]:
     from services.agents.database.inputs import parse_connections
 
@@ -178,6 +185,10 @@ class Config:
     bedrock_region: str = _setting("MCPMESH_BEDROCK_REGION", "agents only: AWS region of Bedrock Runtime", str, "us-east-1")
     bedrock_endpoint_url: str = _setting(
         "MCPMESH_BEDROCK_ENDPOINT_URL", "agents only: Bedrock Runtime endpoint URL; empty: AWS's own for the region", str, "",
+    )
+    artifacts_url: str = _setting(
+        "MCPMESH_ARTIFACTS_URL", "agents only: where agents store documents (generated docs): file:///FOLDER, or "
+        "s3://BUCKET/PREFIX?endpoint=URL&region=R; empty: the data folder's artifacts/", _artifacts_url, "",
     )
 
     @classmethod
