@@ -44,7 +44,8 @@ def test_run_returns_common_findings_at_objects_and_lines(workspace: Path) -> No
     assert by_rule["update-without-where"] == [FileSpan("db/queries/shop_queries.sql", 7)]
     fk = next(f for f in result.findings if f.rule_id == "fk-without-index")
     assert fk.tool == "database-analyzer" and fk.severity == "medium" and fk.category == "performance"
-    assert fk.fix_hint == "CREATE INDEX IF NOT EXISTS orders_customer_id_idx ON orders (customer_id);"
+    assert fk.fix_hint == ("CREATE INDEX IF NOT EXISTS orders_customer_id_idx ON orders (customer_id);\n"
+                           "-- On a busy table, run it as CREATE INDEX CONCURRENTLY, outside a transaction, so writes are not blocked.")
     assert fk.snippet == "customer_id integer NOT NULL REFERENCES customers (id),"
     assert len({f.fingerprint for f in result.findings}) == len(result.findings)
     names = [a.name for a in result.artifacts]

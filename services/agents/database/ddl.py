@@ -130,7 +130,9 @@ class SchemaBuilder:
     def _mysql_foreign_key_indexes(self, table: Table) -> None:
         # InnoDB creates an index for a foreign key that no index leads with, under the constraint's name.
         for fk in table.foreign_keys:
-            covered = any(ix.keys[: len(fk.columns)] == fk.columns and not ix.has_expressions for ix in table.indexes)
+            wanted = tuple(c.lower() for c in fk.columns)
+            covered = any(tuple(k.lower() for k in ix.keys[: len(wanted)]) == wanted and not ix.has_expressions
+                          for ix in table.indexes)
             if not covered:
                 name = fk.name or f"{table.name}_ibfk_{fk.columns[0]}"
                 table.indexes.append(Index(name, table.name, fk.columns, origin="foreign_key", expression_keys=(False,) * len(fk.columns), source=fk.source))

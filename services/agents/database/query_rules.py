@@ -13,7 +13,7 @@ from services.agents.database.ddl import identifier, table_name
 from services.agents.database.findings import DbFinding
 from services.agents.database.model import Schema, Table
 from services.agents.database.schema_rules import is_covered
-from services.agents.database.sql_text import create_index, index_name, quote
+from services.agents.database.sql_text import create_index, index_hint, index_name, quote
 from services.agents.database.statements import Statement
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike)
@@ -219,4 +219,5 @@ def _unindexed(left: exp.Expr, right: exp.Expr | None, scope: dict[str, Table], 
         if is_covered(table, (column,)) or any(tuple(c.lower() for c in fk.columns) == (column.lower(),) for fk in table.foreign_keys):
             continue  # covered already, or reported as a foreign key without an index
         yield DbFinding("unindexed-filter", f"{table.name}.{column} is filtered or joined on but no index leads with it",
-                        table=table.name, column=column, file=file, line=line, sql=create_index(table.name, (column,), dialect))
+                        table=table.name, column=column, file=file, line=line, sql=create_index(table.name, (column,), dialect),
+                        hint=index_hint(dialect))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from services.agents.database.findings import DbFinding
 from services.agents.database.model import Column, Index, Schema, Table
-from services.agents.database.sql_text import create_index, drop_index, qualified, quote
+from services.agents.database.sql_text import create_index, drop_index, index_hint, qualified, quote
 
 # Index methods whose leading keys serve equality lookups the way a foreign key's checks and joins need.
 _ORDERED_METHODS = frozenset({"btree", ""})
@@ -73,7 +73,7 @@ def _fk_without_index(table: Table, dialect: str) -> Iterator[DbFinding]:
             f"foreign key {table.name}({columns}) -> {fk.ref_table} has no index leading with its columns: deleting or "
             f"updating a {fk.ref_table} row scans {table.name}, and joins on it cannot use an index",
             table=table.name, column=columns, file=fk.source.file, line=fk.source.line,
-            sql=create_index(table.name, fk.columns, dialect))
+            sql=create_index(table.name, fk.columns, dialect), hint=index_hint(dialect))
 
 
 def _keys(index: Index) -> tuple[str, ...]:

@@ -64,3 +64,12 @@ def drop_index(name: str, table: str, dialect: str) -> str:
         return f"DROP INDEX {quote(name, dialect)} ON {qualified(table, dialect)};"
     schema = table.split(".")[0] + "." if "." in table else ""
     return f"DROP INDEX {qualified(schema + name, dialect) if schema else quote(name, dialect)};"
+
+
+def index_hint(dialect: str) -> str:
+    """What to know before running a suggested CREATE INDEX on a live table."""
+    if dialect == "postgres":
+        return "On a busy table, run it as CREATE INDEX CONCURRENTLY, outside a transaction, so writes are not blocked."
+    if dialect == "mysql":
+        return "InnoDB builds it online (ALGORITHM=INPLACE, LOCK=NONE) on MySQL 5.6 and later."
+    return "SQLite locks the database while it builds the index."
