@@ -12,6 +12,7 @@ import pytest
 
 from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
+from tests.moto_server import moto_endpoint  # noqa: F401  (session fixture: moto's S3 server)
 from tests.postgres import postgres  # noqa: F401  (session fixture: a real PostgreSQL server)
 
 # A project with known content: what the agent must find and the tool must count.

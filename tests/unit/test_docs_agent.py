@@ -6,13 +6,16 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import boto3
 import pytest
 
 from services.agents.base import FileSpan, RunContext
 from services.agents.docs.agent import artifact_prefix, spec
 from services.agents.knowledge.graph import graph_name
+from services.runtime.artifacts import ArtifactStore, open_artifact_store
 from services.runtime.artifacts_local import LocalArtifactStore
 from services.runtime.errors import InvalidArgument
+from tests.moto_server import CREDENTIALS
 
 SHOP = Path(__file__).resolve().parents[1] / "fixtures" / "knowledge" / "shop"
 PAGES = [
@@ -28,7 +31,7 @@ def project(tmp_path: Path) -> Path:
     return copy
 
 
-def _contents(store: LocalArtifactStore, prefix: str) -> dict[str, bytes]:
+def _contents(store: ArtifactStore, prefix: str) -> dict[str, bytes]:
     async def read() -> dict[str, bytes]:
         listed, _ = await store.list(prefix, "", 100)
         return {a.name.removeprefix(prefix): (await store.get(a.name))[1] for a in listed}
@@ -75,3 +78,19 @@ def test_bad_input_names_the_field(project: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument) as schema:
         agent.run({"path": str(project), "schema": "README.md/x"}, RunContext(roots=(project.parent,)))
     assert schema.value.violations[0].field == "input.schema"
+
+
+def test_pages_go_to_s3_when_configured(project: Path, tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket="docs-bucket")
+    s3 = open_artifact_store(f"s3://docs-bucket/mcpmesh?endpoint={moto_endpoint}&region=us-east-1", tmp_path)
+    local = LocalArtifactStore(tmp_path / "artifacts")
+    arguments = {"path": str(project), "schema": "schema.sql", "dialect": "sqlite", "project": "Shop"}
+    spec(s3).run(arguments, RunContext(roots=(project.parent,)))
+    spec(local).run(arguments, RunContext(roots=(project.parent,)))
+    prefix = artifact_prefix(graph_name(project))
+    in_s3 = _contents(s3, prefix)
+    assert sorted(in_s3) == PAGES and in_s3 == _contents(local, prefix)
+    keys = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").list_objects_v2(Bucket="docs-bucket")
+    assert f"mcpmesh/{prefix}docs/index.md" in [o["Key"] for o in keys["Contents"]]
