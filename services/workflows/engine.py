@@ -299,7 +299,7 @@ class WorkflowEngine:
             return
         workflow_type = self.types[workflow.type]
         if not resume:
-            await self._update(workflow_id, _started)
+            await self._update(workflow_id, lambda w: _started(w, self.owner))
         else:
             await self._update(workflow_id, lambda w: ("resumed", "", f"workflow resumed by {self.owner}"))
         config: RunnableConfig = {"configurable": {"thread_id": workflow_id}}
@@ -386,9 +386,9 @@ class WorkflowEngine:
 Change = tuple[str, str, str]  # (event type, step, message) recorded with a workflow's new state
 
 
-def _started(workflow: Workflow) -> Change:
+def _started(workflow: Workflow, owner: str) -> Change:
     workflow.state = "running"
-    return "started", "", "workflow started"
+    return "started", "", f"workflow started by {owner}"
 
 
 def _error(exc: Exception) -> dict[str, Any]:
