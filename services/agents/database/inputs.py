@@ -12,6 +12,7 @@ from services.runtime.file_walk import read_file_capped, walk_files
 from services.runtime.workspace import real_roots, resolve_in_roots
 
 SQL_SUFFIXES = (".sql", ".ddl")
+MAX_TOTAL_BYTES = 64_000_000  # all SQL one run reads: parsing takes seconds per megabyte, and a run has 120 s
 
 
 def _natural(path: Path) -> list[object]:
@@ -33,6 +34,7 @@ def read_sql_sources(values: object, roots: Sequence[Path], field: str, *, max_f
     if not isinstance(values, list) or not values:
         raise InvalidArgument.field(field, "must be a non-empty list of paths")
     sources: list[tuple[str, str]] = []
+    total = 0
     for position, value in enumerate(values):
         item = f"{field}[{position}]"
         path, label = resolve_input_path(value, roots, item)
@@ -48,6 +50,9 @@ def read_sql_sources(values: object, roots: Sequence[Path], field: str, *, max_f
             if len(sources) >= max_files:
                 raise InvalidArgument.field(field, f"names more than {max_files} files")
             sources.append((name, _read_text(file, item, max_bytes)))
+            total += len(sources[-1][1])
+            if total > MAX_TOTAL_BYTES:
+                raise InvalidArgument.field(field, f"names more than {MAX_TOTAL_BYTES} bytes of SQL in all")
     return sources
 
 
