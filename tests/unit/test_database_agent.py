@@ -171,3 +171,12 @@ def test_configured_connections_parse_to_name_url_pairs() -> None:
     config = Config.from_env("agents", {"MCPMESH_DATABASE_CONNECTIONS": '{"shop": "postgresql://r@db/shop", "crm": "postgres://r@db/crm"}'})
     assert config.database_connections == (("crm", "postgres://r@db/crm"), ("shop", "postgresql://r@db/shop"))
     assert Config.from_env("agents", {}).database_connections == ()
+
+
+def test_total_sql_read_in_one_run_is_capped(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.agents.database import inputs
+
+    monkeypatch.setattr(inputs, "MAX_TOTAL_BYTES", 3000)
+    with pytest.raises(InvalidArgument) as error:
+        agent.run({"ddl": ["db/shop.sql", "db/shop.sql"]}, RunContext(roots=(workspace,)))
+    assert error.value.violations[0].field == "input.ddl" and "3000 bytes" in error.value.message
