@@ -21,7 +21,11 @@ FORWARDED: dict[str, ServiceDescriptor] = {
     name: descriptor_pool.Default().FindServiceByName(topology.service(name).grpc_service)
     for name in topology.service("gateway").calls
 }
-PASSED_HEADERS = ("traceparent", "tracestate", "x-request-id", "x-client-type", "x-client-version")
+# mcp-*: the MCP transport headers of POST /mcp (ToolService.CallMcp), which the SDK checks against the body.
+PASSED_HEADERS = (
+    "traceparent", "tracestate", "x-request-id", "x-client-type", "x-client-version",
+    "mcp-protocol-version", "mcp-method", "mcp-name",
+)
 RELAYED_TRAILERS = ("grpc-status-details-bin",)
 
 

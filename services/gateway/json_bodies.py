@@ -29,6 +29,8 @@ def _body_type(method: MethodDescriptor) -> tuple[type[Message], str] | None:
     field = method.input_type.fields_by_name[rule.body]
     if field.message_type is None:  # a scalar body has no fields to refuse
         return None
+    if field.message_type.full_name == "google.api.HttpBody":  # a raw body (MCP's JSON-RPC), not a message's JSON
+        return None
     return message_factory.GetMessageClass(field.message_type), rule.body
 
 

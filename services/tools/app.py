@@ -12,6 +12,7 @@ from services.runtime.server import Running, start
 from services.runtime.state import SqliteDatabase, StateUrl
 from services.tools.builtin import builtin_tools
 from services.tools.mcp_client import SdkConnection
+from services.tools.mcp_endpoint import McpEndpoint
 from services.tools.mcp_servers import McpServers, McpServerSpec, ServerRules
 from services.tools.permissions import PermissionStore, ToolPolicy
 from services.tools.permissions_sqlite import SCHEMA as PERMISSIONS_SCHEMA
@@ -73,12 +74,17 @@ async def build(config: Config) -> Running:
         metrics=lambda: {"ToolExecutionQueue": float(registry.queue_depth)},
     )
 
+    endpoint = McpEndpoint(registry)
+    await endpoint.start()
+
     def add(server: Any) -> list[str]:
-        tool_service_pb2_grpc.add_ToolServiceServicer_to_server(ToolServicer(registry, permissions, servers), server)
+        servicer = ToolServicer(registry, permissions, servers, endpoint)
+        tool_service_pb2_grpc.add_ToolServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     running = await start(config, reporter, add)
 
+    running.on_stop.append(endpoint.close)
     running.on_stop.append(servers.close)
     running.on_stop.append(cache.close)
     running.on_stop.append(database.close)

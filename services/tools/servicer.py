@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2
 from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
 
@@ -12,6 +13,7 @@ from services.runtime.errors import FailedPrecondition, InvalidArgument, Permiss
 from services.runtime.identity import Identity, caller
 from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
+from services.tools.mcp_endpoint import McpEndpoint
 from services.tools.mcp_servers import McpServers, McpServerSpec, ServerView
 from services.tools.permissions import Permission, PermissionStore, is_pattern
 from services.tools.registry import ToolDefinition, ToolRegistry
@@ -70,10 +72,13 @@ def _require_admin(identity: Identity, action: str) -> None:
 
 
 class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
-    def __init__(self, registry: ToolRegistry, permissions: PermissionStore, servers: McpServers) -> None:
+    def __init__(
+        self, registry: ToolRegistry, permissions: PermissionStore, servers: McpServers, endpoint: McpEndpoint
+    ) -> None:
         self._registry = registry
         self._permissions = permissions
         self._servers = servers
+        self._endpoint = endpoint
 
     async def ListTools(
         self, request: tool_service_pb2.ListToolsRequest, context: grpc.aio.ServicerContext
@@ -186,6 +191,17 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             raise InvalidArgument.field("name", "is required")
         await self._servers.remove(request.name)
         return tool_service_pb2.RemoveMcpServerResponse()
+
+    async def CallMcp(
+        self, request: tool_service_pb2.CallMcpRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        # The JSON-RPC answer goes back whatever the transport's HTTP status was: a JSON-RPC error is in the body,
+        # and MCP clients read it from a 200 as from a 4xx.
+        _status, content_type, body = await self._endpoint.handle(
+            request.body.data, request.body.content_type, headers, caller(context)
+        )
+        return httpbody_pb2.HttpBody(content_type=content_type, data=body)
 
     async def GrantToolPermission(
         self, request: tool_service_pb2.GrantToolPermissionRequest, context: grpc.aio.ServicerContext

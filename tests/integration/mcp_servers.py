@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools"
 TIME_SERVER = os.environ.get("MCPMESH_TEST_TIME_SERVER", str(TOOLS / "mcp-server-time" / "bin" / "mcp-server-time"))
 EVERYTHING = TOOLS / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-INSPECTOR = TOOLS / "node_modules" / ".bin" / "mcp-inspector-cli"
+INSPECTOR = TOOLS / "node_modules" / "@modelcontextprotocol" / "inspector-cli" / "build" / "cli.js"
 
 
 def require(path: str | Path, what: str) -> str:

@@ -23,12 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from mcpmesh.auth.v1 import annotations_pb2 as mcpmesh_dot_auth_dot_v1_dot_annotations__pb2
 from mcpmesh.tools.v1 import tool_pb2 as mcpmesh_dot_tools_dot_v1_dot_tool__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#mcpmesh/tools/v1/tool_service.proto\x12\x10mcpmesh.tools.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a!mcpmesh/auth/v1/annotations.proto\x1a\x1bmcpmesh/tools/v1/tool.proto\"9\n\x10ListToolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x11ListToolsResponse\x12%\n\x05tools\x18\x01 \x03(\x0b\x32\x16.mcpmesh.tools.v1.Tool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x0fGetToolResponse\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\"g\n\x12\x45xecuteToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"\xd7\x01\n\x13\x45xecuteToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\x12+\n\x07\x63ontent\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x33\n\x12structured_content\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08is_error\x18\x06 \x01(\x08\"E\n\x1c\x41pproveToolDefinitionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_hash\x18\x02 \x01(\t\"E\n\x1d\x41pproveToolDefinitionResponse\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\";\n\x13RegisterToolRequest\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\"<\n\x14RegisterToolResponse\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\"%\n\x15UnregisterToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16UnregisterToolResponse\"G\n\x18RegisterMcpServerRequest\x12+\n\x06server\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.tools.v1.McpServer\"H\n\x19RegisterMcpServerResponse\x12+\n\x06server\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.tools.v1.McpServer\">\n\x15ListMcpServersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x16ListMcpServersResponse\x12,\n\x07servers\x18\x01 \x03(\x0b\x32\x1b.mcpmesh.tools.v1.McpServer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16RemoveMcpServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x19\n\x17RemoveMcpServerResponse\"R\n\x1aGrantToolPermissionRequest\x12\x34\n\npermission\x18\x01 \x01(\x0b\x32 .mcpmesh.tools.v1.ToolPermission\"S\n\x1bGrantToolPermissionResponse\x12\x34\n\npermission\x18\x01 \x01(\x0b\x32 .mcpmesh.tools.v1.ToolPermission\">\n\x1bRevokeToolPermissionRequest\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\"\x1e\n\x1cRevokeToolPermissionResponse\"Q\n\x1aListToolPermissionsRequest\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x1bListToolPermissionsResponse\x12\x35\n\x0bpermissions\x18\x01 \x03(\x0b\x32 .mcpmesh.tools.v1.ToolPermission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x94\r\n\x0bToolService\x12k\n\tListTools\x12\".mcpmesh.tools.v1.ListToolsRequest\x1a#.mcpmesh.tools.v1.ListToolsResponse\"\x15\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/tools\x12l\n\x07GetTool\x12 .mcpmesh.tools.v1.GetToolRequest\x1a!.mcpmesh.tools.v1.GetToolResponse\"\x1c\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/tools/{name}\x12\x83\x01\n\x0b\x45xecuteTool\x12$.mcpmesh.tools.v1.ExecuteToolRequest\x1a%.mcpmesh.tools.v1.ExecuteToolResponse\"\'\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/tools/{name}/execute:\x01*\x12z\n\x0cRegisterTool\x12%.mcpmesh.tools.v1.RegisterToolRequest\x1a&.mcpmesh.tools.v1.RegisterToolResponse\"\x1b\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x11\"\t/v1/tools:\x04tool\x12\x81\x01\n\x0eUnregisterTool\x12\'.mcpmesh.tools.v1.UnregisterToolRequest\x1a(.mcpmesh.tools.v1.UnregisterToolResponse\"\x1c\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x12*\x10/v1/tools/{name}\x12\xa1\x01\n\x15\x41pproveToolDefinition\x12..mcpmesh.tools.v1.ApproveToolDefinitionRequest\x1a/.mcpmesh.tools.v1.ApproveToolDefinitionResponse\"\'\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/tools/{name}:approve:\x01*\x12\x91\x01\n\x11RegisterMcpServer\x12*.mcpmesh.tools.v1.RegisterMcpServerRequest\x1a+.mcpmesh.tools.v1.RegisterMcpServerResponse\"#\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x0f/v1/mcp-servers:\x06server\x12\x80\x01\n\x0eListMcpServers\x12\'.mcpmesh.tools.v1.ListMcpServersRequest\x1a(.mcpmesh.tools.v1.ListMcpServersResponse\"\x1b\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/mcp-servers\x12\x8a\x01\n\x0fRemoveMcpServer\x12(.mcpmesh.tools.v1.RemoveMcpServerRequest\x1a).mcpmesh.tools.v1.RemoveMcpServerResponse\"\"\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x18*\x16/v1/mcp-servers/{name}\x12\xa0\x01\n\x13GrantToolPermission\x12,.mcpmesh.tools.v1.GrantToolPermissionRequest\x1a-.mcpmesh.tools.v1.GrantToolPermissionResponse\",\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\"\"\x14/v1/tool-permissions:\npermission\x12\xa1\x01\n\x14RevokeToolPermission\x12-.mcpmesh.tools.v1.RevokeToolPermissionRequest\x1a..mcpmesh.tools.v1.RevokeToolPermissionResponse\"*\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02 \"\x1b/v1/tool-permissions:revoke:\x01*\x12\x94\x01\n\x13ListToolPermissions\x12,.mcpmesh.tools.v1.ListToolPermissionsRequest\x1a-.mcpmesh.tools.v1.ListToolPermissionsResponse\" \xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/tool-permissionsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#mcpmesh/tools/v1/tool_service.proto\x12\x10mcpmesh.tools.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a!mcpmesh/auth/v1/annotations.proto\x1a\x1bmcpmesh/tools/v1/tool.proto\"9\n\x10ListToolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x11ListToolsResponse\x12%\n\x05tools\x18\x01 \x03(\x0b\x32\x16.mcpmesh.tools.v1.Tool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x0fGetToolResponse\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\"g\n\x12\x45xecuteToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"\xd7\x01\n\x13\x45xecuteToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\x12+\n\x07\x63ontent\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x33\n\x12structured_content\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08is_error\x18\x06 \x01(\x08\"E\n\x1c\x41pproveToolDefinitionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_hash\x18\x02 \x01(\t\"E\n\x1d\x41pproveToolDefinitionResponse\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\";\n\x13RegisterToolRequest\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\"<\n\x14RegisterToolResponse\x12$\n\x04tool\x18\x01 \x01(\x0b\x32\x16.mcpmesh.tools.v1.Tool\"%\n\x15UnregisterToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16UnregisterToolResponse\"G\n\x18RegisterMcpServerRequest\x12+\n\x06server\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.tools.v1.McpServer\"H\n\x19RegisterMcpServerResponse\x12+\n\x06server\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.tools.v1.McpServer\">\n\x15ListMcpServersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x16ListMcpServersResponse\x12,\n\x07servers\x18\x01 \x03(\x0b\x32\x1b.mcpmesh.tools.v1.McpServer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16RemoveMcpServerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x19\n\x17RemoveMcpServerResponse\"R\n\x1aGrantToolPermissionRequest\x12\x34\n\npermission\x18\x01 \x01(\x0b\x32 .mcpmesh.tools.v1.ToolPermission\"S\n\x1bGrantToolPermissionResponse\x12\x34\n\npermission\x18\x01 \x01(\x0b\x32 .mcpmesh.tools.v1.ToolPermission\">\n\x1bRevokeToolPermissionRequest\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\"\x1e\n\x1cRevokeToolPermissionResponse\"Q\n\x1aListToolPermissionsRequest\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x1bListToolPermissionsResponse\x12\x35\n\x0bpermissions\x18\x01 \x03(\x0b\x32 .mcpmesh.tools.v1.ToolPermission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x0e\x43\x61llMcpRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody2\xef\r\n\x0bToolService\x12k\n\tListTools\x12\".mcpmesh.tools.v1.ListToolsRequest\x1a#.mcpmesh.tools.v1.ListToolsResponse\"\x15\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/tools\x12l\n\x07GetTool\x12 .mcpmesh.tools.v1.GetToolRequest\x1a!.mcpmesh.tools.v1.GetToolResponse\"\x1c\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/tools/{name}\x12\x83\x01\n\x0b\x45xecuteTool\x12$.mcpmesh.tools.v1.ExecuteToolRequest\x1a%.mcpmesh.tools.v1.ExecuteToolResponse\"\'\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/tools/{name}/execute:\x01*\x12z\n\x0cRegisterTool\x12%.mcpmesh.tools.v1.RegisterToolRequest\x1a&.mcpmesh.tools.v1.RegisterToolResponse\"\x1b\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x11\"\t/v1/tools:\x04tool\x12\x81\x01\n\x0eUnregisterTool\x12\'.mcpmesh.tools.v1.UnregisterToolRequest\x1a(.mcpmesh.tools.v1.UnregisterToolResponse\"\x1c\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x12*\x10/v1/tools/{name}\x12\xa1\x01\n\x15\x41pproveToolDefinition\x12..mcpmesh.tools.v1.ApproveToolDefinitionRequest\x1a/.mcpmesh.tools.v1.ApproveToolDefinitionResponse\"\'\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/tools/{name}:approve:\x01*\x12\x91\x01\n\x11RegisterMcpServer\x12*.mcpmesh.tools.v1.RegisterMcpServerRequest\x1a+.mcpmesh.tools.v1.RegisterMcpServerResponse\"#\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x0f/v1/mcp-servers:\x06server\x12\x80\x01\n\x0eListMcpServers\x12\'.mcpmesh.tools.v1.ListMcpServersRequest\x1a(.mcpmesh.tools.v1.ListMcpServersResponse\"\x1b\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/mcp-servers\x12\x8a\x01\n\x0fRemoveMcpServer\x12(.mcpmesh.tools.v1.RemoveMcpServerRequest\x1a).mcpmesh.tools.v1.RemoveMcpServerResponse\"\"\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\x18*\x16/v1/mcp-servers/{name}\x12Y\n\x07\x43\x61llMcp\x12 .mcpmesh.tools.v1.CallMcpRequest\x1a\x14.google.api.HttpBody\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\"\x04/mcp:\x04\x62ody\x12\xa0\x01\n\x13GrantToolPermission\x12,.mcpmesh.tools.v1.GrantToolPermissionRequest\x1a-.mcpmesh.tools.v1.GrantToolPermissionResponse\",\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02\"\"\x14/v1/tool-permissions:\npermission\x12\xa1\x01\n\x14RevokeToolPermission\x12-.mcpmesh.tools.v1.RevokeToolPermissionRequest\x1a..mcpmesh.tools.v1.RevokeToolPermissionResponse\"*\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02 \"\x1b/v1/tool-permissions:revoke:\x01*\x12\x94\x01\n\x13ListToolPermissions\x12,.mcpmesh.tools.v1.ListToolPermissionsRequest\x1a-.mcpmesh.tools.v1.ListToolPermissionsResponse\" \xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/tool-permissionsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,60 +54,64 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLSERVICE'].methods_by_name['ListMcpServers']._serialized_options = b'\310\363\030\001\202\323\344\223\002\021\022\017/v1/mcp-servers'
   _globals['_TOOLSERVICE'].methods_by_name['RemoveMcpServer']._loaded_options = None
   _globals['_TOOLSERVICE'].methods_by_name['RemoveMcpServer']._serialized_options = b'\310\363\030\003\202\323\344\223\002\030*\026/v1/mcp-servers/{name}'
+  _globals['_TOOLSERVICE'].methods_by_name['CallMcp']._loaded_options = None
+  _globals['_TOOLSERVICE'].methods_by_name['CallMcp']._serialized_options = b'\310\363\030\001\202\323\344\223\002\014\"\004/mcp:\004body'
   _globals['_TOOLSERVICE'].methods_by_name['GrantToolPermission']._loaded_options = None
   _globals['_TOOLSERVICE'].methods_by_name['GrantToolPermission']._serialized_options = b'\310\363\030\003\202\323\344\223\002\"\"\024/v1/tool-permissions:\npermission'
   _globals['_TOOLSERVICE'].methods_by_name['RevokeToolPermission']._loaded_options = None
   _globals['_TOOLSERVICE'].methods_by_name['RevokeToolPermission']._serialized_options = b'\310\363\030\003\202\323\344\223\002 \"\033/v1/tool-permissions:revoke:\001*'
   _globals['_TOOLSERVICE'].methods_by_name['ListToolPermissions']._loaded_options = None
   _globals['_TOOLSERVICE'].methods_by_name['ListToolPermissions']._serialized_options = b'\310\363\030\001\202\323\344\223\002\026\022\024/v1/tool-permissions'
-  _globals['_LISTTOOLSREQUEST']._serialized_start=181
-  _globals['_LISTTOOLSREQUEST']._serialized_end=238
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=240
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=323
-  _globals['_GETTOOLREQUEST']._serialized_start=325
-  _globals['_GETTOOLREQUEST']._serialized_end=355
-  _globals['_GETTOOLRESPONSE']._serialized_start=357
-  _globals['_GETTOOLRESPONSE']._serialized_end=412
-  _globals['_EXECUTETOOLREQUEST']._serialized_start=414
-  _globals['_EXECUTETOOLREQUEST']._serialized_end=517
-  _globals['_EXECUTETOOLRESPONSE']._serialized_start=520
-  _globals['_EXECUTETOOLRESPONSE']._serialized_end=735
-  _globals['_APPROVETOOLDEFINITIONREQUEST']._serialized_start=737
-  _globals['_APPROVETOOLDEFINITIONREQUEST']._serialized_end=806
-  _globals['_APPROVETOOLDEFINITIONRESPONSE']._serialized_start=808
-  _globals['_APPROVETOOLDEFINITIONRESPONSE']._serialized_end=877
-  _globals['_REGISTERTOOLREQUEST']._serialized_start=879
-  _globals['_REGISTERTOOLREQUEST']._serialized_end=938
-  _globals['_REGISTERTOOLRESPONSE']._serialized_start=940
-  _globals['_REGISTERTOOLRESPONSE']._serialized_end=1000
-  _globals['_UNREGISTERTOOLREQUEST']._serialized_start=1002
-  _globals['_UNREGISTERTOOLREQUEST']._serialized_end=1039
-  _globals['_UNREGISTERTOOLRESPONSE']._serialized_start=1041
-  _globals['_UNREGISTERTOOLRESPONSE']._serialized_end=1065
-  _globals['_REGISTERMCPSERVERREQUEST']._serialized_start=1067
-  _globals['_REGISTERMCPSERVERREQUEST']._serialized_end=1138
-  _globals['_REGISTERMCPSERVERRESPONSE']._serialized_start=1140
-  _globals['_REGISTERMCPSERVERRESPONSE']._serialized_end=1212
-  _globals['_LISTMCPSERVERSREQUEST']._serialized_start=1214
-  _globals['_LISTMCPSERVERSREQUEST']._serialized_end=1276
-  _globals['_LISTMCPSERVERSRESPONSE']._serialized_start=1278
-  _globals['_LISTMCPSERVERSRESPONSE']._serialized_end=1373
-  _globals['_REMOVEMCPSERVERREQUEST']._serialized_start=1375
-  _globals['_REMOVEMCPSERVERREQUEST']._serialized_end=1413
-  _globals['_REMOVEMCPSERVERRESPONSE']._serialized_start=1415
-  _globals['_REMOVEMCPSERVERRESPONSE']._serialized_end=1440
-  _globals['_GRANTTOOLPERMISSIONREQUEST']._serialized_start=1442
-  _globals['_GRANTTOOLPERMISSIONREQUEST']._serialized_end=1524
-  _globals['_GRANTTOOLPERMISSIONRESPONSE']._serialized_start=1526
-  _globals['_GRANTTOOLPERMISSIONRESPONSE']._serialized_end=1609
-  _globals['_REVOKETOOLPERMISSIONREQUEST']._serialized_start=1611
-  _globals['_REVOKETOOLPERMISSIONREQUEST']._serialized_end=1673
-  _globals['_REVOKETOOLPERMISSIONRESPONSE']._serialized_start=1675
-  _globals['_REVOKETOOLPERMISSIONRESPONSE']._serialized_end=1705
-  _globals['_LISTTOOLPERMISSIONSREQUEST']._serialized_start=1707
-  _globals['_LISTTOOLPERMISSIONSREQUEST']._serialized_end=1788
-  _globals['_LISTTOOLPERMISSIONSRESPONSE']._serialized_start=1790
-  _globals['_LISTTOOLPERMISSIONSRESPONSE']._serialized_end=1899
-  _globals['_TOOLSERVICE']._serialized_start=1902
-  _globals['_TOOLSERVICE']._serialized_end=3586
+  _globals['_LISTTOOLSREQUEST']._serialized_start=208
+  _globals['_LISTTOOLSREQUEST']._serialized_end=265
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=267
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=350
+  _globals['_GETTOOLREQUEST']._serialized_start=352
+  _globals['_GETTOOLREQUEST']._serialized_end=382
+  _globals['_GETTOOLRESPONSE']._serialized_start=384
+  _globals['_GETTOOLRESPONSE']._serialized_end=439
+  _globals['_EXECUTETOOLREQUEST']._serialized_start=441
+  _globals['_EXECUTETOOLREQUEST']._serialized_end=544
+  _globals['_EXECUTETOOLRESPONSE']._serialized_start=547
+  _globals['_EXECUTETOOLRESPONSE']._serialized_end=762
+  _globals['_APPROVETOOLDEFINITIONREQUEST']._serialized_start=764
+  _globals['_APPROVETOOLDEFINITIONREQUEST']._serialized_end=833
+  _globals['_APPROVETOOLDEFINITIONRESPONSE']._serialized_start=835
+  _globals['_APPROVETOOLDEFINITIONRESPONSE']._serialized_end=904
+  _globals['_REGISTERTOOLREQUEST']._serialized_start=906
+  _globals['_REGISTERTOOLREQUEST']._serialized_end=965
+  _globals['_REGISTERTOOLRESPONSE']._serialized_start=967
+  _globals['_REGISTERTOOLRESPONSE']._serialized_end=1027
+  _globals['_UNREGISTERTOOLREQUEST']._serialized_start=1029
+  _globals['_UNREGISTERTOOLREQUEST']._serialized_end=1066
+  _globals['_UNREGISTERTOOLRESPONSE']._serialized_start=1068
+  _globals['_UNREGISTERTOOLRESPONSE']._serialized_end=1092
+  _globals['_REGISTERMCPSERVERREQUEST']._serialized_start=1094
+  _globals['_REGISTERMCPSERVERREQUEST']._serialized_end=1165
+  _globals['_REGISTERMCPSERVERRESPONSE']._serialized_start=1167
+  _globals['_REGISTERMCPSERVERRESPONSE']._serialized_end=1239
+  _globals['_LISTMCPSERVERSREQUEST']._serialized_start=1241
+  _globals['_LISTMCPSERVERSREQUEST']._serialized_end=1303
+  _globals['_LISTMCPSERVERSRESPONSE']._serialized_start=1305
+  _globals['_LISTMCPSERVERSRESPONSE']._serialized_end=1400
+  _globals['_REMOVEMCPSERVERREQUEST']._serialized_start=1402
+  _globals['_REMOVEMCPSERVERREQUEST']._serialized_end=1440
+  _globals['_REMOVEMCPSERVERRESPONSE']._serialized_start=1442
+  _globals['_REMOVEMCPSERVERRESPONSE']._serialized_end=1467
+  _globals['_GRANTTOOLPERMISSIONREQUEST']._serialized_start=1469
+  _globals['_GRANTTOOLPERMISSIONREQUEST']._serialized_end=1551
+  _globals['_GRANTTOOLPERMISSIONRESPONSE']._serialized_start=1553
+  _globals['_GRANTTOOLPERMISSIONRESPONSE']._serialized_end=1636
+  _globals['_REVOKETOOLPERMISSIONREQUEST']._serialized_start=1638
+  _globals['_REVOKETOOLPERMISSIONREQUEST']._serialized_end=1700
+  _globals['_REVOKETOOLPERMISSIONRESPONSE']._serialized_start=1702
+  _globals['_REVOKETOOLPERMISSIONRESPONSE']._serialized_end=1732
+  _globals['_LISTTOOLPERMISSIONSREQUEST']._serialized_start=1734
+  _globals['_LISTTOOLPERMISSIONSREQUEST']._serialized_end=1815
+  _globals['_LISTTOOLPERMISSIONSRESPONSE']._serialized_start=1817
+  _globals['_LISTTOOLPERMISSIONSRESPONSE']._serialized_end=1926
+  _globals['_CALLMCPREQUEST']._serialized_start=1928
+  _globals['_CALLMCPREQUEST']._serialized_end=1980
+  _globals['_TOOLSERVICE']._serialized_start=1983
+  _globals['_TOOLSERVICE']._serialized_end=3758
 # @@protoc_insertion_point(module_scope)

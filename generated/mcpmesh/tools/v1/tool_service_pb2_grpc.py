@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from mcpmesh.tools.v1 import tool_service_pb2 as mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -79,6 +80,11 @@ class ToolServiceStub:
                 '/mcpmesh.tools.v1.ToolService/RemoveMcpServer',
                 request_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.RemoveMcpServerRequest.SerializeToString,
                 response_deserializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.RemoveMcpServerResponse.FromString,
+                _registered_method=True)
+        self.CallMcp = channel.unary_unary(
+                '/mcpmesh.tools.v1.ToolService/CallMcp',
+                request_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.CallMcpRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.GrantToolPermission = channel.unary_unary(
                 '/mcpmesh.tools.v1.ToolService/GrantToolPermission',
@@ -164,6 +170,16 @@ class ToolServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CallMcp(self, request, context):
+        """The registry as an MCP server for external MCP clients: streamable HTTP, stateless, JSON responses.
+        One JSON-RPC message in (the POST body), its answer out; the caller sees and may call only the tools
+        its permissions allow, built-in and external alike.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GrantToolPermission(self, request, context):
         """Grants a principal the right to execute a tool.
         """
@@ -232,6 +248,11 @@ def add_ToolServiceServicer_to_server(servicer, server):
                     servicer.RemoveMcpServer,
                     request_deserializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.RemoveMcpServerRequest.FromString,
                     response_serializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.RemoveMcpServerResponse.SerializeToString,
+            ),
+            'CallMcp': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallMcp,
+                    request_deserializer=mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.CallMcpRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'GrantToolPermission': grpc.unary_unary_rpc_method_handler(
                     servicer.GrantToolPermission,
@@ -493,6 +514,33 @@ class ToolService:
             '/mcpmesh.tools.v1.ToolService/RemoveMcpServer',
             mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.RemoveMcpServerRequest.SerializeToString,
             mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.RemoveMcpServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallMcp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mcpmesh.tools.v1.ToolService/CallMcp',
+            mcpmesh_dot_tools_dot_v1_dot_tool__service__pb2.CallMcpRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 from mcpmesh.tools.v1 import tool_service_pb2 as _tool_service_pb2
 import abc as _abc_1
@@ -51,6 +52,12 @@ class ToolServiceStub:
     """Lists registered external MCP servers."""
     RemoveMcpServer: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.RemoveMcpServerRequest, _tool_service_pb2.RemoveMcpServerResponse]
     """Removes an external MCP server and its tools. Admin only."""
+    CallMcp: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.CallMcpRequest, _httpbody_pb2.HttpBody]
+    """The registry as an MCP server for external MCP clients: streamable HTTP, stateless, JSON responses.
+    One JSON-RPC message in (the POST body), its answer out; the caller sees and may call only the tools
+    its permissions allow, built-in and external alike.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
     GrantToolPermission: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.GrantToolPermissionRequest, _tool_service_pb2.GrantToolPermissionResponse]
     """Grants a principal the right to execute a tool."""
     RevokeToolPermission: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.RevokeToolPermissionRequest, _tool_service_pb2.RevokeToolPermissionResponse]
@@ -81,6 +88,12 @@ class ToolServiceAsyncStub(ToolServiceStub):
     """Lists registered external MCP servers."""
     RemoveMcpServer: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.RemoveMcpServerRequest, _tool_service_pb2.RemoveMcpServerResponse]  # type: ignore[assignment]
     """Removes an external MCP server and its tools. Admin only."""
+    CallMcp: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.CallMcpRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The registry as an MCP server for external MCP clients: streamable HTTP, stateless, JSON responses.
+    One JSON-RPC message in (the POST body), its answer out; the caller sees and may call only the tools
+    its permissions allow, built-in and external alike.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
     GrantToolPermission: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.GrantToolPermissionRequest, _tool_service_pb2.GrantToolPermissionResponse]  # type: ignore[assignment]
     """Grants a principal the right to execute a tool."""
     RevokeToolPermission: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.RevokeToolPermissionRequest, _tool_service_pb2.RevokeToolPermissionResponse]  # type: ignore[assignment]
@@ -162,6 +175,18 @@ class ToolServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tool_service_pb2.RemoveMcpServerResponse, _abc.Awaitable[_tool_service_pb2.RemoveMcpServerResponse]]:
         """Removes an external MCP server and its tools. Admin only."""
+
+    @_abc_1.abstractmethod
+    def CallMcp(
+        self,
+        request: _tool_service_pb2.CallMcpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """The registry as an MCP server for external MCP clients: streamable HTTP, stateless, JSON responses.
+        One JSON-RPC message in (the POST body), its answer out; the caller sees and may call only the tools
+        its permissions allow, built-in and external alike.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
 
     @_abc_1.abstractmethod
     def GrantToolPermission(

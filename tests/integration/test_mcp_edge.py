@@ -1,0 +1,112 @@
+"""The system as an MCP server at /mcp on the edge: the official MCP client and the MCP inspector CLI see the
+tools their key may use, built-in and external (mcp-server-time registered over REST), and call them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from services.launcher.processes import LocalMesh
+from tests.conftest import start_mesh
+from tests.integration.mcp_servers import INSPECTOR, TIME_SERVER, require
+
+
+@pytest.fixture(scope="module")
+def mcp_mesh(tmp_path_factory: pytest.TempPathFactory, sample_project: Path) -> Iterator[LocalMesh]:
+    require(TIME_SERVER, "mcp-server-time")
+    running = start_mesh(
+        tmp_path_factory.mktemp("mcp-mesh"), sample_project.parent,
+        MCPMESH_MCP_STDIO_COMMANDS=TIME_SERVER, MCPMESH_MCP_ALLOWED_NETWORKS="127.0.0.1",
+    )
+    try:
+        admin = {"Authorization": f"Bearer {running.admin_key()}"}
+        registered = httpx.post(
+            f"{running.edge_url}/v1/mcp-servers", headers=admin, timeout=60,
+            json={"name": "time", "transport": "MCP_TRANSPORT_STDIO", "command": [TIME_SERVER, "--local-timezone", "UTC"]},
+        )
+        assert registered.status_code == 200, registered.text
+        assert registered.json()["server"]["state"] == "MCP_SERVER_STATE_CONNECTED"
+        yield running
+    finally:
+        running.stop()
+
+
+def _key(mesh: LocalMesh, role: str) -> str:
+    created = httpx.post(
+        f"{mesh.edge_url}/v1/api-keys", headers={"Authorization": f"Bearer {mesh.admin_key()}"}, timeout=30,
+        json={"displayName": f"mcp-{role}", "role": f"ROLE_{role.upper()}"},
+    )
+    assert created.status_code == 200, created.text
+    return str(created.json()["secret"])
+
+
+def _client(mesh: LocalMesh, key: str) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    return Client(streamable_http_client(f"{mesh.edge_url}/mcp", http_client=http))
+
+
+async def test_official_client_lists_and_calls_builtin_and_external_tools(mcp_mesh: LocalMesh, sample_project: Path) -> None:
+    async with _client(mcp_mesh, mcp_mesh.admin_key()) as client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert {"file_inventory", "read_file", "time.get_current_time", "time.convert_time"} <= set(listed)
+        hints = listed["read_file"].annotations
+        assert hints is not None and hints.read_only_hint and not hints.destructive_hint
+        now = await client.call_tool("time.get_current_time", {"timezone": "Asia/Tokyo"})
+        assert not now.is_error and now.structured_content is not None
+        assert now.structured_content["timezone"] == "Asia/Tokyo"
+        stats = await client.call_tool("file_stats", {"path": str(sample_project)})
+        assert not stats.is_error and stats.structured_content is not None and stats.structured_content["files"] == 5
+        outside = await client.call_tool("read_file", {"path": "/etc/passwd"})
+        assert outside.is_error and "outside the workspace" in json.dumps([c.model_dump() for c in outside.content])
+
+
+async def test_a_viewer_key_sees_and_runs_nothing_by_default(mcp_mesh: LocalMesh) -> None:
+    async with _client(mcp_mesh, _key(mcp_mesh, "viewer")) as client:
+        assert (await client.list_tools()).tools == []
+        denied = await client.call_tool("file_stats", {"path": "."})
+        assert denied.is_error and "may not execute" in json.dumps([c.model_dump() for c in denied.content])
+
+
+async def test_without_a_key_mcp_is_refused(mcp_mesh: LocalMesh) -> None:
+    response = httpx.post(
+        f"{mcp_mesh.edge_url}/mcp", timeout=30,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Accept": "application/json, text/event-stream"},
+    )
+    assert response.status_code == 401
+
+
+def _inspector(mesh: LocalMesh, key: str, *args: str) -> Any:
+    node = shutil.which("node")
+    assert node, "node is not installed"
+    done = subprocess.run(
+        [node, require(INSPECTOR, "@modelcontextprotocol/inspector-cli"), "--cli", f"{mesh.edge_url}/mcp",
+         "--transport", "http", "--header", f"Authorization: Bearer {key}", *args],
+        capture_output=True, text=True, timeout=120,
+        # inspector-cli 1.0.3 looks for its package.json relative to the working folder: run it from its own.
+        cwd=INSPECTOR.parent,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_inspector_cli_lists_and_calls(mcp_mesh: LocalMesh, sample_project: Path) -> None:
+    key = mcp_mesh.admin_key()
+    listed = _inspector(mcp_mesh, key, "--method", "tools/list")
+    names = {tool["name"] for tool in listed["tools"]}
+    assert {"file_inventory", "time.get_current_time"} <= names
+    called = _inspector(
+        mcp_mesh, key, "--method", "tools/call", "--tool-name", "time.convert_time",
+        "--tool-arg", "source_timezone=UTC", "--tool-arg", "time=12:00", "--tool-arg", "target_timezone=Asia/Tokyo",
+    )
+    assert not called.get("isError") and "21:00" in json.dumps(called)
