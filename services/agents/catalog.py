@@ -16,5 +16,5 @@ def agents(stores: KnowledgeStores) -> list[AgentSpec]:
         code_analyzer.SPEC,
         database_analyzer.SPEC,
         knowledge_builder.spec(stores.graphs),
-        documentation_generator.spec(stores.artifacts),
+        documentation_generator.spec(stores.artifacts, stores.graphs),
     ]

@@ -11,10 +11,13 @@ import pytest
 
 from services.agents.base import FileSpan, RunContext
 from services.agents.docs.agent import artifact_prefix, spec
+from services.agents.knowledge import agent as knowledge_builder
 from services.agents.knowledge.graph import graph_name
+from services.agents.knowledge.store_sqlite import SCHEMA, SqliteGraphStore
 from services.runtime.artifacts import ArtifactStore, open_artifact_store
 from services.runtime.artifacts_local import LocalArtifactStore
 from services.runtime.errors import InvalidArgument
+from services.runtime.state import SqliteDatabase
 from tests.moto_server import CREDENTIALS
 
 SHOP = Path(__file__).resolve().parents[1] / "fixtures" / "knowledge" / "shop"
@@ -68,6 +71,22 @@ def test_pages_are_stored_and_byte_stable(project: Path, tmp_path: Path) -> None
     third = _contents(store, prefix)
     assert "docs/api/shop.repo.md" not in third and "docs/schema.md" not in third
     assert "docs/api/shop.service.md" in third
+
+
+def test_reuses_what_the_knowledge_builder_read(project: Path, tmp_path: Path) -> None:
+    database = SqliteDatabase(tmp_path / "knowledge.db", SCHEMA)
+    graphs = SqliteGraphStore(database)
+    try:
+        context = RunContext(roots=(project.parent,))
+        alone = spec(LocalArtifactStore(tmp_path / "alone")).run({"path": str(project)}, context)
+        assert alone.metrics["files_reused"] == 0
+        knowledge_builder.spec(graphs).run({"path": str(project)}, context)
+        after = spec(LocalArtifactStore(tmp_path / "after"), graphs).run({"path": str(project)}, context)
+        assert after.metrics["files_reused"] == 5
+        prefix = artifact_prefix(graph_name(project))
+        assert _contents(LocalArtifactStore(tmp_path / "after"), prefix) == _contents(LocalArtifactStore(tmp_path / "alone"), prefix)
+    finally:
+        database.close()
 
 
 def test_bad_input_names_the_field(project: Path, tmp_path: Path) -> None:

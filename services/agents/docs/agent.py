@@ -11,6 +11,7 @@ from services.agents.base import AgentSpec, Artifact, FileSpan, Finding, RunCont
 from services.agents.docs.site import generate_site
 from services.agents.knowledge.graph import graph_name
 from services.agents.knowledge.schema_input import SCHEMA_PROPERTIES, read_tables
+from services.agents.knowledge.store import GraphStore
 from services.runtime.artifacts import ArtifactStore
 from services.runtime.workspace import path_input_schema
 
@@ -40,16 +41,21 @@ def _missing_docstrings(site_missing: list[str], where: dict[str, tuple[str, int
     ]
 
 
-def spec(artifacts: ArtifactStore) -> AgentSpec:
-    """The agent, writing pages to `artifacts`; the runner calls it in a worker thread, so store calls get their own loop."""
+def spec(artifacts: ArtifactStore, graphs: GraphStore | None = None) -> AgentSpec:
+    """The agent, writing pages to `artifacts` and reading what the Knowledge Builder cached in `graphs` (files it
+    parsed and that have not changed since are not parsed again); the runner calls it in a worker thread, so store
+    calls get their own loop."""
 
     def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
         root = context.folder(arguments)
         tables, origin = read_tables(root, arguments)
         context.progress("reading code", 0.1)
+        graph = graph_name(root)
+        previous = asyncio.run(graphs.files(graph)) if graphs is not None else {}
         site = generate_site(root, project=str(arguments.get("project") or root.name), tables=tables,
-                             schema_origin=origin, max_files=context.limits.max_files, check=context.check)
-        prefix = artifact_prefix(graph_name(root))
+                             schema_origin=origin, max_files=context.limits.max_files, previous=previous,
+                             check=context.check)
+        prefix = artifact_prefix(graph)
         manifest = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in site.files.items()}
 
         async def store() -> None:
@@ -89,6 +95,7 @@ def spec(artifacts: ArtifactStore) -> AgentSpec:
                 "public_objects": coverage.total,
                 "unreadable_modules": [p.module for p in site.problems],
                 "tables": len(tables),
+                "files_reused": site.files_reused,
             },
             summary=summary,
             files_analyzed=site.modules,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +10,7 @@ from services.agents.docs.api_model import ApiObject, LoadProblem, load_api
 from services.agents.docs.architecture import architecture_page
 from services.agents.docs.render import Coverage, coverage, coverage_page, module_page, schema_page
 from services.agents.knowledge.builder import build_graph
+from services.agents.knowledge.graph import FileRecord
 from services.agents.knowledge.schema import Table
 
 MKDOCS_EXTENSIONS = """markdown_extensions:
@@ -32,6 +33,7 @@ class Site:
     problems: list[LoadProblem] = field(default_factory=list)
     truncated: bool = False
     places: dict[str, tuple[str, int]] = field(default_factory=dict)  # dotted path -> (file, line) of each object
+    files_reused: int = 0  # Python files whose cached reading (from the Knowledge Builder) was reused
 
 
 def _places(objects: Sequence[ApiObject], into: dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
@@ -52,12 +54,14 @@ def generate_site(
     tables: Sequence[Table] = (),
     schema_origin: str = "",
     max_files: int = 20000,
+    previous: Mapping[str, FileRecord] | None = None,
     check: Callable[[], None] = lambda: None,
 ) -> Site:
-    """Reads `root` statically (griffe for the API, the Knowledge Builder's graph for imports) and writes the site."""
+    """Reads `root` statically (griffe for the API, the Knowledge Builder's graph for imports) and writes the site.
+    `previous` are the Knowledge Builder's stored file records: files unchanged since its last run are not parsed."""
     project = project or root.name
     modules, problems, truncated = load_api(root, max_files=max_files, check=check)
-    graph = build_graph(root, max_files=max_files, check=check)
+    graph = build_graph(root, previous=previous, max_files=max_files, check=check)
     result = coverage(modules)
     files: dict[str, str] = {}
     for module in modules:
@@ -87,4 +91,5 @@ def generate_site(
     nav.append("  - API reference:")
     nav += [f"      - {module.path}: api/{module.path}.md" for module in modules]
     files["mkdocs.yml"] = f"site_name: {_yaml_text(project)}\ndocs_dir: docs\n" + "\n".join(nav) + "\n" + MKDOCS_EXTENSIONS
-    return Site(dict(sorted(files.items())), result, len(modules), problems, truncated or graph.stats.truncated, _places(modules, {}))
+    return Site(dict(sorted(files.items())), result, len(modules), problems, truncated or graph.stats.truncated, _places(modules, {}),
+                graph.stats.files_reused)
