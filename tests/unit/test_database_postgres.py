@@ -92,6 +92,15 @@ def test_agent_reads_a_configured_connection_by_name(shop_dsn: str, monkeypatch:
     assert unknown.value.violations[0].field == "input.schemas[1]"
 
 
+def test_connections_can_be_given_to_the_spec(shop_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MCPMESH_DATABASE_CONNECTIONS", raising=False)
+    url = "postgresql://postgres@127.0.0.1:{}/shop".format(shop_dsn.split("port=")[1].split()[0])
+    result = agent.spec({"shop": url}).run({"connection": "shop"}, RunContext(roots=(tmp_path,)))
+    assert result.metrics["tables"] == 5
+    with pytest.raises(InvalidArgument):
+        agent.SPEC.run({"connection": "shop"}, RunContext(roots=(tmp_path,)))
+
+
 def test_unreachable_connection_is_unavailable_without_the_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                     postgres: PostgresServer) -> None:
     url = f"postgresql://postgres:s3cret@127.0.0.1:{postgres.port}/no_such_database"

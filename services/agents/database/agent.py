@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -92,11 +93,12 @@ def to_finding(finding: DbFinding, sources: dict[str, list[str]]) -> Finding:
 
 
 def _configured_connections() -> dict[str, str]:
-    # The agent slot's run context does not carry the service config, so the agent reads its one setting here.
+    # SPEC is listed without its setting (the catalog passes none), so it reads MCPMESH_DATABASE_CONNECTIONS here.
     return dict(Config.from_env("agents").database_connections)
 
 
-def analyse_arguments(arguments: dict[str, Any], context: RunContext) -> tuple[DatabaseAnalysis, dict[str, str]]:
+def analyse_arguments(arguments: dict[str, Any], context: RunContext,
+                      connections: Callable[[], Mapping[str, str]] = _configured_connections) -> tuple[DatabaseAnalysis, dict[str, str]]:
     """Checks the input (fields named `input.*`), reads the one schema source and the queries, and analyses them."""
     given = [name for name in SOURCES if name in arguments]
     if len(given) > 1:
@@ -117,7 +119,7 @@ def analyse_arguments(arguments: dict[str, Any], context: RunContext) -> tuple[D
         if "dialect" in arguments and dialect != "postgres":
             raise InvalidArgument.field("input.dialect", "must be postgres with input.connection")
         name = arguments["connection"]
-        dsn = connection_dsn(name, _configured_connections(), "input.connection")
+        dsn = connection_dsn(name, connections(), "input.connection")
         try:
             analysis = analyse_postgres(dsn, name, _strings(arguments, "schemas"), queries, check=context.check)
         except UnknownSchema as exc:
@@ -151,9 +153,10 @@ def _schema_json(analysis: DatabaseAnalysis) -> str:
     return json.dumps(asdict(analysis.schema), indent=2, sort_keys=True) + "\n"
 
 
-def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
+def run(arguments: dict[str, Any], context: RunContext,
+        connections: Callable[[], Mapping[str, str]] = _configured_connections) -> RunResult:
     context.progress("reading the schema and queries", 0.0)
-    analysis, texts = analyse_arguments(arguments, context)
+    analysis, texts = analyse_arguments(arguments, context, connections)
     context.progress("analysed", 0.7)
     context.check()
     lines = {name: text.splitlines() for name, text in texts.items()}
@@ -192,15 +195,25 @@ def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
     )
 
 
-SPEC = AgentSpec(
-    name=NAME,
-    display_name="Database Analyzer",
-    description="Schema analysis and optimisation: reads DDL (PostgreSQL, MySQL, SQLite), a SQLite database file or a "
-    "configured live PostgreSQL database, and query files; reports missing keys, unindexed foreign keys, duplicate and "
-    "redundant indexes, implied relationships, risky types and query anti-patterns, each index suggestion a runnable "
-    "CREATE INDEX; draws the schema as a Mermaid ER diagram.",
-    parameters=PARAMETERS,
-    run=run,
-    capabilities=("sql", "postgresql", "mysql", "sqlite", "schema", "indexes", "mermaid"),
-    uses_model=True,
-)
+def spec(connections: Mapping[str, str] | None = None) -> AgentSpec:
+    """The agent; `connections` (Config.database_connections as a dict) when the wiring passes them, else read at run."""
+    fixed = dict(connections) if connections is not None else None
+
+    def run_with(arguments: dict[str, Any], context: RunContext) -> RunResult:
+        return run(arguments, context, (lambda: fixed) if fixed is not None else _configured_connections)
+
+    return AgentSpec(
+        name=NAME,
+        display_name="Database Analyzer",
+        description="Schema analysis and optimisation: reads DDL (PostgreSQL, MySQL, SQLite), a SQLite database file or "
+        "a configured live PostgreSQL database, and query files; reports missing keys, unindexed foreign keys, duplicate "
+        "and redundant indexes, implied relationships, risky types and query anti-patterns, each index suggestion a "
+        "runnable CREATE INDEX; draws the schema as a Mermaid ER diagram.",
+        parameters=PARAMETERS,
+        run=run_with,
+        capabilities=("sql", "postgresql", "mysql", "sqlite", "schema", "indexes", "mermaid"),
+        uses_model=True,
+    )
+
+
+SPEC = spec()
