@@ -207,3 +207,22 @@ def test_the_result_says_the_model_step_did_not_run() -> None:
     assert report.name == "report.md" and "| high | B602 | bandit | app/handlers.py:15 |" in report.content
     skipped = code_analyzer.run({"path": str(PLANTED)}, RunContext(roots=(PLANTED.parent,), model_status="skipped"))
     assert skipped.llm_status == "skipped" and "skipped at the caller's request" in skipped.summary
+
+
+def test_the_secrets_scan_finds_what_detect_secrets_own_scan_finds() -> None:
+    """The pre-checks that skip lines must never drop a secret: compare with detect-secrets' scan_file."""
+    import detect_secrets
+    from detect_secrets.core.secrets_collection import SecretsCollection
+    from detect_secrets.settings import default_settings
+
+    from services.agents.code.secrets import scan_text
+
+    files = sorted(PLANTED.rglob("*.*")) + sorted((Path(detect_secrets.__file__).parent / "plugins").rglob("*.py"))
+    ours = {(str(p), s.hashed, s.kind) for p in files for s in scan_text(str(p), p.read_text(errors="replace"))}
+    theirs = set()
+    with default_settings():
+        for path in files:
+            collection = SecretsCollection()
+            collection.scan_file(str(path))
+            theirs |= {(name, secret.secret_hash, secret.type) for name, secret in collection}
+    assert len(theirs) >= 30 and ours == theirs

@@ -43,6 +43,13 @@ def _workers() -> ProcessPoolExecutor:
         return _pool
 
 
+def warm_up() -> None:
+    """Starts the workers and has each load its analysers, so the first run does not pay for it."""
+    pool = _workers()
+    for future in [pool.submit(analyze_file, "warm.py", b"x = 1\n", "python") for _ in range(2 * (os.cpu_count() or 1))]:
+        future.result()
+
+
 def language_of(name: str) -> str | None:
     suffix = Path(name).suffix.lower()
     if suffix in (".py", ".pyi"):

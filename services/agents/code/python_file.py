@@ -44,22 +44,47 @@ def _bandit() -> Any:
     if _bandit_manager is None:
         logging.getLogger("bandit").setLevel(logging.CRITICAL)  # its own "skipped file" logs; we report parse errors
         logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)  # bandit's optional SARIF formatter
-        from bandit.core import config, manager
+        from bandit.core import config, manager, node_visitor
+
+        class TreeVisitor(node_visitor.BanditNodeVisitor):
+            """bandit's visitor on a tree parsed once for bandit and radon (BanditNodeVisitor.process otherwise
+            parses the same bytes again); the rest of process() is bandit's own."""
+
+            tree: ast.Module | None = None
+
+            def process(self, data: bytes) -> Any:
+                if self.tree is None:
+                    return super().process(data)
+                self.generic_visit(self.tree)
+                self.context = {"file_data": self.fdata, "filename": self.fname, "lineno": 0, "linerange": [0, 1], "col_offset": 0}
+                self.update_scores(self.tester.run_tests(self.context, "File"))
+                return self.scores
+
+        class TreeManager(manager.BanditManager):
+            tree: ast.Module | None = None
+
+            def _execute_ast_visitor(self, fname: str, fdata: Any, data: bytes, nosec_lines: Any) -> Any:
+                visitor = TreeVisitor(fname, fdata, self.b_ma, self.b_ts, self.debug, nosec_lines, self.metrics)
+                visitor.tree = self.tree
+                score = visitor.process(data)
+                self.results.extend(visitor.tester.results)
+                return score
 
         # No profile: every test and blacklist plugin bandit ships, as its command line runs by default.
-        _bandit_manager = manager.BanditManager(config.BanditConfig(), "file", quiet=True)
+        _bandit_manager = TreeManager(config.BanditConfig(), "file", quiet=True)
     return _bandit_manager
 
 
-def bandit_findings(path: str, data: bytes) -> list[Finding]:
+def bandit_findings(path: str, data: bytes, tree: ast.Module | None = None) -> list[Finding]:
     """bandit's issues for one file's bytes. `# nosec` (bare or with test ids) is honoured by bandit itself."""
     from bandit.core import docs_utils
 
     manager = _bandit()
-    manager.results, manager.skipped = [], []
+    manager.results, manager.skipped, manager.tree = [], [], tree
     # _parse_file is what BanditManager.run_tests calls per file; giving it the bytes we already read means the
     # content we hashed is the content bandit checks (no second read by name).
     manager._parse_file(path, io.BytesIO(data), [path])
+    manager.tree = None
     lines = data.decode("utf-8", "replace").splitlines()
     found = []
     for issue in manager.results:
@@ -171,12 +196,12 @@ def radon_metrics(path: str, tree: ast.Module, lines: list[str]) -> PythonFileRe
 
 def analyze_python(path: str, data: bytes) -> PythonFileResult:
     """bandit and radon on one file; a file Python cannot parse gets no metrics (ruff reports the syntax error)."""
-    text = data.decode("utf-8-sig", "replace")
     try:
-        tree = ast.parse(text, filename=path)
+        tree = ast.parse(data, filename=path)  # bytes, as bandit parses them: the file's coding line is honoured
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return PythonFileResult(parsed=False)
-    lines = text.splitlines()
-    result = radon_metrics(path, tree, lines)
-    result.findings = bandit_findings(path, data) + result.findings
+    # bandit first: its visitor only adds attributes to the nodes, which radon's visitors ignore.
+    found = bandit_findings(path, data, tree)
+    result = radon_metrics(path, tree, data.decode("utf-8-sig", "replace").splitlines())
+    result.findings = found + result.findings
     return result

@@ -6,7 +6,9 @@ the plugins' own patterns can match yields nothing, so those lines are skipped b
 from __future__ import annotations
 
 import bisect
+import functools
 import re
+import sre_parse as _parser
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,10 +58,73 @@ def _setup() -> list[tuple[Any, list[re.Pattern[str]] | None]]:
     return _state["plugins"]
 
 
-def _lines_matching(text: str, starts: list[int], patterns: list[re.Pattern[str]]) -> set[int]:
-    """1-based numbers of the lines any match touches: one pass over the text per pattern instead of one per line."""
+def _required(items: Any) -> set[str] | None:
+    """Strings one of which every match of this parsed pattern contains, or None when none can be told.
+
+    Only consuming parts count: a literal run, a group, a repeat of at least one, an alternation whose every
+    branch requires something. Of several, the set whose shortest string is longest is the sharpest filter."""
+    candidates: list[set[str]] = []
+    run: list[str] = []
+    for op, value in items:
+        if op is _parser.LITERAL:
+            run.append(chr(value))
+            continue
+        if run:
+            candidates.append({"".join(run)})
+            run = []
+        if op is _parser.SUBPATTERN:
+            inner = _required(value[-1])
+            if inner:
+                candidates.append(inner)
+        elif op is _parser.BRANCH:
+            branches = [_required(branch) for branch in value[1]]
+            if branches and all(branches):
+                candidates.append(set().union(*branches))  # type: ignore[arg-type]
+        elif op in (_parser.MAX_REPEAT, _parser.MIN_REPEAT) and value[0] >= 1:
+            inner = _required(value[2])
+            if inner:
+                candidates.append(inner)
+    if run:
+        candidates.append({"".join(run)})
+    return max(candidates, key=lambda c: min(len(x) for x in c), default=None)
+
+
+@functools.lru_cache(maxsize=256)
+def _literal_gate(pattern: re.Pattern[str]) -> tuple[frozenset[str], bool] | None:
+    """(strings, case-insensitive) that any match must contain, when they are at least three characters long."""
+    try:
+        required = _required(_parser.parse(pattern.pattern, pattern.flags))
+    except (re.error, RecursionError):
+        return None
+    if not required or min(len(x) for x in required) < 3:
+        return None
+    folded = bool(pattern.flags & re.IGNORECASE)
+    return frozenset(x.lower() for x in required) if folded else frozenset(required), folded
+
+
+def _lines_matching(text: str, starts: list[int], patterns: list[re.Pattern[str]], lowered: str | None = None) -> set[int]:
+    """1-based numbers of the lines any match touches: one pass over the text per pattern instead of one per line.
+
+    A pattern that requires a literal is first checked with str.find over the text (C speed): only when the
+    literal occurs is the pattern itself searched, on the lines holding it."""
     found: set[int] = set()
     for pattern in patterns:
+        gate = _literal_gate(pattern) if lowered is not None else None
+        if gate is not None:
+            literals, folded = gate
+            haystack = lowered if folded else text
+            assert haystack is not None
+            holding: set[int] = set()
+            for literal in literals:
+                at = haystack.find(literal)
+                while at != -1:
+                    holding.add(bisect.bisect_right(starts, at))
+                    at = haystack.find(literal, at + 1)
+            for number in holding:  # the pattern decides, on each candidate line and its neighbours' reach
+                line = text[starts[number - 1] : starts[number] - 1]
+                if pattern.search(line):
+                    found.add(number)
+            continue
         for match in pattern.finditer(text):
             first = bisect.bisect_right(starts, match.start())
             last = bisect.bisect_right(starts, max(match.end() - 1, match.start()))
@@ -79,7 +144,11 @@ def scan_text(filename: str, text: str) -> list[Secret]:
         starts.append(starts[-1] + len(line) + 1)
     text = "\n".join(lines)  # splitlines also splits on \r and others: offsets must agree with the lines
     every = set(range(1, len(lines) + 1))
-    candidates = [(plugin, every if gate is None else _lines_matching(text, starts, gate)) for plugin, gate in plugins]
+    lowered = text.lower()
+    lowered_ok = lowered if len(lowered) == len(text) else None  # a few characters change length when lowered
+    candidates = [
+        (plugin, every if gate is None else _lines_matching(text, starts, gate, lowered_ok)) for plugin, gate in plugins
+    ]
     found: list[Secret] = []
     for number in sorted(set().union(*(c for _, c in candidates))):
         line = lines[number - 1].rstrip()
