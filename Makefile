@@ -39,6 +39,7 @@ bench: install
 	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
 	$(PY) -m bench.unary $(ARGS)
 	$(PY) -m bench.code_analyzer
+	$(PY) -m bench.tools
 
 clean:
 	rm -rf $(VENV) .mcpmesh .pytest_cache .mypy_cache

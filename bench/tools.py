@@ -1,0 +1,205 @@
+"""Tool execution cost, path by path, and the system as an MCP gateway against a direct MCP call.
+
+1. A read-only built-in tool (read_file, ten lines of a 2,000-line file), measured sequentially (p50) four ways:
+     in-process     FileTools.read_file called in this process (no RPC at all)
+     direct gRPC    ExecuteTool straight to the tools service's port
+     edge REST      POST /v1/tools/read_file/execute -> Envoy edge -> gateway -> Envoy mesh -> tools
+   each cold (a new line range every call, so the result cache misses) and cached (the same call again), on a
+   mesh with the in-process result cache and again on a mesh whose cache is a real redis-server.
+   Target: a cached call through the edge within 3x of the cached direct gRPC call (p50).
+2. MCP tools/call of time.get_current_time on mcp-server-time (stdio): through /mcp on the edge with the official
+   client, against the same client calling the stdio server directly; sequential p50, and calls per second with
+   16 concurrent callers on one session. The mesh runs with a result cache lifetime of 0, so every call really
+   reaches mcp-server-time. Targets: p50 within 4x of direct, throughput at least 40 % of direct.
+Everything is bounded: a few hundred calls per figure, loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import httpx
+import httpx2
+from google.protobuf import struct_pb2
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
+
+from services.launcher.envoy_config import Ports
+from services.launcher.processes import LocalMesh
+from services.tools.file_tools import FileTools
+
+ROOT = Path(__file__).resolve().parent.parent
+TIME_SERVER = ROOT / ".tools" / "mcp-server-time" / "bin" / "mcp-server-time"
+ENV = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING",
+       "MCPMESH_TRACING": "off"}
+
+
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def timed(call: Callable[[], object], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found: apt-get install redis-server (.ci/run does)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _token(mesh: LocalMesh) -> tuple[tuple[str, str | bytes], ...]:
+    """A gateway-issued token for the admin: what a call that skips the edge carries."""
+    response = httpx.post(f"{mesh.edge_url}/v1/tokens", json={}, headers={"Authorization": f"Bearer {mesh.admin_key()}"})
+    return (("authorization", f"Bearer {response.json()['token']}"),) if response.status_code == 200 else ()
+
+
+def builtin_figures(mesh: LocalMesh, label: str, folder: Path, count: int) -> dict[str, float]:
+    target = folder / "big.txt"
+    arguments = lambda start: {"path": str(target), "start_line": start, "end_line": start + 9}  # noqa: E731
+    tools = FileTools([folder], 1000)
+    figures: dict[str, float] = {}
+    starts = iter(range(1, 10**9))
+    figures["in-process"] = p50(timed(lambda: tools.read_file(arguments(1)), count))
+    metadata = _token(mesh)
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.service('tools')}") as channel:
+        stub = tool_service_pb2_grpc.ToolServiceStub(channel)
+
+        def direct(start: int) -> None:
+            request = tool_service_pb2.ExecuteToolRequest(name="read_file", arguments=struct_pb2.Struct())
+            request.arguments.update(arguments(start))
+            stub.ExecuteTool(request, timeout=30, metadata=metadata)
+
+        figures[f"direct gRPC cold ({label})"] = p50(timed(lambda: direct(next(starts) % 1900 + 1), count))
+        direct(5)
+        figures[f"direct gRPC cached ({label})"] = p50(timed(lambda: direct(5), count))
+    with httpx.Client(base_url=mesh.edge_url, headers={"Authorization": f"Bearer {mesh.admin_key()}"}) as rest:
+
+        def edge(start: int) -> None:
+            response = rest.post("/v1/tools/read_file/execute", json={"arguments": arguments(start)})
+            response.raise_for_status()
+
+        figures[f"edge REST cold ({label})"] = p50(timed(lambda: edge(next(starts) % 1900 + 1), count))
+        edge(7)
+        figures[f"edge REST cached ({label})"] = p50(timed(lambda: edge(7), count))
+    return figures
+
+
+async def mcp_figures(mesh: LocalMesh, count: int, callers: int) -> dict[str, float]:
+    arguments = {"timezone": "Europe/Paris"}
+
+    async def measure(client: Client, name: str) -> tuple[float, float]:
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            result = await client.call_tool(name, arguments)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert not result.is_error, result
+        per_caller = max(count // callers, 10)
+
+        async def caller() -> None:
+            for _ in range(per_caller):
+                await client.call_tool(name, arguments)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(callers)))
+        return p50(samples), per_caller * callers / (time.perf_counter() - started)
+
+    async with Client(StdioServerParameters(command=str(TIME_SERVER))) as direct:
+        direct_p50, direct_rate = await measure(direct, "get_current_time")
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {mesh.admin_key()}"}, timeout=60)
+    async with Client(streamable_http_client(f"{mesh.edge_url}/mcp", http_client=http)) as edge:
+        edge_p50, edge_rate = await measure(edge, "time.get_current_time")
+    return {"direct p50": direct_p50, "direct rate": direct_rate, "edge p50": edge_p50, "edge rate": edge_rate}
+
+
+@contextmanager
+def running(data_dir: Path, workspace: Path, env: dict[str, str]) -> Iterator[LocalMesh]:
+    mesh = LocalMesh(data_dir, ports=Ports.free(), workspace_roots=[workspace], extra_env=env)
+    try:
+        mesh.start()
+        yield mesh
+    finally:
+        mesh.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=300, help="sequential calls per figure")
+    parser.add_argument("--callers", type=int, default=16, help="concurrent MCP callers")
+    args = parser.parse_args()
+    if not TIME_SERVER.exists():
+        raise SystemExit(f"{TIME_SERVER} not found: .ci/run installs mcp-server-time under .tools/")
+    with tempfile.TemporaryDirectory() as temp, redis_server() as redis_url:
+        folder = Path(temp) / "workspace"
+        folder.mkdir()
+        (folder / "big.txt").write_text("".join(f"line {n} of a file the bench reads ten lines at a time\n" for n in range(2000)))
+        base = {**ENV, "MCPMESH_MCP_STDIO_COMMANDS": str(TIME_SERVER)}
+        builtin: dict[str, float] = {}
+        # One mesh at a time: two cores are shared by Envoy, four services and the client.
+        for label, extra in (("in-process cache", {}), ("Redis cache", {"MCPMESH_TOOL_CACHE_URL": redis_url})):
+            with running(Path(temp) / label.split()[0], folder, {**base, **extra}) as mesh:
+                builtin.update(builtin_figures(mesh, label, folder, args.count))
+        with running(Path(temp) / "mcp", folder, {**base, "MCPMESH_TOOL_CACHE_SECONDS": "0"}) as mesh:
+            admin = {"Authorization": f"Bearer {mesh.admin_key()}"}
+            registered = httpx.post(f"{mesh.edge_url}/v1/mcp-servers", headers=admin, timeout=60,
+                                    json={"name": "time", "transport": "MCP_TRANSPORT_STDIO", "command": [str(TIME_SERVER)]})
+            registered.raise_for_status()
+            mcp = asyncio.run(mcp_figures(mesh, args.count, args.callers))
+    report(builtin, mcp)
+
+
+def report(builtin: dict[str, float], mcp: dict[str, float]) -> None:
+    print("\nRead-only built-in tool (read_file, 10 lines), sequential p50 in ms:")
+    for name, value in builtin.items():
+        print(f"  {name:36} {value:8.2f}")
+    for label in ("in-process cache", "Redis cache"):
+        edge, direct = builtin[f"edge REST cached ({label})"], builtin[f"direct gRPC cached ({label})"]
+        ratio = edge / direct
+        print(f"  cached edge / cached direct gRPC ({label}): {ratio:.2f}x (target <= 3x) {'OK' if ratio <= 3 else 'MISSED'}")
+        print(f"  cached edge / in-process function ({label}): {edge / builtin['in-process']:.1f}x")
+    print("\nMCP tools/call time.get_current_time (mcp-server-time over stdio):")
+    print(f"  direct stdio   p50 {mcp['direct p50']:7.2f} ms   {mcp['direct rate']:7.1f} calls/s with 16 callers")
+    print(f"  edge /mcp      p50 {mcp['edge p50']:7.2f} ms   {mcp['edge rate']:7.1f} calls/s with 16 callers")
+    latency, rate = mcp["edge p50"] / mcp["direct p50"], mcp["edge rate"] / mcp["direct rate"]
+    print(f"  p50 ratio {latency:.2f}x (target <= 4x) {'OK' if latency <= 4 else 'MISSED'};"
+          f" throughput {rate:.0%} of direct (target >= 40 %) {'OK' if rate >= 0.4 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
