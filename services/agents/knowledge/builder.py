@@ -12,13 +12,16 @@ from pathlib import Path
 
 from services.agents.knowledge import entities
 from services.agents.knowledge.graph import REPOSITORY_ID, Edge, FileRecord, Node, Span, node_id
+from services.agents.knowledge.polyglot import SourceFile, add_go, add_scripts, go_module_path
 from services.agents.knowledge.python_source import Extraction, extract
 from services.agents.knowledge.resolver import Resolver, absolute_import, module_name, root_package
 from services.agents.knowledge.schema import Table
+from services.agents.knowledge.treesitter_source import extract as extract_other
+from services.agents.knowledge.treesitter_source import language_of
 from services.runtime.file_walk import read_file_capped, walk_files
 
 DOC_SUFFIXES = (".md", ".rst", ".txt")
-EXTRACTION_VERSION = "3"  # bump when Extraction changes shape: every cached file is then parsed again
+EXTRACTION_VERSION = "4"  # bump when Extraction changes shape: every cached file is then parsed again
 
 
 @dataclass
@@ -65,11 +68,12 @@ class _Graph:
 
 
 class _Source:
-    def __init__(self, path: str, record: FileRecord, extraction: Extraction | None, lines: int) -> None:
+    def __init__(self, path: str, record: FileRecord, extraction: Extraction | None, lines: int, language: str) -> None:
         self.path = path
         self.record = record
-        self.extraction = extraction  # Python files; documentation files keep their entities in record.extraction
+        self.extraction = extraction  # code files; documentation files keep their entities in record.extraction
         self.lines = lines
+        self.language = language  # "python", "javascript", "typescript", "tsx", "go"; "" for documentation
 
 
 def _read(root: Path, files: list[Path], previous: Mapping[str, FileRecord], max_file_bytes: int,
@@ -78,8 +82,8 @@ def _read(root: Path, files: list[Path], previous: Mapping[str, FileRecord], max
     for file in files:
         check()
         path = file.relative_to(root).as_posix()
-        python = path.endswith(".py")
-        if not python and not _is_doc(path):
+        language = "python" if path.endswith(".py") else language_of(path)
+        if not language and not _is_doc(path):
             continue
         try:
             _, data = read_file_capped(file, max_file_bytes)
@@ -97,23 +101,23 @@ def _read(root: Path, files: list[Path], previous: Mapping[str, FileRecord], max
         lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         stats.lines += lines
         earlier = previous.get(path)
-        if not python:
+        if not language:
             if earlier is None or earlier.sha256 != digest:
                 found = [m.to_list() for m in entities.mentions(text, markdown=True)]
                 earlier = FileRecord(path, digest, json.dumps({"mentions": found}, separators=(",", ":")))
-            sources.append(_Source(path, earlier, None, lines))
+            sources.append(_Source(path, earlier, None, lines, ""))
             continue
         if earlier is not None and earlier.sha256 == digest:
             extraction = Extraction.from_json(json.loads(earlier.extraction))
             record = earlier
             stats.files_reused += 1
         else:
-            extraction = extract(text, path)
+            extraction = extract(text, path) if language == "python" else extract_other(text, path, language)
             record = FileRecord(path, digest, json.dumps(extraction.to_json(), separators=(",", ":")))
             stats.files_parsed += 1
         if extraction.error:
             stats.syntax_errors.append(path)
-        sources.append(_Source(path, record, extraction, lines))
+        sources.append(_Source(path, record, extraction, lines, language))
     return sources
 
 
@@ -145,8 +149,10 @@ def _build(root: Path, previous: Mapping[str, FileRecord], max_files: int, max_f
     sources = _read(root, walked, previous, max_file_bytes, check, stats)
     graph = _Graph()
     graph.node(Node(REPOSITORY_ID, "repository", root.name, root.name, None, {"path": str(root)}))
-    python = [s for s in sources if s.extraction is not None]
-    cached = _add_python(graph, python, root.name)
+    cached = _add_python(graph, [s for s in sources if s.language == "python"], root.name)
+    code = {s.path: SourceFile(s.path, s.extraction, s.language) for s in sources if s.extraction is not None}
+    add_scripts(graph, [f for f in code.values() if f.language in ("javascript", "typescript", "tsx")])
+    add_go(graph, [f for f in code.values() if f.language == "go"], go_module_path(root), root.name)
     _add_docs(graph, [s for s in sources if s.extraction is None], cached)
     _add_tables(graph, tables)
     nodes = sorted(graph.nodes.values(), key=lambda n: n.id)
