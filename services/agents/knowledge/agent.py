@@ -100,12 +100,13 @@ def spec(graphs: GraphStore) -> AgentSpec:
     return AgentSpec(
         name=NAME,
         display_name="Knowledge Builder",
-        description="Builds a graph of a code base (repository, modules, classes, functions, tests, packages, database "
-        "tables; contains, defines, imports, calls, inherits, references, mentions) with entities from READMEs and "
-        "docstrings and graph metrics; stored for queries (node, neighbours, path, search) and export.",
+        description="Builds a graph of a code base in Python, JavaScript, TypeScript and Go (repository, modules, classes, "
+        "functions, tests, packages, database tables; contains, defines, imports, calls, inherits, references, mentions) "
+        "with entities from READMEs and docstrings and graph metrics; stored for queries (node, neighbours, path, search) "
+        "and export as JSON or GraphML.",
         parameters=parameters(),
         run=run,
-        capabilities=("python", "graph", "entities", "metrics", "graphml"),
+        capabilities=("python", "javascript", "typescript", "go", "graph", "entities", "metrics", "graphml"),
         uses_model=True,
     )
 
