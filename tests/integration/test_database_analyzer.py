@@ -28,6 +28,11 @@ def test_database_analyzer_runs_over_rest(rest: httpx.Client, sample_project: Pa
     assert ("update-without-where", "database/queries.sql", 7) in lines
     assert ("leading-wildcard-like", "database/queries.sql", 5) in lines
     assert {a["name"] for a in run["artifacts"]} >= {"report.md", "schema.mmd"}
+    # The form the database_analysis workflow uses: one folder, searched for schema and queries.
+    by_folder = rest.post("/v1/agents/database-analyzer:run", json={"input": {"path": str(folder)}})
+    assert by_folder.status_code == 200, by_folder.text
+    folder_lines = {(f["ruleId"], f["file"], f["line"]) for f in by_folder.json()["run"]["findings"] if f.get("file")}
+    assert ("update-without-where", "queries.sql", 7) in folder_lines
 
 
 def test_database_analyzer_refuses_outside_paths_with_400(rest: httpx.Client) -> None:

@@ -180,3 +180,44 @@ def test_total_sql_read_in_one_run_is_capped(workspace: Path, monkeypatch: pytes
     with pytest.raises(InvalidArgument) as error:
         agent.run({"ddl": ["db/shop.sql", "db/shop.sql"]}, RunContext(roots=(workspace,)))
     assert error.value.violations[0].field == "input.ddl" and "3000 bytes" in error.value.message
+
+
+def test_a_folder_is_searched_for_schema_queries_and_databases(workspace: Path) -> None:
+    # db/ holds shop.sql (CREATE TABLE: the schema) and queries/shop_queries.sql (no DDL: queries); dialect guessed.
+    result = agent.run({"path": "db"}, RunContext(roots=(workspace,)))
+    rules = {(f.rule_id, f.location) for f in result.findings}
+    assert ("fk-without-index", NamedObject("column", "orders.customer_id")) in rules
+    assert ("update-without-where", FileSpan("queries/shop_queries.sql", 7)) in rules
+    assert result.files_analyzed == 2 and result.metrics["tables"] == 5
+
+
+def test_a_folder_with_only_sqlite_databases_uses_the_first(workspace: Path) -> None:
+    data = workspace / "data"
+    data.mkdir()
+    for name in ("a.db", "b.sqlite"):
+        db = sqlite3.connect(data / name)
+        db.executescript((FIXTURES / "library_sqlite.sql").read_text())
+        db.close()
+    (data / "notes.db").write_text("not a database")
+    (data / "report.sql").write_text("SELECT * FROM books WHERE price > 10;\n")
+    result = agent.run({"path": "data"}, RunContext(roots=(workspace,)))
+    assert ("fk-without-index", NamedObject("column", "books.author_id")) in {(f.rule_id, f.location) for f in result.findings}
+    assert ("select-star", FileSpan("report.sql", 1)) in {(f.rule_id, f.location) for f in result.findings}
+    assert "SQLite databases not analysed (one schema per run): b.sqlite." in result.summary
+    assert result.files_analyzed == 2
+
+
+def test_a_folder_is_read_alone_and_must_hold_something(workspace: Path) -> None:
+    (workspace / "empty").mkdir()
+    assert refused({"path": "db", "ddl": ["db/shop.sql"]}, workspace) == "input.ddl"
+    assert refused({"path": "empty"}, workspace) == "input.path"
+    assert refused({"path": "db/shop.sql"}, workspace) == "input.path"
+    assert refused({"path": "/etc"}, workspace) == "input.path"
+
+
+def test_dialect_is_guessed_from_the_sql() -> None:
+    from services.agents.database.folder import guess_dialect
+
+    assert guess_dialect((FIXTURES / "library_mysql.sql").read_text()) == "mysql"
+    assert guess_dialect("CREATE TABLE kv (k TEXT PRIMARY KEY) WITHOUT ROWID;") == "sqlite"
+    assert guess_dialect((FIXTURES / "shop_postgres.sql").read_text()) == "postgres"

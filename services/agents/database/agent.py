@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
@@ -22,6 +22,7 @@ from services.agents.database.analysis import (
 )
 from services.agents.database.explain import explain, explanations_markdown
 from services.agents.database.findings import QUERY_RULES, DbFinding
+from services.agents.database.folder import discover
 from services.agents.database.inputs import connection_dsn, read_sql_sources, resolve_input_path
 from services.agents.database.model import DIALECTS
 from services.agents.database.postgres_catalog import UnknownSchema
@@ -29,15 +30,20 @@ from services.agents.database.sqlite_file import NotASqliteDatabase
 from services.runtime.config import Config
 from services.runtime.errors import InvalidArgument, Unavailable
 from services.runtime.file_walk import open_file
+from services.runtime.workspace import PATH_SCHEMA, resolve_in_roots
 
 NAME = "database-analyzer"
 TOOL = "database-analyzer"
 SOURCES = ("ddl", "sqlite_database", "connection")
+FOLDER_EXCLUDES = (*SOURCES, "queries", "schemas")  # a folder is read whole: it names its own sources
 _PATHS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 4096}, "minItems": 1, "maxItems": 1000}
 PARAMETERS: dict[str, Any] = {
     "type": "object",
-    "description": "Exactly one schema source (ddl, sqlite_database or connection), optional query files; or queries alone.",
+    "description": "A folder (path) to search for schema and query files and SQLite databases; or exactly one schema "
+    "source (ddl, sqlite_database or connection) with optional query files; or queries alone.",
     "properties": {
+        "path": {**PATH_SCHEMA, "description": "Folder inside a workspace root: .sql/.ddl files that create or alter tables "
+                 "are the schema, other .sql files are queries; without them, the first SQLite database found."},
         "ddl": {**_PATHS, "description": "DDL files, or folders of .sql files (natural order: V2 before V10), applied in order."},
         "dialect": {"type": "string", "enum": list(DIALECTS), "default": "postgres",
                     "description": "SQL dialect of the DDL and query files."},
@@ -97,9 +103,23 @@ def _configured_connections() -> dict[str, str]:
     return dict(Config.from_env("agents").database_connections)
 
 
+@dataclass
+class Read:
+    """What one run read and what came of it."""
+
+    analysis: DatabaseAnalysis
+    texts: dict[str, str]  # file name -> SQL text, for snippets and line counts
+    skipped: list[str] = field(default_factory=list)  # files of a folder that could not be read
+    unused_databases: list[str] = field(default_factory=list)  # SQLite databases of a folder not analysed
+    truncated: bool = False
+    databases: int = 0  # SQLite database files read (0 or 1)
+
+
 def analyse_arguments(arguments: dict[str, Any], context: RunContext,
-                      connections: Callable[[], Mapping[str, str]] = _configured_connections) -> tuple[DatabaseAnalysis, dict[str, str]]:
+                      connections: Callable[[], Mapping[str, str]] = _configured_connections) -> Read:
     """Checks the input (fields named `input.*`), reads the one schema source and the queries, and analyses them."""
+    if "path" in arguments:
+        return _analyse_folder(arguments, context)
     given = [name for name in SOURCES if name in arguments]
     if len(given) > 1:
         raise InvalidArgument.field(f"input.{given[1]}", f"give one schema source, not both {given[0]} and {given[1]}")
@@ -141,12 +161,40 @@ def analyse_arguments(arguments: dict[str, Any], context: RunContext,
             analysis = analyse_sqlite(path, label, queries, check=context.check)
         except NotASqliteDatabase as exc:
             raise InvalidArgument.field("input.sqlite_database", str(exc), reason="NOT_A_SQLITE_DATABASE") from None
+        return Read(analysis, texts, databases=1)
     else:
         sources = read_sql_sources(_strings(arguments, "ddl"), context.roots, "input.ddl", max_files=limits.max_files,
                                    max_bytes=limits.max_file_bytes) if "ddl" in arguments else []
         texts.update(sources)
         analysis = analyse_ddl(sources, dialect, queries, check=context.check)
-    return analysis, texts
+    return Read(analysis, texts)
+
+
+def _analyse_folder(arguments: dict[str, Any], context: RunContext) -> Read:
+    """Everything a folder holds: its DDL files as the schema (else its first SQLite database), its other SQL as queries."""
+    if clash := next((name for name in FOLDER_EXCLUDES if name in arguments), None):
+        raise InvalidArgument.field(f"input.{clash}", "cannot be given with input.path, which is searched for every source")
+    dialect = arguments.get("dialect")
+    if dialect is not None and dialect not in DIALECTS:
+        raise InvalidArgument.field("input.dialect", f"must be one of {', '.join(DIALECTS)}")
+    folder = resolve_in_roots(arguments["path"], context.roots, "input.path", kind="folder")
+    limits = context.limits
+    found = discover(folder, dialect, max_files=limits.max_files, max_bytes=limits.max_file_bytes)
+    context.check()
+    texts = dict(found.schema_sources + found.queries)
+    if found.schema_sources or not found.sqlite_files:
+        if not texts:
+            raise InvalidArgument.field("input.path", "holds no .sql or .ddl files and no SQLite database", reason="NOTHING_TO_ANALYSE")
+        analysis = analyse_ddl(found.schema_sources, found.dialect, found.queries, check=context.check)
+    else:
+        path, label = found.sqlite_files[0]
+        try:
+            analysis = analyse_sqlite(path, label, found.queries, check=context.check)
+        except NotASqliteDatabase as exc:
+            raise InvalidArgument.field("input.path", str(exc), reason="NOT_A_SQLITE_DATABASE") from None
+    used = 0 if found.schema_sources else min(1, len(found.sqlite_files))
+    unused = [label for _, label in found.sqlite_files[used:]]
+    return Read(analysis, texts, skipped=found.skipped, unused_databases=unused, truncated=found.truncated, databases=used)
 
 
 def _schema_json(analysis: DatabaseAnalysis) -> str:
@@ -156,7 +204,8 @@ def _schema_json(analysis: DatabaseAnalysis) -> str:
 def run(arguments: dict[str, Any], context: RunContext,
         connections: Callable[[], Mapping[str, str]] = _configured_connections) -> RunResult:
     context.progress("reading the schema and queries", 0.0)
-    analysis, texts = analyse_arguments(arguments, context, connections)
+    read = analyse_arguments(arguments, context, connections)
+    analysis, texts = read.analysis, read.texts
     context.progress("analysed", 0.7)
     context.check()
     lines = {name: text.splitlines() for name, text in texts.items()}
@@ -186,13 +235,24 @@ def run(arguments: dict[str, Any], context: RunContext,
                  "foreign_keys": sum(len(t.foreign_keys) for t in schema.tables),
                  "query_statements": analysis.query_statements, "findings": len(findings),
                  "index_suggestions": len(analysis.index_statements)},
-        summary=summary(analysis),
-        files_analyzed=len(texts) + (1 if "sqlite_database" in arguments else 0),
+        summary=summary(analysis) + _unread(read),
+        files_analyzed=len(texts) + read.databases,
+        files_skipped=len(read.skipped),
+        truncated=read.truncated,
         lines_analyzed=sum(len(v) for v in lines.values()),
         input_tokens=tokens[0],
         output_tokens=tokens[1],
         llm_status=llm_status,
     )
+
+
+def _unread(read: Read) -> str:
+    parts = []
+    if read.unused_databases:
+        parts.append(f" SQLite databases not analysed (one schema per run): {', '.join(read.unused_databases)}.")
+    if read.skipped:
+        parts.append(f" Files not read (too large, not UTF-8 or unreadable): {', '.join(read.skipped)}.")
+    return "".join(parts)
 
 
 def spec(connections: Mapping[str, str] | None = None) -> AgentSpec:

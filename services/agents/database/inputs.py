@@ -15,7 +15,7 @@ SQL_SUFFIXES = (".sql", ".ddl")
 MAX_TOTAL_BYTES = 64_000_000  # all SQL one run reads: parsing takes seconds per megabyte, and a run has 120 s
 
 
-def _natural(path: Path) -> list[object]:
+def natural_order(path: Path) -> list[object]:
     # Migrations named V2__, V10__ apply in numeric order, not in string order.
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.as_posix())]
 
@@ -40,7 +40,7 @@ def read_sql_sources(values: object, roots: Sequence[Path], field: str, *, max_f
         path, label = resolve_input_path(value, roots, item)
         if path.is_dir():
             files, _ = walk_files(path, max_files=max_files)
-            found = sorted((f for f in files if f.suffix.lower() in SQL_SUFFIXES), key=_natural)
+            found = sorted((f for f in files if f.suffix.lower() in SQL_SUFFIXES), key=natural_order)
             if not found:
                 raise InvalidArgument.field(item, f"folder {value} holds no {' or '.join(SQL_SUFFIXES)} files")
             named = [(f, f"{label}/{f.relative_to(path).as_posix()}") for f in found]
