@@ -3,4 +3,5 @@
 from services.agents.app import build
 from services.runtime.server import run_main
 
-run_main("agents", build)
+if __name__ == "__main__":  # the Code Analyzer's spawned worker processes import this module too
+    run_main("agents", build)

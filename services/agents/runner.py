@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from services.agents.base import AgentSpec, Finding, Limits, ModelClient, RunContext, RunResult, RunTimedOut
 from services.agents.runs import AgentRun, RunStore
 from services.runtime.arguments import check_arguments
@@ -73,6 +75,7 @@ class AgentRunner:
         if options.max_files < 0:
             raise InvalidArgument.field("options.max_files", "must not be negative")
         check_arguments(agent.parameters, arguments, "input")
+        _check_schema(agent.parameters, arguments)
         request_hash = _request_hash(name, arguments, options)
         key = options.idempotency_key
         if key and (earlier := await self._store.find_by_key(caller.principal, key)) is not None:
@@ -149,6 +152,15 @@ class AgentRunner:
         if not run_id:
             raise InvalidArgument.field("id", "is required")
         return await self._store.findings(run_id, offset, limit)
+
+
+def _check_schema(schema: dict[str, Any], arguments: dict[str, Any]) -> None:
+    """The whole JSON Schema (items, enums, bounds), after the flat checks; the first error names its field."""
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    if error is not None:
+        field = "input" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        raise InvalidArgument.field(field, error.message[:300])
 
 
 def _request_hash(name: str, arguments: dict[str, Any], options: RunOptions) -> str:

@@ -72,7 +72,7 @@ async def runner(tmp_path: Path) -> AsyncIterator[AgentRunner]:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     database = SqliteDatabase(tmp_path / "agents.db", SCHEMA)
-    yield AgentRunner(AGENTS, SqliteRunStore(database), roots=[tmp_path], limits=Limits(), timeout=0.5, max_concurrent=2)
+    yield AgentRunner(AGENTS, SqliteRunStore(database), roots=[tmp_path], limits=Limits(), timeout=2.0, max_concurrent=2)
     database.close()
 
 
@@ -167,3 +167,19 @@ async def test_runs_beyond_the_concurrency_limit_wait_and_count_toward_the_metri
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, DomainError) and r.reason == "AGENT_RUN_TIMED_OUT" for r in results)
     assert runner.active == 0
+
+
+async def test_the_whole_schema_is_checked_and_the_field_named(tmp_path: Path) -> None:
+    from services.agents import code_analyzer
+
+    database = SqliteDatabase(tmp_path / "agents.db", SCHEMA)
+    runner = AgentRunner([code_analyzer.SPEC], SqliteRunStore(database), roots=[tmp_path], limits=Limits())
+    try:
+        with pytest.raises(InvalidArgument) as bad:
+            await runner.run("code-analyzer", {"path": str(tmp_path), "formats": ["sarif", 3]}, RunOptions(), ADMIN)
+        assert bad.value.violations[0].field == "input.formats[1]"
+        with pytest.raises(InvalidArgument) as bad:
+            await runner.run("code-analyzer", {"path": "x" * 5000}, RunOptions(), ADMIN)
+        assert bad.value.violations[0].field == "input.path"
+    finally:
+        database.close()
