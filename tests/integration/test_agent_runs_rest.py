@@ -35,3 +35,14 @@ def test_agent_input_is_checked_at_the_edge(rest: httpx.Client, tmp_path: Path) 
     assert outside.status_code == 400 and "input.path" in outside.text
     unknown = rest.post("/v1/agents/code-analyzer:run", json={"input": {"path": "x", "colour": "red"}})
     assert unknown.status_code == 400 and "input.colour" in unknown.text
+
+
+def test_a_larger_project_goes_through_the_services_worker_processes(rest: httpx.Client, sample_project: Path) -> None:
+    project = sample_project.parent / "larger"
+    project.mkdir(exist_ok=True)
+    for i in range(12):  # above the size analysed in the calling thread
+        (project / f"m{i}.py").write_text(f"import pickle\n\n\ndef load{i}(blob):\n    return pickle.loads(blob)\n")
+    response = rest.post("/v1/agents/code-analyzer:run", json={"input": {"path": str(project)}})
+    assert response.status_code == 200, response.text
+    found = sorted((f["ruleId"], f["file"], f["line"]) for f in response.json()["run"]["findings"])
+    assert found == sorted([("B403", f"m{i}.py", 1) for i in range(12)] + [("B301", f"m{i}.py", 5) for i in range(12)])
