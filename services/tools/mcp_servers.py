@@ -141,6 +141,27 @@ def _is_network(text: str) -> bool:
     return True
 
 
+class Refused:
+    """Stands for a stored server that the rules no longer allow: listed as failed, never started."""
+
+    def __init__(self, reason: str) -> None:
+        self.state = "failed"
+        self.last_error = f"not started: {reason}"
+        self.tools: list[RemoteTool] = []
+
+    def start(self) -> None:
+        return None
+
+    async def wait_ready(self, timeout: float) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        raise FailedPrecondition(self.last_error, reason="MCP_SERVER_NOT_ALLOWED")
+
+
 @dataclass
 class _Server:
     spec: McpServerSpec
@@ -184,12 +205,24 @@ class McpServers:
                 if held is None or (held.spec.transport, held.spec.command, held.spec.url) != (spec.transport, spec.command, spec.url):
                     if held is not None:
                         await held.connection.close()
-                    connection = self._connect(spec)
+                    connection = await self._allowed(spec) or self._connect(spec)
                     connection.start()
                     self._servers[name] = _Server(spec, connection)
                 else:
                     held.spec = spec  # new pins
             self._version = version
+
+    async def _allowed(self, spec: McpServerSpec) -> Connection | None:
+        """A stored registration is checked again before it runs: the allow list may have shrunk since, and a
+        host may resolve elsewhere now. A refused one stays listed as failed, with the reason."""
+        try:
+            if spec.transport == "stdio":
+                self.rules.check_command(spec.command)
+            else:
+                await self.rules.check_url(spec.url)
+        except InvalidArgument as refused:
+            return Refused(refused.message)
+        return None
 
     async def register(self, spec: McpServerSpec) -> ServerView:
         self.rules.check_name(spec.name)

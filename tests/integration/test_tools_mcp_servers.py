@@ -199,3 +199,21 @@ async def test_registrations_persist_and_are_shared_by_instances(tmp_path: Path)
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_stored_server_no_longer_allowed_is_not_started(tmp_path: Path) -> None:
+    require(TIME_SERVER, "mcp-server-time")
+    first = Instance(tmp_path / "shared.db")
+    try:
+        await first.servers.register(McpServerSpec("time", "stdio", (TIME_SERVER,)))
+    finally:
+        await first.close()
+    stricter = Instance(tmp_path / "shared.db")
+    stricter.servers.rules = ServerRules(stdio_commands=(), allowed_networks=())
+    try:
+        await stricter.servers.sync(force=True)
+        [view] = await stricter.servers.views()
+        assert view.state == "failed" and "allow list" in view.last_error and view.tools == []
+        assert pids_running(TIME_SERVER) == []
+    finally:
+        await stricter.close()
