@@ -207,6 +207,18 @@ def test_a_folder_with_only_sqlite_databases_uses_the_first(workspace: Path) -> 
     assert result.files_analyzed == 2
 
 
+def test_a_folder_of_migrations_applies_up_migrations_in_natural_order(workspace: Path) -> None:
+    migrations = workspace / "migrations"
+    migrations.mkdir()
+    (migrations / "2_teams.up.sql").write_text("CREATE TABLE teams (id int PRIMARY KEY);\n")
+    (migrations / "2_teams.down.sql").write_text("DROP TABLE teams;\n")
+    (migrations / "10_members.up.sql").write_text("CREATE TABLE members (id int PRIMARY KEY, team_id int REFERENCES teams);\n")
+    result = agent.run({"path": "migrations"}, RunContext(roots=(workspace,)))
+    assert [(f.rule_id, f.location) for f in result.findings] == [
+        ("fk-without-index", NamedObject("column", "members.team_id"))]
+    assert result.files_analyzed == 2
+
+
 def test_a_folder_is_read_alone_and_must_hold_something(workspace: Path) -> None:
     (workspace / "empty").mkdir()
     assert refused({"path": "db", "ddl": ["db/shop.sql"]}, workspace) == "input.ddl"

@@ -62,8 +62,8 @@ def discover(folder: Path, dialect: str | None, *, max_files: int, max_bytes: in
     for path in sorted(files, key=natural_order):
         label = path.relative_to(folder).as_posix()
         suffix = path.suffix.lower()
-        if suffix not in SQL_SUFFIXES and suffix not in SQLITE_SUFFIXES:
-            continue
+        if (suffix not in SQL_SUFFIXES and suffix not in SQLITE_SUFFIXES) or path.name.lower().endswith(".down.sql"):
+            continue  # a down migration undoes its up migration: applying both in file order would lose tables
         if suffix in SQLITE_SUFFIXES:
             if _is_sqlite(path):
                 databases.append((path, label))
