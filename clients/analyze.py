@@ -79,7 +79,10 @@ def analyze(
     findings: list[dict[str, Any]] = result.get("findings", [])
     if sarif is not None and outcome == "succeeded":
         sarif.write_text(json.dumps(to_sarif(findings, root), indent=2))
-    counts = Counter(severity(f) for f in findings)
+    # The workflow counts every finding; the list it returns may be cut short (a large tree), so gate on the counts.
+    listed = Counter(severity(f) for f in findings)
+    reported = result.get("finding_counts") or result.get("findingCounts") or {}
+    counts = Counter({name: int(n) for name, n in reported.items() if name in SEVERITY_RANK and int(n)}) or listed
     report = {"workflow": final.get("id"), "state": outcome, "summary": result.get("summary", ""),
               "findingCounts": dict(counts), "findings": findings}
 
@@ -91,6 +94,8 @@ def analyze(
             out.print(findings_table(findings, limit))
         ranked = sorted(counts, key=lambda s: -SEVERITY_RANK[s])
         out.print("findings: " + (", ".join(f"{counts[s]} {s}" for s in ranked) or "none"), highlight=False)
+        if sum(counts.values()) > len(findings):
+            out.print(f"(the workflow returned {len(findings)} of {sum(counts.values())} findings)", highlight=False)
 
     state.emit(report, render)
     if sarif is not None and outcome == "succeeded":
@@ -98,6 +103,6 @@ def analyze(
     if outcome != "succeeded":
         state.fail(f"workflow {final.get('id')} {outcome}: {(final.get('error') or {}).get('message', 'no reason given')}", EXIT_FAILED)
     if threshold:
-        over = [f for f in findings if SEVERITY_RANK[severity(f)] >= SEVERITY_RANK[threshold]]
+        over = sum(n for name, n in counts.items() if SEVERITY_RANK[name] >= SEVERITY_RANK[threshold])
         if over:
-            state.fail(f"{len(over)} findings at or above {threshold} (--fail-on {threshold})", EXIT_FAILED)
+            state.fail(f"{over} findings at or above {threshold} (--fail-on {threshold})", EXIT_FAILED)
