@@ -92,7 +92,7 @@ def _inspector(mesh: LocalMesh, key: str, *args: str) -> Any:
     done = subprocess.run(
         [node, require(INSPECTOR, "@modelcontextprotocol/inspector-cli"), "--cli", f"{mesh.edge_url}/mcp",
          "--transport", "http", "--header", f"Authorization: Bearer {key}", *args],
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
         # inspector-cli 1.0.3 looks for its package.json relative to the working folder: run it from its own.
         cwd=INSPECTOR.parent,
     )
@@ -110,3 +110,28 @@ def test_inspector_cli_lists_and_calls(mcp_mesh: LocalMesh, sample_project: Path
         "--tool-arg", "source_timezone=UTC", "--tool-arg", "time=12:00", "--tool-arg", "target_timezone=Asia/Tokyo",
     )
     assert not called.get("isError") and "21:00" in json.dumps(called)
+
+
+def test_servers_and_definitions_over_rest(mcp_mesh: LocalMesh) -> None:
+    admin = httpx.Client(base_url=mcp_mesh.edge_url, headers={"Authorization": f"Bearer {mcp_mesh.admin_key()}"}, timeout=60)
+    operator = httpx.Client(base_url=mcp_mesh.edge_url, headers={"Authorization": f"Bearer {_key(mcp_mesh, 'operator')}"}, timeout=60)
+    with admin, operator:
+        [server] = admin.get("/v1/mcp-servers").json()["servers"]
+        assert server["name"] == "time" and sorted(server["tools"]) == ["time.convert_time", "time.get_current_time"]
+        tool = admin.get("/v1/tools/time.get_current_time").json()["tool"]
+        assert tool["source"] == "TOOL_SOURCE_EXTERNAL_MCP" and tool["server"] == "time"
+        assert tool["definitionState"] == "DEFINITION_STATE_APPROVED" and tool["approvedHash"] == tool["definitionHash"]
+        assert tool["annotations"]["readOnlyHint"] is True
+        stale = admin.post("/v1/tools/time.get_current_time:approve", json={"definitionHash": "0" * 64})
+        assert stale.status_code == 400 and "TOOL_DEFINITION_MISMATCH" in stale.text
+        executed = operator.post("/v1/tools/time.get_current_time/execute", json={"arguments": {"timezone": "UTC"}})
+        body = executed.json()
+        assert executed.status_code == 200 and body["structuredContent"]["timezone"] == "UTC"
+        assert body["content"][0]["type"] == "text" and body["isError"] is False
+        refused = operator.post("/v1/mcp-servers", json={"name": "x", "transport": "MCP_TRANSPORT_STDIO", "command": ["id"]})
+        assert refused.status_code == 403
+        not_allowed = admin.post("/v1/mcp-servers", json={"name": "sh", "transport": "MCP_TRANSPORT_STDIO", "command": ["/bin/sh"]})
+        assert not_allowed.status_code == 400 and "MCP_COMMAND_NOT_ALLOWED" in not_allowed.text
+        ssrf = admin.post("/v1/mcp-servers", json={"name": "meta", "transport": "MCP_TRANSPORT_STREAMABLE_HTTP",
+                                                    "url": "http://169.254.169.254/latest"})
+        assert ssrf.status_code == 400 and "MCP_URL_FORBIDDEN" in ssrf.text
