@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,13 +43,19 @@ def python_lines(tree: Path) -> tuple[int, int]:
     return len(files), sum(count_lines(p.read_bytes()) for p in files)
 
 
-def time_bandit(tree: Path) -> float:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended: a figure the host's load does not change."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_bandit(tree: Path) -> tuple[float, float]:
     bandit = Path(sys.executable).parent / "bandit"
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     # Exit code 1 means "issues found"; the JSON goes nowhere: only bandit's own work is timed.
     subprocess.run([str(bandit), "-r", "-q", "-f", "json", "-o", "/dev/null", str(tree)], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_seconds() - cpu
 
 
 def time_agent(tree: Path, data_dir: Path) -> tuple[float, int]:
@@ -75,15 +83,22 @@ def main() -> None:
         raise SystemExit(f"{tree} has {lines} lines of Python; the benchmark wants at least 50,000")
     print(f"tree: {tree} ({files} Python files, {lines} lines)")
     bandit_times: list[float] = []
+    bandit_cpu: list[float] = []
+    first_cpu: list[float] = []
     cold_times: list[float] = []
     first_times: list[float] = []
     warm_times: list[float] = []
     findings = 0
     for round_number in range(1, args.rounds + 1):
-        bandit_times.append(time_bandit(tree))
+        wall, cpu = time_bandit(tree)
+        bandit_times.append(wall)
+        bandit_cpu.append(cpu)
         with tempfile.TemporaryDirectory(prefix="mcpmesh-bench-") as data_dir:
             fresh_pool()
+            cpu = cpu_seconds()
             first, findings = time_agent(tree, Path(data_dir))
+            fresh_pool()  # the workers end, so their CPU time is counted
+            first_cpu.append(cpu_seconds() - cpu)
         with tempfile.TemporaryDirectory(prefix="mcpmesh-bench-") as data_dir:
             analyzer.warm_up()
             cold, _ = time_agent(tree, Path(data_dir))
@@ -93,11 +108,14 @@ def main() -> None:
         warm_times.append(warm)
         print(f"round {round_number}: bandit {bandit_times[-1]:.2f} s, cold {cold:.2f} s, first {first:.2f} s, warm {warm:.2f} s")
     bandit, cold, first, warm = (statistics.median(t) for t in (bandit_times, cold_times, first_times, warm_times))
-    print(f"median over {args.rounds} rounds; {findings} findings from the Code Analyzer")
+    print(f"median over {args.rounds} rounds; {findings} findings from the Code Analyzer; load average {os.getloadavg()[0]:.1f}")
     print(f"  bandit CLI alone           {bandit:7.2f} s")
     print(f"  Code Analyzer, cold        {cold:7.2f} s   {cold / bandit:5.2f}x bandit (target <= 1.0x)")
     print(f"  ... in a fresh process     {first:7.2f} s   {first / bandit:5.2f}x bandit (worker start-up included)")
     print(f"  Code Analyzer, re-run      {warm:7.2f} s   {warm / bandit:5.2f}x bandit (target <= 0.1x)")
+    cpu_bandit, cpu_first = statistics.median(bandit_cpu), statistics.median(first_cpu)
+    print(f"  CPU time: bandit {cpu_bandit:.2f} s, Code Analyzer in a fresh process {cpu_first:.2f} s "
+          f"({cpu_first / cpu_bandit:.2f}x; on {os.cpu_count()} cores its workers run side by side)")
     fresh_pool()
 
 
