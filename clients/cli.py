@@ -59,6 +59,9 @@ def login(
         state.settings = Settings(state.settings.url, key.strip(), state.settings.ca_cert)
     with state.client() as client:
         me = client.whoami()
+    verify = state.settings.verify()
+    if isinstance(verify, str):  # keep the CA that worked by its full path, so the CLI works from any folder
+        state.settings = Settings(state.settings.url, state.settings.api_key, verify)
     path = save(state.settings, ctx.meta.get("config") or config_path())
     state.emit({"url": state.settings.url, "config": str(path), **me}, lambda out: out.print(
         f"logged in to {state.settings.url} as {me.get('displayName') or me.get('principal')} "

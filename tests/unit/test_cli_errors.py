@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -155,3 +156,14 @@ def test_tokens_are_exchanged_and_kept_between_runs(tmp_path: Path) -> None:
     calls = [(method, path, headers.get("authorization")) for method, path, headers, _ in edge.requests]
     assert calls == [("POST", "/v1/tokens", "Bearer k-123"), ("GET", "/v1/tools", "Bearer jwt-1"), ("GET", "/v1/tools", "Bearer jwt-1")]
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600 and "k-123" not in cache.read_text()
+
+
+def test_login_over_https_keeps_the_ca_that_worked(tmp_path: Path) -> None:
+    files = ensure_local(tmp_path / "edge")
+    config = tmp_path / "config.json"
+    whoami = Answer(200, {"principal": "key:abc", "role": "ROLE_VIEWER", "displayName": "ci"})
+    with stub_edge({"/v1/whoami": whoami}, tls=(files.server_cert, files.server_key)) as edge:
+        done = cli(edge.url, "--ca-cert", str(files.ca_cert), "login", "--json", extra={"MCPMESH_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["role"] == "ROLE_VIEWER"
+    assert json.loads(config.read_text()) == {"url": edge.url, "api_key": "k-123", "ca_cert": str(files.ca_cert)}
