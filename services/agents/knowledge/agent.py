@@ -10,7 +10,7 @@ from services.agents.base import AgentSpec, Artifact, FileSpan, Finding, NamedOb
 from services.agents.knowledge.builder import build_graph
 from services.agents.knowledge.describe import describe_entities
 from services.agents.knowledge.graph import GraphInfo, graph_name
-from services.agents.knowledge.metrics import measure
+from services.agents.knowledge.metrics import import_cycles, import_graph, measure
 from services.agents.knowledge.schema_input import SCHEMA_PROPERTIES, read_tables
 from services.agents.knowledge.store import GraphStore
 from services.runtime.clock import utcnow
@@ -25,12 +25,12 @@ def parameters() -> dict[str, Any]:
     return schema
 
 
-def _findings(figures: dict[str, Any], syntax_errors: list[str]) -> list[Finding]:
+def _findings(cycles: list[list[str]], syntax_errors: list[str]) -> list[Finding]:
     found = [
         Finding("import-cycle", NAME, "medium", "modules import each other in a cycle: " + " -> ".join(
             n.removeprefix("module/") for n in [*cycle, cycle[0]]), NamedObject("node", cycle[0]), category="architecture",
                 fix_hint="move what both modules need into a third module, or import inside the function that needs it")
-        for cycle in figures["import_cycles"]
+        for cycle in cycles
     ]
     found += [
         Finding("syntax-error", NAME, "low", "the file does not parse; it is in the graph without its contents",
@@ -75,10 +75,10 @@ def spec(graphs: GraphStore) -> AgentSpec:
             f"Graph {name}: {len(nodes)} nodes ({kinds['module']} modules, {kinds['class']} classes, "
             f"{kinds['function'] + kinds['method']} functions and methods, {kinds['entity']} entities) and {len(build.edges)} "
             f"edges; {stats.files_parsed} files parsed, {stats.files_reused} unchanged; "
-            f"{len(figures['import_cycles'])} import cycles."
+            f"{figures['import_cycle_count']} import cycles."
         )
         return RunResult(
-            findings=_findings(figures, stats.syntax_errors),
+            findings=_findings(import_cycles(import_graph(nodes, build.edges)), stats.syntax_errors),
             artifacts=[Artifact("graph.md", "text/markdown", _report(info, figures, summary))],
             metrics={
                 "graph": name, **figures,

@@ -11,6 +11,7 @@ import networkx as nx
 from services.agents.knowledge.graph import EDGE_KINDS, NODE_KINDS, Edge, Node
 
 TOP = 5  # how many central modules and most called functions are reported
+MAX_CYCLES = 50  # import cycles listed in the figures; import_cycle_count has them all
 _CALLABLE = ("function", "method", "test", "class")
 
 
@@ -53,6 +54,7 @@ def measure(nodes: list[Node], edges: list[Edge]) -> tuple[list[Node], dict[str,
             continue
         fan = {"fan_in": graph.in_degree(node.id), "fan_out": graph.out_degree(node.id)}
         measured.append(replace(node, attributes={**node.attributes, **fan}))
+    cycles = import_cycles(imports)
     betweenness = nx.betweenness_centrality(imports) if imports.number_of_nodes() else {}
     central = sorted(imports.nodes, key=lambda n: (-round(betweenness[n], 6), -imports.in_degree(n), n))[:TOP]
     called = sorted((n for n in calls.nodes if calls.in_degree(n)), key=lambda n: (-calls.in_degree(n), n))[:TOP]
@@ -63,7 +65,8 @@ def measure(nodes: list[Node], edges: list[Edge]) -> tuple[list[Node], dict[str,
         "edges": len(edges),
         "nodes_by_kind": {k: node_kinds[k] for k in NODE_KINDS if node_kinds[k]},
         "edges_by_kind": {k: edge_kinds[k] for k in EDGE_KINDS if edge_kinds[k]},
-        "import_cycles": import_cycles(imports),
+        "import_cycles": cycles[:MAX_CYCLES],
+        "import_cycle_count": len(cycles),
         "central_modules": [
             {"id": n, "betweenness": round(betweenness[n], 4), "fan_in": imports.in_degree(n), "fan_out": imports.out_degree(n)}
             for n in central
