@@ -1,1 +1,1 @@
-"""Tools that report facts about files in a workspace."""
+"""The tools service: the MCP tool registry and execution engine (built-in file tools, external MCP servers)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from services.runtime.errors import InvalidArgument
-from services.runtime.workspace import resolve_folder_argument
+from services.runtime.workspace import resolve_in_roots
 from services.tools.file_inventory import inventory
 from services.tools.file_tools import (
     FILE_STATS_SCHEMA,
@@ -26,7 +26,7 @@ FILE_INVENTORY_SCHEMA = {
     "type": "object",
     "properties": {
         "path": {"type": "string", "description": "Folder to inventory, inside a workspace root."},
-        "max_files": {"type": "integer", "description": "Most files to list; 0 means the server's limit."},
+        "max_files": {"type": "integer", "minimum": 0, "description": "Most files to list; 0 means the server's limit."},
     },
     "required": ["path"],
     "additionalProperties": False,
@@ -35,7 +35,7 @@ FILE_INVENTORY_SCHEMA = {
 
 def file_inventory_tool(roots: Sequence[Path], max_files: int) -> ToolDefinition:
     def run(arguments: dict[str, Any]) -> dict[str, Any]:
-        root = resolve_folder_argument(arguments.get("path"), roots, "arguments.path")
+        root = resolve_in_roots(arguments.get("path"), roots, "arguments.path", kind="folder")
         limit = int(arguments.get("max_files") or max_files)
         if limit < 0:
             raise InvalidArgument.field("arguments.max_files", "must not be negative")
