@@ -117,3 +117,24 @@ def test_errors_are_one_line(mesh: LocalMesh) -> None:
     assert unknown.returncode == 2 and "not authenticated (HTTP 401)" in unknown.stderr
     nokey = _cli(mesh, "tools", "list", key="")
     assert nokey.returncode == 2 and "MCP_API_KEY" in nokey.stderr
+
+
+def test_client_exchanges_the_key_for_a_token_and_uses_it(mesh: LocalMesh, tmp_path: Path) -> None:
+    from clients.rest import McpMeshClient
+
+    cache = tmp_path / "tokens.json"
+    client = McpMeshClient(mesh.edge_url, mesh.admin_key(), token_cache=cache)
+    try:
+        assert client.list_tools()
+        token = client.auth.token
+        assert token is not None and token.value.count(".") == 2  # a JWT from the gateway's CreateToken
+        assert client.whoami()["role"] == "ROLE_ADMIN"
+        assert client.auth.token == token  # reused, not exchanged per call
+    finally:
+        client.close()
+    again = McpMeshClient(mesh.edge_url, mesh.admin_key(), token_cache=cache)
+    try:
+        assert again.auth.token == token  # the next run starts from the kept token
+        assert again.list_tools()
+    finally:
+        again.close()
