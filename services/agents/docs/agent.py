@@ -16,6 +16,7 @@ from services.runtime.artifacts import ArtifactStore
 from services.runtime.workspace import path_input_schema
 
 NAME = "documentation-generator"
+PARALLEL_WRITES = 8  # pages written at once: S3 round trips overlap, a local folder does not mind
 
 
 def parameters() -> dict[str, Any]:
@@ -69,9 +70,14 @@ def spec(artifacts: ArtifactStore, graphs: GraphStore | None = None) -> AgentSpe
                 after = page[-1].name
             for name in sorted(set(old) - {prefix + n for n in site.files} - {prefix + "manifest.json"}):
                 await artifacts.delete(name)
-            for name, text in site.files.items():
-                context.check()
-                await artifacts.put(prefix + name, text.encode())
+            slots = asyncio.Semaphore(PARALLEL_WRITES)
+
+            async def put(name: str, text: str) -> None:
+                async with slots:
+                    context.check()
+                    await artifacts.put(prefix + name, text.encode())
+
+            await asyncio.gather(*(put(name, text) for name, text in site.files.items()))
             await artifacts.put(prefix + "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
         context.progress("storing pages", 0.8)
