@@ -160,3 +160,15 @@ def test_implied_relationships_need_an_id_word_and_a_matching_key() -> None:
          "ALTER TABLE items ADD CONSTRAINT items_category_id_fkey FOREIGN KEY (category_id) REFERENCES categories (id);"),
         ("items", "item_id", "ALTER TABLE items ADD CONSTRAINT items_item_id_fkey FOREIGN KEY (item_id) REFERENCES items (id);"),
     ]
+
+
+def test_postgres_keeps_names_that_differ_only_in_case_apart() -> None:
+    ddl = 'CREATE TABLE t (id int PRIMARY KEY, email text, "Email" text NOT NULL);\nCREATE TABLE "T" (id int);\n'
+    analysis = analyse_ddl([("case.sql", ddl)], "postgres")
+    assert [t.name for t in analysis.schema.tables] == ["t", "T"]
+    t = analysis.schema.table("t")
+    assert t is not None and [(c.name, c.nullable) for c in t.columns] == [("id", False), ("email", True), ("Email", False)]
+    assert [(f.rule, f.table) for f in analysis.findings] == [("missing-primary-key", "T")]
+    # MySQL and SQLite match names in any case: the second declaration replaces the first.
+    assert [t.name for t in analyse_ddl([("case.sql", "CREATE TABLE t (id int);\nCREATE TABLE T (id int PRIMARY KEY);")],
+                                        "sqlite").schema.tables] == ["T"]

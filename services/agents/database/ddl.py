@@ -89,6 +89,10 @@ class SchemaBuilder:
     def dialect(self) -> str:
         return self.schema.dialect
 
+    def _key(self, name: str) -> str:
+        # PostgreSQL names are stored exactly (unquoted ones already folded): "Users" and users are two tables.
+        return name if self.dialect == "postgres" else name.lower()
+
     def apply_all(self, statements: Iterable[Statement]) -> None:
         for statement in statements:
             self.apply(statement)
@@ -149,7 +153,7 @@ class SchemaBuilder:
         if node.args.get("exists") and self.schema.table(name) is not None:
             return  # CREATE TABLE IF NOT EXISTS on an existing table changes nothing
         table = Table(name, source=Source(statement.file, statement.line))
-        self.schema.tables = [t for t in self.schema.tables if t.name.lower() != name.lower()] + [table]
+        self.schema.tables = [t for t in self.schema.tables if self._key(t.name) != self._key(name)] + [table]
         for element in elements:
             self._table_element(table, element, None, statement)
 
@@ -205,7 +209,7 @@ class SchemaBuilder:
                 table.checks.append(Check(None, kind.this.sql(dialect=self.dialect)))
         type_sql = data_type.sql(dialect=self.dialect) if data_type is not None else ""
         column = Column(name, type_sql, family, nullable=nullable, default=default, identity=identity, source=source)
-        table.columns = [c for c in table.columns if c.name.lower() != name.lower()] + [column]
+        table.columns = [c for c in table.columns if self._key(c.name) != self._key(name)] + [column]
         if name in table.primary_key and column.nullable:
             self._not_null(table, (name,))
 
@@ -218,8 +222,8 @@ class SchemaBuilder:
                                    expression_keys=(False,) * len(columns), source=source))
 
     def _not_null(self, table: Table, columns: tuple[str, ...]) -> None:
-        wanted = {c.lower() for c in columns}
-        table.columns = [replace(c, nullable=False) if c.name.lower() in wanted else c for c in table.columns]
+        wanted = {self._key(c) for c in columns}
+        table.columns = [replace(c, nullable=False) if self._key(c.name) in wanted else c for c in table.columns]
 
     def _add_unique(self, table: Table, keys: list[exp.Expr], name: str | None, nulls_not_distinct: bool, source: Source) -> None:
         parts = [_key(k, self.dialect) for k in keys]
@@ -284,12 +288,12 @@ class SchemaBuilder:
             elif isinstance(action, exp.AlterRename) and isinstance(action.this, exp.Table):
                 self._rename_table(table, table_name(action.this, self.dialect))
             elif isinstance(action, exp.Drop) and str(action.args.get("kind", "")).upper() == "COLUMN":
-                dropped = {identifier(c, self.dialect).lower() for c in action.args.get("tables") or []}
-                table.columns = [c for c in table.columns if c.name.lower() not in dropped]
-                table.indexes = [ix for ix in table.indexes if not dropped & {k.lower() for k in ix.keys}]
+                dropped = {self._key(identifier(c, self.dialect)) for c in action.args.get("tables") or []}
+                table.columns = [c for c in table.columns if self._key(c.name) not in dropped]
+                table.indexes = [ix for ix in table.indexes if not dropped & {self._key(k) for k in ix.keys}]
 
     def _alter_column(self, table: Table, action: exp.AlterColumn) -> None:
-        name = identifier(action.this, self.dialect).lower()
+        name = self._key(identifier(action.this, self.dialect))
         column = table.column(name)
         if column is None:
             return
@@ -306,18 +310,18 @@ class SchemaBuilder:
         if isinstance(action.args.get("dtype"), exp.DataType):
             data_type = action.args["dtype"]
             column = replace(column, type=data_type.sql(dialect=self.dialect), family=family_of(data_type))
-        table.columns = [column if c.name.lower() == name else c for c in table.columns]
+        table.columns = [column if self._key(c.name) == name else c for c in table.columns]
 
     def _rename_column(self, table: Table, old: str, new: str) -> None:
         def renamed(names: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(new if n.lower() == old.lower() else n for n in names)
+            return tuple(new if self._key(n) == self._key(old) else n for n in names)
 
-        table.columns = [replace(c, name=new) if c.name.lower() == old.lower() else c for c in table.columns]
+        table.columns = [replace(c, name=new) if self._key(c.name) == self._key(old) else c for c in table.columns]
         table.primary_key = renamed(table.primary_key)
         table.indexes = [replace(ix, keys=renamed(ix.keys)) for ix in table.indexes]
         table.foreign_keys = [replace(fk, columns=renamed(fk.columns)) for fk in table.foreign_keys]
         for other in self.schema.tables:
-            other.foreign_keys = [replace(fk, ref_columns=renamed(fk.ref_columns)) if fk.ref_table.lower() == table.name.lower()
+            other.foreign_keys = [replace(fk, ref_columns=renamed(fk.ref_columns)) if self._key(fk.ref_table) == self._key(table.name)
                                   else fk for fk in other.foreign_keys]
 
     def _rename_table(self, table: Table, new: str) -> None:
@@ -325,7 +329,7 @@ class SchemaBuilder:
         table.name = new
         table.indexes = [replace(ix, table=new) for ix in table.indexes]
         for other in self.schema.tables:
-            other.foreign_keys = [replace(fk, table=other.name, ref_table=new if fk.ref_table.lower() == old.lower() else fk.ref_table)
+            other.foreign_keys = [replace(fk, table=other.name, ref_table=new if self._key(fk.ref_table) == self._key(old) else fk.ref_table)
                                   for fk in other.foreign_keys]
 
     def _command(self, node: exp.Command, statement: Statement) -> None:
@@ -336,7 +340,7 @@ class SchemaBuilder:
             table = self.schema.table(table_name(exp.to_table(identity.group("table"), dialect=self.dialect), self.dialect))
             column = identifier(exp.to_identifier(identity.group("column").strip('"')), self.dialect) if table else ""
             if table is not None and table.column(column) is not None:
-                table.columns = [replace(c, identity=True, nullable=False) if c.name.lower() == column.lower() else c
+                table.columns = [replace(c, identity=True, nullable=False) if self._key(c.name) == self._key(column) else c
                                  for c in table.columns]
                 return
         upper = " ".join(text.split()).upper()
@@ -346,14 +350,14 @@ class SchemaBuilder:
 
     def _drop(self, node: exp.Drop) -> None:
         kind = str(node.args.get("kind", "")).upper()
-        names = {table_name(t, self.dialect).lower() for t in node.args.get("tables") or [] if isinstance(t, exp.Table)}
+        names = {self._key(table_name(t, self.dialect)) for t in node.args.get("tables") or [] if isinstance(t, exp.Table)}
         if kind == "TABLE":
-            self.schema.tables = [t for t in self.schema.tables if t.name.lower() not in names]
+            self.schema.tables = [t for t in self.schema.tables if self._key(t.name) not in names]
         elif kind == "INDEX":
             bare = {n.split(".")[-1] for n in names}
             for table in self.schema.tables:
-                table.indexes = [ix for ix in table.indexes if ix.name.lower() not in bare]
-            self._pending_indexes = [ix for ix in self._pending_indexes if ix.name.lower() not in bare]
+                table.indexes = [ix for ix in table.indexes if self._key(ix.name) not in bare]
+            self._pending_indexes = [ix for ix in self._pending_indexes if self._key(ix.name) not in bare]
 
 
 def schema_from_ddl(sources: Iterable[tuple[str, str]], dialect: str,

@@ -86,8 +86,10 @@ class Table:
     source: Source = Source()
 
     def column(self, name: str) -> Column | None:
+        # The exact name first: PostgreSQL keeps "Email" and email apart; then any case, as MySQL and SQLite match.
         folded = name.lower()
-        return next((c for c in self.columns if c.name.lower() == folded), None)
+        exact = next((c for c in self.columns if c.name == name), None)
+        return exact or next((c for c in self.columns if c.name.lower() == folded), None)
 
 
 @dataclass
@@ -100,4 +102,5 @@ class Schema:
 
     def table(self, name: str) -> Table | None:
         folded = name.lower()
-        return next((t for t in self.tables if t.name.lower() == folded), None)
+        exact = next((t for t in self.tables if t.name == name), None)
+        return exact or next((t for t in self.tables if t.name.lower() == folded), None)
