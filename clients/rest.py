@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,11 @@ import httpx
 
 from clients.credentials import ApiKeyAuth, TokenFile
 
-CLIENT_VERSION = "0.2.0"
+# The installed package's version (pyproject.toml), sent as X-Client-Version.
+try:
+    CLIENT_VERSION = metadata.version("mcpmesh")
+except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+    CLIENT_VERSION = "0.0.0"
 
 
 class ApiError(Exception):
