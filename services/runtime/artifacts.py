@@ -1,7 +1,4 @@
-"""The artifact store port: documents agents make (reports, docs sites, exports), by name, in a folder or S3.
-
-The adapter is chosen by URL (`MCPMESH_ARTIFACTS_URL`): empty or `file:///FOLDER` keeps files in a local folder
-(`artifacts_local.py`), `s3://BUCKET/PREFIX?endpoint=URL&region=R` keeps them in S3 (`artifacts_s3.py`)."""
+"""The artifact store port: documents agents make (docs sites, reports), by name, in a local folder or S3."""
 
 from __future__ import annotations
 
@@ -117,7 +114,8 @@ class ArtifactsUrl:
 
 
 def open_artifact_store(raw: str, data_dir: Path) -> ArtifactStore:
-    """The adapter the URL names; a bad URL is a clear SystemExit at start-up."""
+    """The adapter `MCPMESH_ARTIFACTS_URL` names: empty or `file:///FOLDER` a local folder (`artifacts_local.py`),
+    `s3://BUCKET/PREFIX?endpoint=URL&region=R` S3 (`artifacts_s3.py`); a bad URL is a clear SystemExit at start-up."""
     try:
         url = ArtifactsUrl.parse(raw, data_dir)
     except ValueError as exc:

@@ -1,8 +1,4 @@
-"""Entities named in READMEs and docstrings, found offline: code identifiers and noun phrases.
-
-Identifiers are inline code, CamelCase, snake_case and dotted names. Noun phrases are runs of two or three content
-words between stop words and punctuation (the candidate step of RAKE), kept when they occur at least twice in the
-source or appear in a Markdown heading."""
+"""Entities named in READMEs and docstrings, found offline: code identifiers and noun phrases."""
 
 from __future__ import annotations
 
@@ -71,7 +67,11 @@ def _phrases(text: str) -> list[str]:
 
 
 def mentions(text: str, *, markdown: bool = False) -> list[Mention]:
-    """The entities of one text, identifiers first, each list sorted by key (deterministic)."""
+    """The entities of one text, identifiers first, each list sorted by key (deterministic).
+
+    Identifiers are inline code, CamelCase, snake_case and dotted names. Noun phrases are runs of two or three content
+    words between stop words and punctuation (the candidate step of RAKE), kept when they occur at least twice in the
+    text or appear in a Markdown heading."""
     if markdown:
         text = _LINK_TARGET.sub("]", _FENCE.sub("\n\n", text))
     text = _URL.sub(" . ", text)

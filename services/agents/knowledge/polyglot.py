@@ -1,7 +1,4 @@
-"""JavaScript, TypeScript and Go in the code graph: modules (a file; a Go package), definitions, imports, calls.
-
-Names are resolved the way each language finds them: relative specifiers and index files for JavaScript and
-TypeScript, the module path of go.mod for Go. Anything outside the project is an external package."""
+"""JavaScript, TypeScript and Go in the code graph, names resolved as each language finds them."""
 
 from __future__ import annotations
 

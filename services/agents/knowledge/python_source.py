@@ -1,7 +1,4 @@
-"""What one Python file holds, read with the ast module (the code is never imported): definitions, imports, calls.
-
-The result names things only as the file itself does; the builder resolves names across files afterwards, so an
-unchanged file's extraction can be reused as it is."""
+"""What one Python file holds (definitions, imports, calls), read with the ast module; the code is never imported."""
 
 from __future__ import annotations
 
@@ -47,7 +44,8 @@ class Call:
 
 @dataclass
 class Extraction:
-    """Everything the builder needs from one file; JSON-serialisable so it can be cached by content hash."""
+    """Everything the builder needs from one file, named only as the file names things (the builder resolves names
+    across files afterwards), so it can be cached by content hash and reused while the file is unchanged."""
 
     docstring: str = ""
     lines: int = 0

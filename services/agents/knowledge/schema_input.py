@@ -1,5 +1,4 @@
-"""The optional `schema` input of the Knowledge Builder and the Documentation Generator: DDL files read by the
-Database Analyzer's loader, turned into tables."""
+"""The optional `schema` input (a DDL file, read by the Database Analyzer's loader) of two agents."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What one JavaScript, TypeScript or Go file holds, read with tree-sitter's per-language grammars (offline wheels):
-the same Extraction the Python reader makes, names as the file writes them."""
+"""What one JavaScript, TypeScript or Go file holds, read with tree-sitter's per-language wheels (offline)."""
 
 from __future__ import annotations
 
