@@ -45,9 +45,12 @@ class McpEndpoint:
     def __init__(self, registry: ToolRegistry) -> None:
         self._registry = registry
         self._callers: dict[str, Identity] = {}
+        # Input schemas of the tools listed so far. The SDK checks a tools/call's Mcp-Param-* headers against
+        # the tool's schema; without this lookup it runs the whole (per-caller) tools/list before every call.
+        self._schemas: dict[str, dict[str, Any]] = {}
         server: Server[Any] = Server(
             "mcpmesh", version=VERSION, instructions="mcpmesh tool registry: built-in file tools and external MCP servers.",
-            on_list_tools=self._list_tools, on_call_tool=self._call_tool,
+            on_list_tools=self._list_tools, on_call_tool=self._call_tool, get_tool_input_schema=self._schemas.get,
         )
         self._manager = StreamableHTTPSessionManager(server, json_response=True, stateless=True)
         self._stop = asyncio.Event()
@@ -81,6 +84,7 @@ class McpEndpoint:
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         tools = await self._registry.list(self._caller(ctx))
+        self._schemas.update((tool.name, tool.input_schema) for tool in tools)
         # A tool whose definition changed since it was approved is not offered until an admin approves it.
         return types.ListToolsResult(tools=[_tool(t) for t in tools if not t.changed])
 
