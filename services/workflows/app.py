@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph_checkpoint_aws import DynamoDBSaver  # type: ignore[import-untyped]
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
 
 from services.runtime.config import VERSION, Config
@@ -18,30 +21,40 @@ from services.workflows.clients import MeshStepCalls
 from services.workflows.engine import Durability, WorkflowEngine
 from services.workflows.servicer import WorkflowServicer
 from services.workflows.store import WorkflowStore
+from services.workflows.store_dynamodb import DynamoDBWorkflowStore, create_tables, dynamodb_client, table_names
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 from services.workflows.types import WORKFLOW_TYPES
 
 SERVICE_NAME = workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
 
 
-def open_store(config: Config, stack: AsyncExitStack) -> WorkflowStore:
-    """The WorkflowStore adapter the state URL names."""
+async def open_state(config: Config, stack: AsyncExitStack) -> tuple[WorkflowStore, BaseCheckpointSaver]:
+    """The WorkflowStore adapter and the LangGraph checkpointer the state URL names, set up and ready."""
     url = StateUrl.of_service(config.state_url, config.data_dir, "workflows")
     if url.scheme == "sqlite" and url.path is not None:
         database = SqliteDatabase(url.path, SCHEMA)
         stack.callback(database.close)
-        return SqliteWorkflowStore(database)
-    raise SystemExit(f"MCPMESH_STATE_URL: the workflows service has no {url.scheme} store yet")
+        # The saver must be made inside the running event loop.
+        saver = await stack.enter_async_context(
+            AsyncSqliteSaver.from_conn_string(str(config.data_dir / "workflow-checkpoints.db"))
+        )
+        await saver.setup()
+        return SqliteWorkflowStore(database), saver
+    if url.scheme == "dynamodb":
+        client = dynamodb_client(url)
+        # The adapter's set-up: tables that do not exist yet are created (also DynamoDBSaver's, which it does not make).
+        await asyncio.to_thread(create_tables, client, url.table_prefix)
+        store = DynamoDBWorkflowStore(client, url.table_prefix)
+        stack.callback(store.close)
+        checkpoints = DynamoDBSaver(table_name=table_names(url.table_prefix)["checkpoints"],
+                                    endpoint_url=url.endpoint or None, region_name=url.region or None)
+        return store, checkpoints
+    raise SystemExit(f"MCPMESH_STATE_URL: the workflows service has no {url.scheme} store")
 
 
 async def build(config: Config) -> Running:
     stack = AsyncExitStack()
-    store = open_store(config, stack)
-    # The saver must be made inside the running event loop.
-    checkpointer = await stack.enter_async_context(
-        AsyncSqliteSaver.from_conn_string(str(config.data_dir / "workflow-checkpoints.db"))
-    )
-    await checkpointer.setup()
+    store, checkpointer = await open_state(config, stack)
     # Step calls to agents and tools carry this service's own token (service_tokens.py).
     mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=await service_credentials(config))
     stack.push_async_callback(mesh.close)

@@ -354,11 +354,15 @@ class WorkflowEngine:
         def change(workflow: Workflow) -> Change | None:
             step = next(s for s in workflow.steps if s.name == step_name)
             if outcome == "started":
-                if step.state == "running":
-                    return None  # re-run after a resume: watchers already saw it start, so they see it start once
+                # Re-run after a resume, of a step that was running or whose success had not reached the checkpoint:
+                # its calls carry the same idempotency keys, so watchers see it start and succeed once.
+                if step.state in ("running", "succeeded"):
+                    return None
                 step.state, step.started, step.ended, step.error = "running", utcnow(), None, ""
                 event = "step_started"
             elif outcome == "succeeded":
+                if step.state == "succeeded":
+                    return None
                 step.state, step.ended = "succeeded", utcnow()
                 event = "step_succeeded"
             else:

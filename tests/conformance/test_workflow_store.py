@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import boto3
 import pytest
 
 from services.runtime.clock import utcnow
 from services.runtime.errors import NotFound
 from services.runtime.state import SqliteDatabase
 from services.workflows.store import WorkflowStore
+from services.workflows.store_dynamodb import DynamoDBWorkflowStore, create_tables
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 
 STEPS = ["analyze_code", "inventory_files", "merge"]
@@ -26,11 +29,21 @@ def _sqlite(where: Path) -> tuple[WorkflowStore, Callable[[], None]]:
     return SqliteWorkflowStore(database), database.close
 
 
-ADAPTERS: dict[str, Opener] = {"sqlite": _sqlite}
+def _dynamodb(where: Path) -> tuple[WorkflowStore, Callable[[], None]]:
+    client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
+    prefix = "t" + hashlib.sha256(str(where).encode()).hexdigest()[:16]  # one set of tables per test
+    create_tables(client, prefix)
+    store = DynamoDBWorkflowStore(client, prefix)
+    return store, store.close
+
+
+ADAPTERS: dict[str, Opener] = {"sqlite": _sqlite, "dynamodb": _dynamodb}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
 def opener(request: pytest.FixtureRequest) -> Opener:
+    if request.param == "dynamodb":
+        request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
     return ADAPTERS[request.param]
 
 

@@ -166,7 +166,7 @@ def test_code_analysis_succeeds_with_parallel_steps(tmp_path: Path) -> None:
                 assert checkpoint and task
             assert keys[0] != keys[1]
             assert keys[0].split(":")[1] == keys[1].split(":")[1]  # same superstep checkpoint
-            assert engine.active == 0
+            await eventually(lambda: engine.active == 0, "the run to release its lease and end")
 
     run(scenario)
 

@@ -1,0 +1,414 @@
+"""The production WorkflowStore: DynamoDB tables for workflows (with their run leases), events and request ids.
+
+Every write of a state change and its event is one TransactWriteItems, conditioned on the sequence the writer
+read, so two writers never take the same sequence number. `create_tables` is the adapter's set-up: it creates
+what is missing (also the LangGraph checkpoint table) and is run at start-up and by `python -m` on this module."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from services.runtime.clock import utcnow
+from services.runtime.state import StateUrl
+from services.workflows.store import TERMINAL, Event, LeaseState, Step, Workflow, not_found
+
+T = TypeVar("T")
+UNFINISHED = ("pending", "running")
+FEED = "all"  # the one partition of the by_create and by_update indexes: workflows are few next to their events
+MAX_RETRIES = 50
+_to = TypeSerializer()
+_from = TypeDeserializer()
+
+
+def dynamodb_client(url: StateUrl) -> Any:
+    """A boto3 DynamoDB client for the state URL's endpoint and region (the environment's when empty)."""
+    return boto3.client("dynamodb", endpoint_url=url.endpoint or None, region_name=url.region or None)
+
+
+def table_names(prefix: str) -> dict[str, str]:
+    return {name: f"{prefix}-{name}" for name in ("workflows", "workflow-events", "workflow-requests", "checkpoints")}
+
+
+def _index(name: str, key: str, sort: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": sort, "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def table_definitions(prefix: str) -> list[dict[str, Any]]:
+    names = table_names(prefix)
+    strings = ("id", "state", "create_time", "update_time", "feed")
+    return [
+        {
+            "TableName": names["workflows"],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in strings],
+            "GlobalSecondaryIndexes": [
+                _index("by_state", "state", "create_time"),
+                _index("by_create", "feed", "create_time"),
+                _index("by_update", "feed", "update_time"),
+            ],
+        },
+        {
+            "TableName": names["workflow-events"],
+            "KeySchema": [{"AttributeName": "workflow_id", "KeyType": "HASH"}, {"AttributeName": "sequence", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": "workflow_id", "AttributeType": "S"},
+                                     {"AttributeName": "sequence", "AttributeType": "N"}],
+        },
+        {
+            "TableName": names["workflow-requests"],
+            "KeySchema": [{"AttributeName": "request_id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "request_id", "AttributeType": "S"}],
+        },
+        {  # what langgraph-checkpoint-aws's DynamoDBSaver reads and writes; it does not create it
+            "TableName": names["checkpoints"],
+            "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
+        },
+    ]
+
+
+def create_tables(client: Any, prefix: str) -> list[str]:
+    """Creates the tables that do not exist yet (on-demand capacity) and waits until they are active."""
+    made = []
+    for definition in table_definitions(prefix):
+        name = definition["TableName"]
+        try:
+            client.describe_table(TableName=name)
+            continue
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+        try:
+            client.create_table(BillingMode="PAY_PER_REQUEST", **definition)
+        except ClientError as error:  # another instance created it first
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        if name.endswith("-checkpoints"):
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+        made.append(name)
+    return made
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _to.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from.deserialize(v) for k, v in item.items()}
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _steps_json(steps: list[Step]) -> str:
+    return json.dumps([
+        {"name": s.name, "state": s.state, "error": s.error,
+         "started": s.started.isoformat() if s.started else None, "ended": s.ended.isoformat() if s.ended else None}
+        for s in steps
+    ])
+
+
+def _workflow(item: dict[str, Any]) -> Workflow:
+    row = _plain(item)
+    return Workflow(
+        id=row["id"],
+        type=row["type"],
+        parameters=json.loads(row["parameters"]),
+        state=row["state"],
+        steps=[Step(s["name"], s["state"], _time(s["started"]), _time(s["ended"]), s["error"]) for s in json.loads(row["steps"])],
+        created=dt.datetime.fromisoformat(row["create_time"]),
+        updated=dt.datetime.fromisoformat(row["update_time"]),
+        progress=int(row.get("progress", 0)),
+        result=json.loads(row["result"]) if row.get("result") else None,
+        error=json.loads(row["error"]) if row.get("error") else None,
+        last_sequence=int(row.get("last_sequence", 0)),
+    )
+
+
+def _event(item: dict[str, Any]) -> Event:
+    row = _plain(item)
+    return Event(row["workflow_id"], int(row["sequence"]), row["type"], row["step"], row["state"], int(row["progress"]),
+                 row["message"], dt.datetime.fromisoformat(row["create_time"]))
+
+
+def _failed_condition(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+class DynamoDBWorkflowStore:
+    def __init__(self, client: Any, prefix: str) -> None:
+        self._client = client
+        self._tables = table_names(prefix)
+        # boto3 is blocking: its calls run in worker threads so the event loop never waits on the network.
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dynamodb-workflows")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(**kwargs):
+            yield from page.get("Items", [])
+
+    def _event_put(self, workflow: Workflow, sequence: int, event_type: str, step: str, message: str,
+                   now: dt.datetime) -> dict[str, Any]:
+        return {"Put": {
+            "TableName": self._tables["workflow-events"],
+            "Item": _item({"workflow_id": workflow.id, "sequence": sequence, "type": event_type, "step": step,
+                           "state": workflow.state, "progress": workflow.progress, "message": message,
+                           "create_time": now.isoformat()}),
+            "ConditionExpression": "attribute_not_exists(workflow_id)",
+        }}
+
+    async def create(
+        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str
+    ) -> tuple[Workflow, bool]:
+        now = utcnow()
+        workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now,
+                            last_sequence=1)
+        writes: list[dict[str, Any]] = [
+            {"Put": {
+                "TableName": self._tables["workflows"],
+                "Item": _item({"id": workflow.id, "type": type_name, "parameters": json.dumps(parameters),
+                               "state": "pending", "progress": 0, "steps": _steps_json(workflow.steps),
+                               "request_id": request_id or None, "create_time": now.isoformat(),
+                               "update_time": now.isoformat(), "last_sequence": 1, "feed": FEED}),
+            }},
+            self._event_put(workflow, 1, "created", "", f"{type_name} workflow created", now),
+        ]
+        if request_id:
+            writes.append({"Put": {
+                "TableName": self._tables["workflow-requests"],
+                "Item": _item({"request_id": request_id, "workflow_id": workflow.id}),
+                "ConditionExpression": "attribute_not_exists(request_id)",
+            }})
+
+        def write() -> tuple[Workflow, bool]:
+            for _ in range(MAX_RETRIES):
+                try:
+                    self._client.transact_write_items(TransactItems=writes)
+                    return workflow, True
+                except ClientError as error:
+                    if not (request_id and _failed_condition(error)):
+                        raise
+                # The request id is taken (or a racing caller's transaction is in flight): its workflow is the answer.
+                earlier = self._client.get_item(TableName=self._tables["workflow-requests"], ConsistentRead=True,
+                                                Key=_item({"request_id": request_id})).get("Item")
+                if earlier is not None:
+                    found = self._client.get_item(TableName=self._tables["workflows"], ConsistentRead=True,
+                                                  Key={"id": earlier["workflow_id"]})
+                    return _workflow(found["Item"]), False
+            raise RuntimeError(f"request id {request_id!r}: no outcome after {MAX_RETRIES} tries")
+
+        return await self._call(write)
+
+    async def get(self, workflow_id: str) -> Workflow:
+        if not workflow_id:
+            raise not_found(workflow_id)
+        found = await self._call(lambda: self._client.get_item(
+            TableName=self._tables["workflows"], Key=_item({"id": workflow_id}), ConsistentRead=True))
+        if "Item" not in found:
+            raise not_found(workflow_id)
+        return _workflow(found["Item"])
+
+    def _by_state(self, state: str, newest_first: bool = False, **extra: Any) -> Iterator[dict[str, Any]]:
+        return self._query(TableName=self._tables["workflows"], IndexName="by_state",
+                           KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "state", **extra.pop("names", {})},
+                           ExpressionAttributeValues=_item({":s": state, **extra.pop("values", {})}),
+                           ScanIndexForward=not newest_first, **extra)
+
+    async def list(self, state: str, offset: int, limit: int) -> tuple[builtins.list[Workflow], bool]:
+        def page() -> builtins.list[dict[str, Any]]:
+            if state:
+                items = self._by_state(state, newest_first=True)
+            else:
+                items = self._query(TableName=self._tables["workflows"], IndexName="by_create",
+                                    KeyConditionExpression="feed = :f", ExpressionAttributeValues=_item({":f": FEED}),
+                                    ScanIndexForward=False)
+            taken = []
+            for item in items:
+                taken.append(item)
+                if len(taken) > offset + limit:
+                    break
+            return taken[offset:]
+
+        items = await self._call(page)
+        return [_workflow(i) for i in items[:limit]], len(items) > limit
+
+    def _unfinished(self) -> builtins.list[Workflow]:
+        found = [_workflow(i) for state in UNFINISHED for i in self._by_state(state)]
+        return sorted(found, key=lambda w: (w.created, w.id))
+
+    async def unfinished(self) -> builtins.list[Workflow]:
+        return await self._call(self._unfinished)
+
+    async def record(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
+        workflow.updated = utcnow()
+
+        def write() -> Event:
+            seen = workflow.last_sequence
+            for _ in range(MAX_RETRIES):
+                sequence = seen + 1
+                sets = ["#s = :s", "progress = :p", "steps = :steps", "update_time = :u", "last_sequence = :next"]
+                removes: builtins.list[str] = []
+                (sets if workflow.result is not None else removes).append("#r = :r" if workflow.result is not None else "#r")
+                (sets if workflow.error is not None else removes).append("#e = :e" if workflow.error is not None else "#e")
+                update = {"Update": {
+                    "TableName": self._tables["workflows"],
+                    "Key": _item({"id": workflow.id}),
+                    "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+                    "ConditionExpression": "attribute_exists(id) AND last_sequence = :seen",
+                    "ExpressionAttributeNames": {"#s": "state", "#r": "result", "#e": "error"},
+                    "ExpressionAttributeValues": _item({
+                        ":s": workflow.state, ":p": workflow.progress, ":steps": _steps_json(workflow.steps),
+                        ":u": workflow.updated.isoformat(), ":next": sequence, ":seen": seen,
+                        ":r": json.dumps(workflow.result) if workflow.result is not None else None,
+                        ":e": json.dumps(workflow.error) if workflow.error is not None else None,
+                    }),
+                }}
+                try:
+                    self._client.transact_write_items(
+                        TransactItems=[update, self._event_put(workflow, sequence, event_type, step, message, workflow.updated)])
+                except ClientError as error:
+                    if not _failed_condition(error):
+                        raise
+                    current = self._client.get_item(TableName=self._tables["workflows"], ConsistentRead=True,
+                                                    Key=_item({"id": workflow.id}), ProjectionExpression="last_sequence")
+                    if "Item" not in current:
+                        raise not_found(workflow.id) from None
+                    seen = int(_plain(current["Item"])["last_sequence"])  # another writer took that sequence
+                    continue
+                workflow.last_sequence = sequence
+                return Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message,
+                             workflow.updated)
+            raise RuntimeError(f"workflow {workflow.id}: no free sequence after {MAX_RETRIES} tries")
+
+        return await self._call(write)
+
+    async def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:
+        def read() -> builtins.list[Event]:
+            return [_event(i) for i in self._query(
+                TableName=self._tables["workflow-events"], ConsistentRead=True,
+                KeyConditionExpression="workflow_id = :w AND #q > :q", ExpressionAttributeNames={"#q": "sequence"},
+                ExpressionAttributeValues=_item({":w": workflow_id, ":q": sequence}))]
+
+        return await self._call(read)
+
+    async def changed_since(self, moment: dt.datetime) -> builtins.list[tuple[str, int]]:
+        def read() -> builtins.list[tuple[str, int]]:
+            items = self._query(TableName=self._tables["workflows"], IndexName="by_update",
+                                KeyConditionExpression="feed = :f AND update_time >= :m",
+                                ProjectionExpression="id, last_sequence",
+                                ExpressionAttributeValues=_item({":f": FEED, ":m": moment.isoformat()}))
+            return [(row["id"], int(row["last_sequence"])) for row in map(_plain, items)]
+
+        return await self._call(read)
+
+    def _update(self, workflow_id: str, **kwargs: Any) -> dict[str, Any] | None:
+        """One conditional UpdateItem; None when its condition failed."""
+        try:
+            return dict(self._client.update_item(TableName=self._tables["workflows"], Key=_item({"id": workflow_id}),
+                                                 **kwargs))
+        except ClientError as error:
+            if _failed_condition(error):
+                return None
+            raise
+
+    async def claim(self, workflow_id: str, owner: str, now: dt.datetime, until: dt.datetime) -> bool:
+        taken = await self._call(lambda: self._update(
+            workflow_id,
+            UpdateExpression="SET lease_owner = :o, lease_expires = :u",
+            ConditionExpression="attribute_exists(id) AND #s IN (:pending, :running) AND "
+                                "(attribute_not_exists(lease_owner) OR lease_owner = :o OR lease_expires < :now)",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=_item({":o": owner, ":u": Decimal(str(until.timestamp())),
+                                             ":now": Decimal(str(now.timestamp())), ":pending": "pending",
+                                             ":running": "running"}),
+        ))
+        return taken is not None
+
+    async def renew(self, workflow_id: str, owner: str, until: dt.datetime) -> LeaseState:
+        renewed = await self._call(lambda: self._update(
+            workflow_id,
+            UpdateExpression="SET lease_expires = :u",
+            ConditionExpression="lease_owner = :o AND #s IN (:pending, :running)",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=_item({":o": owner, ":u": Decimal(str(until.timestamp())),
+                                             ":pending": "pending", ":running": "running"}),
+            ReturnValues="ALL_NEW",
+        ))
+        if renewed is None:
+            return "lost"
+        return "cancel_requested" if "cancel_requested" in renewed["Attributes"] else "held"
+
+    async def release(self, workflow_id: str, owner: str) -> None:
+        await self._call(lambda: self._update(
+            workflow_id, UpdateExpression="REMOVE lease_owner, lease_expires", ConditionExpression="lease_owner = :o",
+            ExpressionAttributeValues=_item({":o": owner})))
+
+    async def claimable(self, now: dt.datetime) -> builtins.list[Workflow]:
+        def read() -> builtins.list[Workflow]:
+            moment = now.timestamp()
+            leases = {}
+            for state in UNFINISHED:
+                for row in map(_plain, self._by_state(state)):
+                    leases[row["id"]] = (row.get("lease_owner"), float(row.get("lease_expires", 0)))
+            return [w for w in self._unfinished() if leases.get(w.id, (None, 0.0))[0] is None
+                    or leases[w.id][1] < moment]
+
+        return await self._call(read)
+
+    async def request_cancel(self, workflow_id: str) -> None:
+        marked = await self._call(lambda: self._update(
+            workflow_id, UpdateExpression="SET cancel_requested = :t", ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeValues=_item({":t": True})))
+        if marked is None:
+            raise not_found(workflow_id)
+
+    async def prunable(self, ended_before: dt.datetime) -> builtins.list[str]:
+        def read() -> builtins.list[str]:
+            found = []
+            for state in sorted(TERMINAL):
+                for row in map(_plain, self._by_state(
+                    state, FilterExpression="update_time < :before AND attribute_not_exists(checkpoints_pruned)",
+                    values={":before": ended_before.isoformat()},
+                )):
+                    found.append((row["update_time"], row["id"]))
+            return [workflow_id for _, workflow_id in sorted(found)]
+
+        return await self._call(read)
+
+    async def mark_pruned(self, workflow_id: str) -> None:
+        await self._call(lambda: self._update(
+            workflow_id, UpdateExpression="SET checkpoints_pruned = :t", ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeValues=_item({":t": True})))
+
+    async def ping(self) -> None:
+        await self._call(lambda: self._client.describe_table(TableName=self._tables["workflows"]))
+
+
+if __name__ == "__main__":  # python -m services.workflows.store_dynamodb: create the tables of MCPMESH_STATE_URL
+    from services.runtime.config import Config
+
+    state = StateUrl.parse(Config.from_env("workflows").state_url or "dynamodb://")
+    print("\n".join(create_tables(dynamodb_client(state), state.table_prefix)) or "all tables exist")

@@ -1,0 +1,71 @@
+"""DynamoDB Local (the real jar from the npm package amplify-dynamodb-simulator, run with Java) for one test session."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EMULATOR = Path(__file__).resolve().parent.parent / ".tools/node_modules/amplify-dynamodb-simulator/emulator"
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory, monkeypatch_session: pytest.MonkeyPatch) -> Iterator[str]:
+    """Starts DynamoDB Local in memory on a free loopback port once per session; stops it at the end."""
+    java = shutil.which("java")
+    if java is None or not (EMULATOR / "DynamoDBLocal.jar").is_file():
+        pytest.fail("DynamoDB Local needs java and the npm package amplify-dynamodb-simulator in .tools (see .ci/run)")
+    # boto3 wants credentials and a region even for DynamoDB Local; any values do.
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch_session.setenv(name, value)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("dynamodb") / "dynamodb-local.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [java, "-Djava.library.path=DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-inMemory",
+             "-port", str(port)],
+            cwd=EMULATOR, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"DynamoDB Local did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        endpoint = f"http://127.0.0.1:{port}"
+        monkeypatch_session.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)  # boto3 clients made in tests use it
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
+    patch = pytest.MonkeyPatch()
+    yield patch
+    patch.undo()
