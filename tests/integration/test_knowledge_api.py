@@ -91,7 +91,7 @@ def test_docs_written_listed_and_downloaded(rest: httpx.Client, shop: Path) -> N
     assert names == [prefix + n for n in ("docs/api/shop.md", "docs/api/shop.models.md", "docs/api/shop.repo.md",
                                           "docs/api/shop.service.md", "docs/architecture.md")]
     rest_of = rest.get("/v1/artifacts", params={"prefix": prefix, "pageToken": listed["nextPageToken"]}).json()
-    assert [a["name"] for a in rest_of["artifacts"]] == [prefix + n for n in ("docs/coverage.md", "docs/index.md", "manifest.json", "mkdocs.yml")]
+    assert [a["name"] for a in rest_of["artifacts"]] == [prefix + n for n in ("docs/coverage.md", "docs/index.md", "docs/schema.md", "manifest.json", "mkdocs.yml")]
     page = rest.get("/v1/artifacts/" + quote(prefix + "docs/api/shop.service.md"))
     assert page.status_code == 200, page.text
     body = page.json()

@@ -67,10 +67,14 @@ def test_pages_are_stored_and_byte_stable(project: Path, tmp_path: Path) -> None
     assert _contents(store, prefix) == first
 
     (project / "shop" / "repo.py").unlink()
-    agent.run({"path": str(project), "project": "Shop"}, context)
+    agent.run({"path": str(project), "project": "Shop", "discover_schema": False}, context)
     third = _contents(store, prefix)
     assert "docs/api/shop.repo.md" not in third and "docs/schema.md" not in third
     assert "docs/api/shop.service.md" in third
+    agent.run({"path": str(project), "project": "Shop"}, context)  # schema.sql is found without being named
+    found = _contents(store, prefix)["docs/schema.md"].decode()
+    assert found.startswith("# Database schema\n\nRead from `schema.sql`: 2 tables.")
+    assert 'customers ||--|{ orders : "customer_id"' in found
 
 
 def test_reuses_what_the_knowledge_builder_read(project: Path, tmp_path: Path) -> None:

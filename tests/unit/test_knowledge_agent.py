@@ -75,12 +75,24 @@ def test_run_stores_the_graph_and_reports_cycles(project: Path, store: SqliteGra
     assert (again.metrics["nodes_added"], again.metrics["nodes_updated"], again.metrics["edges_added"]) == (0, 0, 0)
 
     (project / "shop" / "broken.py").write_text("def oops(:\n")
-    third = agent.run({"path": str(project)}, RunContext(roots=(project.parent,)))
+    third = agent.run({"path": str(project), "discover_schema": False}, RunContext(roots=(project.parent,)))
     assert (third.metrics["files_parsed"], third.metrics["files_reused"]) == (1, 5)
-    assert third.metrics["nodes_removed"] == 2  # the tables: this run was given no schema
+    assert third.metrics["nodes_removed"] == 2  # the tables: this run neither was given nor looked for a schema
     assert [(f.rule_id, f.location) for f in third.findings] == [
         ("import-cycle", NamedObject("node", "module/shop.repo")), ("syntax-error", FileSpan("shop/broken.py", 1)),
     ]
+
+
+def test_schema_files_are_found_when_none_is_given(project: Path, store: SqliteGraphStore) -> None:
+    (project / "migrations").mkdir()
+    (project / "migrations" / "V2__items.sql").write_text(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, order_id INTEGER REFERENCES orders(id));\n")
+    (project / "queries.sql").write_text("SELECT * FROM orders;\n")  # queries are not schema
+    result = spec(store).run({"path": str(project)}, RunContext(roots=(project.parent,)))
+    assert result.metrics["tables"] == 3
+    name = graph_name(project)
+    fk = asyncio.run(store.neighbors(name, "table/items", "out", ["references"], 0, 10))[0]
+    assert [n.node.id for n in fk] == ["table/orders"]
 
 
 def test_model_describes_entities_and_says_so(project: Path, store: SqliteGraphStore) -> None:

@@ -49,7 +49,7 @@ def spec(artifacts: ArtifactStore, graphs: GraphStore | None = None) -> AgentSpe
 
     def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
         root = context.folder(arguments)
-        tables, origin = read_tables(root, arguments)
+        tables, origin = read_tables(root, arguments, max_files=context.limits.max_files)
         context.progress("reading code", 0.1)
         graph = graph_name(root)
         previous = asyncio.run(graphs.files(graph)) if graphs is not None else {}

@@ -55,7 +55,7 @@ def spec(graphs: GraphStore) -> AgentSpec:
 
     def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
         root = context.folder(arguments)
-        tables, _ = read_tables(root, arguments)
+        tables, _ = read_tables(root, arguments, max_files=context.limits.max_files)
         name = graph_name(root)
         previous = asyncio.run(graphs.files(name))
         context.progress("reading files", 0.1)

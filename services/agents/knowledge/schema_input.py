@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from services.agents.database.ddl import schema_from_ddl
+from services.agents.database.folder import discover
 from services.agents.database.model import DIALECTS
 from services.agents.knowledge.schema import Table, tables_from_model
 from services.runtime.errors import InvalidArgument
@@ -18,17 +19,20 @@ SCHEMA_PROPERTIES: dict[str, Any] = {
         "type": "string",
         "minLength": 1,
         "maxLength": 4096,
-        "description": "A DDL file (relative to path) whose tables and foreign keys join the result.",
+        "description": "A DDL file (relative to path) whose tables and foreign keys join the result; by default the "
+        ".sql files under path that create or alter tables (in natural order, down migrations left out).",
     },
+    "discover_schema": {"type": "boolean", "description": "Look for schema files when `schema` is not given; default true."},
     "dialect": {"enum": list(DIALECTS), "description": "SQL dialect of the schema file; default postgres."},
 }
 
 
-def read_tables(root: Path, arguments: Mapping[str, Any]) -> tuple[list[Table], str]:
-    """The tables of `input.schema` (empty when not given) and the file's name; errors name `input.schema`."""
+def read_tables(root: Path, arguments: Mapping[str, Any], *, max_files: int = 20000) -> tuple[list[Table], str]:
+    """The tables of `input.schema`, or of the schema files found under `root`, and where they came from (file names,
+    comma-separated; "" when there are none); errors name `input.schema`."""
     name = arguments.get("schema")
     if not name:
-        return [], ""
+        return _discovered(root, arguments, max_files) if arguments.get("discover_schema", True) else ([], "")
     file = (root / str(name)).resolve()
     if not file.is_relative_to(root):
         raise InvalidArgument.field("input.schema", "must be a file inside input.path", reason="PATH_OUTSIDE_WORKSPACE")
@@ -43,3 +47,15 @@ def read_tables(root: Path, arguments: Mapping[str, Any]) -> tuple[list[Table], 
     relative = file.relative_to(root).as_posix()
     schema, _ = schema_from_ddl([(relative, text)], str(arguments.get("dialect") or "postgres"))
     return tables_from_model(schema.tables), relative
+
+
+def _discovered(root: Path, arguments: Mapping[str, Any], max_files: int) -> tuple[list[Table], str]:
+    """Schema files under `root`, as the Database Analyzer's folder mode finds them; none when they add up to more than
+    MAX_SCHEMA_BYTES (a data dump is not a schema, and parsing one would take the whole run)."""
+    dialect = arguments.get("dialect")
+    contents = discover(root, str(dialect) if dialect else None, max_files=max_files, max_bytes=MAX_SCHEMA_BYTES)
+    sources = contents.schema_sources
+    if not sources or sum(len(text) for _, text in sources) > MAX_SCHEMA_BYTES:
+        return [], ""
+    schema, _ = schema_from_ddl(sources, contents.dialect)
+    return tables_from_model(schema.tables), ", ".join(label for label, _ in sources)
