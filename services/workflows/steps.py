@@ -63,6 +63,27 @@ class WorkflowType:
     path_parameters: tuple[str, ...] = field(default=("path",))
 
 
+DIALECT_SCHEMA: dict[str, Any] = {
+    "type": "string", "enum": ["postgres", "mysql", "sqlite"],
+    "description": "SQL dialect of the schema and query files; default postgres.",
+}
+
+
+def with_options(schema: dict[str, Any], **options: dict[str, Any]) -> dict[str, Any]:
+    """A parameters schema with optional properties added (passed on to the agents that take them)."""
+    return {**schema, "properties": {**schema["properties"], **options}}
+
+
+def agent_input(state: Any, *names: str) -> dict[str, Any]:
+    """The agent's input: the folder and those of the named options the workflow was given."""
+    return {"path": state["path"], **{n: state["options"][n] for n in names if n in state.get("options", {})}}
+
+
+def initial_state(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The first state of every type: the folder, and the other parameters as agent options."""
+    return {"path": parameters["path"], "options": {k: v for k, v in parameters.items() if k != "path"}}
+
+
 def idempotency_key(runtime: Runtime[Any]) -> str:
     """(thread, checkpoint, task) stays the same when a step is re-run after a crash and resume."""
     info = runtime.execution_info

@@ -177,3 +177,21 @@ def test_run_report_bounds_findings_most_severe_first() -> None:
     assert report["findings_truncated"] is True
     assert report["total_findings"] == MAX_FINDINGS + 1
     assert report["finding_counts"]["low"] == MAX_FINDINGS
+
+
+async def test_agent_options_reach_the_agents_that_take_them(tmp_path: Path) -> None:
+    calls = RecordingCalls()
+    async with engine_on(tmp_path, calls) as engine:
+        workflow = await engine.create("documentation", {"path": str(tmp_path), "dialect": "sqlite", "project": "Shop"}, "")
+        await eventually(ended(engine.store, workflow.id), "the workflow to end")
+    assert calls.inputs == {
+        "knowledge-builder": {"path": str(tmp_path), "dialect": "sqlite"},
+        "documentation-generator": {"path": str(tmp_path), "dialect": "sqlite", "project": "Shop"},
+    }
+
+
+async def test_an_unknown_dialect_is_refused_with_the_field(tmp_path: Path) -> None:
+    async with engine_on(tmp_path, RecordingCalls()) as engine:
+        with pytest.raises(InvalidArgument) as error:
+            await engine.create("repository_review", {"path": str(tmp_path), "dialect": "oracle"}, "")
+    assert [v.field for v in error.value.violations] == ["workflow.parameters.dialect"]

@@ -10,18 +10,29 @@ from langgraph.runtime import Runtime
 
 from services.runtime.workspace import path_input_schema
 from services.workflows.reports import run_report
-from services.workflows.steps import StepCalls, StepHook, WorkflowType, idempotency_key, step
+from services.workflows.steps import (
+    DIALECT_SCHEMA,
+    StepCalls,
+    StepHook,
+    WorkflowType,
+    agent_input,
+    idempotency_key,
+    initial_state,
+    step,
+    with_options,
+)
 
 
 class DatabaseAnalysisState(TypedDict, total=False):
     path: str
+    options: dict[str, Any]
     result: dict[str, Any]
     completed: Annotated[list[str], operator.add]
 
 
 def build(calls: StepCalls, hook: StepHook) -> StateGraph:
     async def analyze_database(state: DatabaseAnalysisState, runtime: Runtime[Any]) -> dict[str, Any]:
-        run = await calls.run_agent("database-analyzer", {"path": state["path"]}, idempotency_key(runtime))
+        run = await calls.run_agent("database-analyzer", agent_input(state, "dialect"), idempotency_key(runtime))
         return {"result": {"database": run_report(run)}}
 
     graph = StateGraph(DatabaseAnalysisState)
@@ -36,7 +47,10 @@ DATABASE_ANALYSIS = WorkflowType(
     description="Analyses the database schema (DDL files, SQLite databases) and query files of a folder with the "
     "Database Analyzer agent: schema model, findings, index suggestions and an ER diagram.",
     steps=["analyze_database"],
-    parameters_schema=path_input_schema("Folder with the schema (.sql DDL, SQLite files) and queries, inside a workspace root."),
+    parameters_schema=with_options(
+        path_input_schema("Folder with the schema (.sql DDL, SQLite files) and queries, inside a workspace root."),
+        dialect=DIALECT_SCHEMA,
+    ),
     build=build,
-    initial_state=lambda parameters: {"path": parameters["path"]},
+    initial_state=initial_state,
 )

@@ -12,13 +12,24 @@ from langgraph.runtime import Runtime
 from services.agents.base import SEVERITIES
 from services.runtime.workspace import path_input_schema
 from services.workflows.reports import run_report
-from services.workflows.steps import StepCalls, StepHook, WorkflowType, idempotency_key, step
+from services.workflows.steps import (
+    DIALECT_SCHEMA,
+    StepCalls,
+    StepHook,
+    WorkflowType,
+    agent_input,
+    idempotency_key,
+    initial_state,
+    step,
+    with_options,
+)
 
 SECTIONS = ("code", "database", "knowledge", "documentation")
 
 
 class RepositoryReviewState(TypedDict, total=False):
     path: str
+    options: dict[str, Any]
     code: dict[str, Any]
     inventory: dict[str, Any]
     database: dict[str, Any]
@@ -49,9 +60,10 @@ def merge_report(state: RepositoryReviewState) -> dict[str, Any]:
 
 
 def build(calls: StepCalls, hook: StepHook) -> StateGraph:
-    def agent(name: str, field: str) -> Any:
+    def agent(name: str, field: str, *options: str) -> Any:
         async def body(state: RepositoryReviewState, runtime: Runtime[Any]) -> dict[str, Any]:
-            return {field: run_report(await calls.run_agent(name, {"path": state["path"]}, idempotency_key(runtime)))}
+            inputs = agent_input(state, *options)
+            return {field: run_report(await calls.run_agent(name, inputs, idempotency_key(runtime)))}
 
         return body
 
@@ -64,9 +76,9 @@ def build(calls: StepCalls, hook: StepHook) -> StateGraph:
     graph = StateGraph(RepositoryReviewState)
     graph.add_node("analyze_code", step(hook, "analyze_code", agent("code-analyzer", "code")))
     graph.add_node("inventory_files", step(hook, "inventory_files", inventory_files))
-    graph.add_node("analyze_database", step(hook, "analyze_database", agent("database-analyzer", "database")))
-    graph.add_node("build_graph", step(hook, "build_graph", agent("knowledge-builder", "knowledge")))
-    graph.add_node("write_documents", step(hook, "write_documents", agent("documentation-generator", "documentation")))
+    graph.add_node("analyze_database", step(hook, "analyze_database", agent("database-analyzer", "database", "dialect")))
+    graph.add_node("build_graph", step(hook, "build_graph", agent("knowledge-builder", "knowledge", "dialect")))
+    graph.add_node("write_documents", step(hook, "write_documents", agent("documentation-generator", "documentation", "dialect")))
     graph.add_node("report", step(hook, "report", report))
     for first in ("analyze_code", "inventory_files", "analyze_database", "build_graph"):
         graph.add_edge(START, first)
@@ -81,7 +93,7 @@ REPOSITORY_REVIEW = WorkflowType(
     description="Reviews a whole folder: code analysis, file inventory, database analysis and the knowledge graph in "
     "parallel, documentation once the graph is built, then one merged report.",
     steps=["analyze_code", "inventory_files", "analyze_database", "build_graph", "write_documents", "report"],
-    parameters_schema=path_input_schema(),
+    parameters_schema=with_options(path_input_schema(), dialect=DIALECT_SCHEMA),
     build=build,
-    initial_state=lambda parameters: {"path": parameters["path"]},
+    initial_state=initial_state,
 )
