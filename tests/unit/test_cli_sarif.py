@@ -1,33 +1,42 @@
-"""SARIF 2.1.0 built from the REST result fields of findings."""
+"""SARIF 2.1.0 from the REST form of findings, through the Code Analyzer's exporter, valid against the OASIS schema."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import jsonschema
 
 from clients.sarif import SEVERITY_RANK, to_sarif
 
+SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "sarif" / "sarif-schema-2.1.0.json"
 
-def test_findings_become_sarif_results(tmp_path: Path) -> None:
+
+def test_rest_findings_become_schema_valid_sarif(tmp_path: Path) -> None:
     findings = [
-        {"rule_id": "PY-EVAL", "severity": "SEVERITY_HIGH", "category": "security", "message": "eval() on input",
-         "file": "app/main.py", "line": 5, "column": 15},
-        {"rule_id": "PY-BARE-EXCEPT", "severity": "SEVERITY_LOW", "message": "bare except", "file": "app/main.py", "line": 6},
-        {"rule_id": "PY-EVAL", "severity": "SEVERITY_HIGH", "message": "eval() on input", "file": str(tmp_path / "b.py"), "line": 1},
-        {"ruleId": "SQL-1", "severity": "medium", "message": "no index", "location": {"file": "db.sql", "line": 0}},
+        # As a workflow result holds them (proto field names) ...
+        {"rule_id": "B307", "tool": "bandit", "severity": "SEVERITY_MEDIUM", "category": "security", "message": "eval",
+         "file": "app/main.py", "line": 5, "column": 15, "end_line": 5, "end_column": 25, "cwe": 78,
+         "confidence": "CONFIDENCE_HIGH", "fingerprint": "abc123", "snippet": "eval(data)"},
+        {"rule_id": "E722", "tool": "ruff", "severity": "SEVERITY_LOW", "message": "bare except", "file": "app/main.py", "line": 6},
+        # ... and as the agents' REST answer does (JSON names), including a finding at a named object.
+        {"ruleId": "DB001", "tool": "schema", "severity": "SEVERITY_HIGH", "message": "no primary key",
+         "object": {"kind": "table", "name": "public.orders"}, "fixHint": "ALTER TABLE ..."},
     ]
-    sarif = to_sarif(findings, tmp_path)
-    assert sarif["version"] == "2.1.0" and sarif["$schema"].endswith("sarif-2.1.0.json")
-    run = sarif["runs"][0]
-    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == ["PY-EVAL", "PY-BARE-EXCEPT", "SQL-1"]
-    results = run["results"]
-    assert [(r["ruleId"], r["ruleIndex"], r["level"]) for r in results] == [
-        ("PY-EVAL", 0, "error"), ("PY-BARE-EXCEPT", 1, "note"), ("PY-EVAL", 0, "error"), ("SQL-1", 2, "warning")]
-    first = results[0]["locations"][0]["physicalLocation"]
-    assert first == {"artifactLocation": {"uri": "app/main.py", "uriBaseId": "SRCROOT"}, "region": {"startLine": 5, "startColumn": 16}}
-    # An absolute path inside the analysed folder is made relative; a line of 0 becomes 1 (SARIF lines start at 1).
-    assert results[2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "b.py"
-    assert results[3]["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
-    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == tmp_path.resolve().as_uri() + "/"
+    document = to_sarif(findings, tmp_path)
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    runs = {run["tool"]["driver"]["name"]: run for run in document["runs"]}
+    assert set(runs) >= {"bandit", "ruff", "schema"}
+    [bandit] = runs["bandit"]["results"]
+    assert bandit["ruleId"] == "B307" and bandit["level"] == "warning"
+    assert bandit["partialFingerprints"] == {"mcpmesh/v1": "abc123"} and bandit["properties"]["cwe"] == "CWE-78"
+    assert bandit["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "app/main.py", "uriBaseId": "SRCROOT"},
+        "region": {"startLine": 5, "startColumn": 16, "endLine": 5, "endColumn": 26, "snippet": {"text": "eval(data)"}},
+    }
+    assert runs["ruff"]["results"][0]["level"] == "note"
+    assert runs["schema"]["results"][0]["locations"] == [{"logicalLocations": [{"name": "public.orders", "kind": "table"}]}]
+    assert runs["bandit"]["originalUriBaseIds"]["SRCROOT"]["uri"] == tmp_path.resolve().as_uri() + "/"
 
 
 def test_severity_order_comes_from_the_contract() -> None:
