@@ -100,3 +100,23 @@ def test_docs_written_listed_and_downloaded(rest: httpx.Client, shop: Path) -> N
     missing = rest.get("/v1/artifacts/" + prefix + "docs/none.md")
     assert missing.status_code == 404 and _reason(missing.json()) == "ARTIFACT_NOT_FOUND"
     assert rest.get("/v1/artifacts", params={"pageToken": "!!"}).status_code == 400
+
+
+def test_documentation_workflow_builds_the_graph_then_the_docs(rest: httpx.Client, shop: Path) -> None:
+    created = rest.post("/v1/workflows", json={"type": "documentation", "parameters": {"path": str(shop)}})
+    assert created.status_code == 200, created.text
+    workflow_id = created.json()["workflow"]["id"]
+    with rest.stream("GET", f"/v1/workflows/{workflow_id}:watch") as response:
+        assert response.status_code == 200
+        for _ in response.iter_lines():
+            pass  # the watch ends after the terminal event
+    final = rest.get(f"/v1/workflows/{workflow_id}").json()["workflow"]
+    assert final["state"] == "WORKFLOW_STATE_SUCCEEDED", final
+    result = final["result"]
+    assert result["knowledge"]["agent"] == "knowledge-builder"
+    documentation = result["documentation"]
+    assert documentation["agent"] == "documentation-generator"
+    prefix = documentation["metrics"]["artifact_prefix"]
+    assert documentation["metrics"]["files_reused"] == 5  # what the graph step had just read
+    names = [a["name"] for a in rest.get("/v1/artifacts", params={"prefix": prefix, "pageSize": 100}).json()["artifacts"]]
+    assert prefix + "docs/schema.md" in names and prefix + "docs/architecture.md" in names
