@@ -34,13 +34,27 @@ def write_large_project(root: Path, files: int = 300) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalMesh, Path]]:
+@pytest.fixture(scope="module", params=["sqlite", "dynamodb"])
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalMesh, Path]]:
+    """A mesh with two workflows instances on the SQLite store, or on DynamoDB Local (workflows only: the other
+    services keep their SQLite stores)."""
     workspace = tmp_path_factory.mktemp("failover")
+    # DynamoDB Local first: its fixture puts the AWS credentials and region in the environment the services get.
+    endpoint = request.getfixturevalue("dynamodb_endpoint") if request.param == "dynamodb" else ""
     mesh = start_mesh(tmp_path_factory.mktemp("failover-mesh"), workspace, instances={"workflows": 2},
                       MCPMESH_WORKFLOW_LEASE=LEASE_SECONDS)
-    yield mesh, workspace
-    mesh.stop()
+    try:
+        if endpoint:
+            url = f"dynamodb://failover?endpoint={endpoint}&region=us-east-1"
+            for name in [n for n in mesh.processes if n.startswith("workflows")]:
+                mesh.stop_service(name)
+                command, env = mesh.commands[name]
+                mesh.commands[name] = (command, {**env, "MCPMESH_STATE_URL": url})
+                mesh.restart(name)
+            mesh.wait_healthy(60)
+        yield mesh, workspace
+    finally:
+        mesh.stop()
 
 
 @pytest.fixture()
