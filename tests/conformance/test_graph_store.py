@@ -50,6 +50,10 @@ async def test_save_then_read_back(store: GraphStore) -> None:
     assert await store.nodes(INFO.name) == sorted(NODES, key=lambda n: n.id)
     assert await store.edges(INFO.name) == sorted(EDGES, key=lambda e: e.key)
     assert await store.files(INFO.name) == {f.path: f for f in FILES}
+    assert await store.edge_keys(INFO.name) == sorted(e.key for e in EDGES)
+    assert await store.edge(INFO.name, EDGES[3].key) == EDGES[3]
+    with pytest.raises(NotFound):
+        await store.edge(INFO.name, ("module/shop.repo", "calls", "module/shop.service"))
 
 
 async def test_save_again_writes_only_what_changed(store: GraphStore) -> None:

@@ -12,6 +12,7 @@ from services.agents.knowledge.store import DIRECTIONS, GraphStore, Neighbor
 from services.runtime.errors import InvalidArgument, NotFound
 
 MAX_PATH_EDGES = 50  # a path query looks this far at most
+Key = tuple[str, str, str]  # (source, kind, target)
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,11 @@ class GraphQueries:
         _required(graph, "graph")
         start = await self._store.node(graph, _required(source, "source"))
         end = await self._store.node(graph, _required(target, "target"))
-        edges = await self._store.edges(graph)
-        adjacent: dict[str, list[tuple[str, Edge]]] = {}
-        for edge in edges:  # already sorted, so the path found is the same on every call
-            adjacent.setdefault(edge.source, []).append((edge.target, edge))
-            adjacent.setdefault(edge.target, []).append((edge.source, edge))
-        came: dict[str, tuple[str, Edge] | None] = {start.id: None}
+        adjacent: dict[str, list[tuple[str, Key]]] = {}
+        for key in await self._store.edge_keys(graph):  # sorted, so the path found is the same on every call
+            adjacent.setdefault(key[0], []).append((key[2], key))
+            adjacent.setdefault(key[2], []).append((key[0], key))
+        came: dict[str, tuple[str, Key] | None] = {start.id: None}
         queue = deque([(start.id, 0)])
         while queue and end.id not in came:
             current, depth = queue.popleft()
@@ -80,17 +80,17 @@ class GraphQueries:
         if end.id not in came:
             raise NotFound(f"no path from {source!r} to {target!r}", reason="GRAPH_PATH_NOT_FOUND",
                            metadata={"graph": graph, "source": source, "target": target})
-        ids, path_edges = [end.id], []
+        ids, keys = [end.id], []
         step = came[end.id]
         while step is not None:
-            previous, edge = step
+            previous, key = step
             ids.append(previous)
-            path_edges.append(edge)
+            keys.append(key)
             step = came[previous]
         ids.reverse()
-        path_edges.reverse()
+        keys.reverse()
         nodes = [start] + [await self._store.node(graph, i) for i in ids[1:-1]] + ([end] if end.id != start.id else [])
-        return GraphPath(nodes, path_edges)
+        return GraphPath(nodes, [await self._store.edge(graph, key) for key in keys])
 
     async def export(self, graph: str, fmt: str) -> tuple[str, str]:
         info = await self._store.get_graph(_required(graph, "graph"))

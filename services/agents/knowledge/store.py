@@ -73,6 +73,14 @@ class GraphStore(Protocol):
         """Every edge of a graph by (source, kind, target)."""
         ...
 
+    async def edge_keys(self, graph: str) -> list[tuple[str, str, str]]:
+        """(source, kind, target) of every edge, sorted: the graph's shape without its bodies, for path searches."""
+        ...
+
+    async def edge(self, graph: str, key: tuple[str, str, str]) -> Edge:
+        """One edge by (source, kind, target); NotFound when there is none."""
+        ...
+
     async def delete(self, graph: str) -> None:
         """Removes a graph and everything in it; nothing happens when it does not exist."""
         ...

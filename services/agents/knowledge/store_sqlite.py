@@ -233,6 +233,20 @@ class SqliteGraphStore:
         )
         return [edge_from_dict(json.loads(r["body"])) for r in rows]
 
+    async def edge_keys(self, graph: str) -> list[tuple[str, str, str]]:
+        rows = await self._db.run(
+            lambda db: db.execute("SELECT source, kind, target FROM graph_edges WHERE graph = ? ORDER BY source, kind, target",
+                                  (graph,)).fetchall()
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def edge(self, graph: str, key: tuple[str, str, str]) -> Edge:
+        row = await self._db.run(lambda db: db.execute(
+            "SELECT body FROM graph_edges WHERE graph = ? AND source = ? AND kind = ? AND target = ?", (graph, *key)).fetchone())
+        if row is None:
+            raise NotFound(f"graph {graph!r} has no edge {key!r}", reason="GRAPH_EDGE_NOT_FOUND", metadata={"graph": graph})
+        return edge_from_dict(json.loads(row["body"]))
+
     async def delete(self, graph: str) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM graph_search WHERE rowid IN (SELECT rowid FROM graph_nodes WHERE graph = ?)", (graph,))
