@@ -7,6 +7,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -178,12 +179,19 @@ def analyze(
             outcomes[relative] = cached[key]
     missing = sorted(r for r in files if r not in outcomes)
     ruff_files = [r for r in missing if files[r][0] == "python"]
-    processes = ruff_lint.start(root, ruff_files) if ruff_files else []
-    try:
-        fresh = _run_workers(missing, files, check)
-        lint = ruff_lint.collect(root, processes, timeout) if processes else {}
-    finally:
-        ruff_lint.stop(processes)
+    with tempfile.TemporaryDirectory(prefix="mcpmesh-ruff-") as copy:
+        # ruff reads a private copy of the bytes read here: what it checks is what was hashed and cached, and a
+        # folder swapped for a symlink during the run cannot send it outside the workspace.
+        for relative in ruff_files:
+            target = Path(copy, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[relative][1])
+        processes = ruff_lint.start(Path(copy), ruff_files) if ruff_files else []
+        try:
+            fresh = _run_workers(missing, files, check)
+            lint = ruff_lint.collect(Path(copy), processes, timeout) if processes else {}
+        finally:
+            ruff_lint.stop(processes)
     for relative in missing:
         outcome = fresh[relative]
         outcome.findings = outcome.findings + lint.get(relative, [])
