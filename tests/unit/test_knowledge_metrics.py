@@ -17,7 +17,7 @@ from services.agents.knowledge.graph import GraphInfo
 from services.agents.knowledge.metrics import measure
 from services.agents.knowledge.queries import GraphQueries
 from services.agents.knowledge.store_sqlite import SCHEMA, SqliteGraphStore
-from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
 
 SHOP = Path(__file__).resolve().parents[1] / "fixtures" / "knowledge" / "shop"
@@ -127,3 +127,10 @@ async def test_search_and_neighbors_over_the_fixture(queries: GraphQueries) -> N
     ]
     content, _ = await queries.export("shop", "")
     assert json.loads(content)["graph"]["name"] == "shop"
+
+
+async def test_an_export_too_large_for_one_response_is_refused(queries: GraphQueries, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.agents.knowledge.queries.MAX_EXPORT_BYTES", 1000)
+    with pytest.raises(FailedPrecondition) as refused:
+        await queries.export("shop", "graphml")
+    assert refused.value.reason == "GRAPH_EXPORT_TOO_LARGE"

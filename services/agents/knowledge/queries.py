@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from services.agents.knowledge.export import export
 from services.agents.knowledge.graph import EDGE_KINDS, NODE_KINDS, Edge, GraphInfo, Node
 from services.agents.knowledge.store import DIRECTIONS, GraphStore, Neighbor
-from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
 MAX_PATH_EDGES = 50  # a path query looks this far at most
+MAX_EXPORT_BYTES = 30 * 2**20  # below the servers' 32 MiB message limit, with room for the envelope
 Key = tuple[str, str, str]  # (source, kind, target)
 
 
@@ -94,4 +95,12 @@ class GraphQueries:
 
     async def export(self, graph: str, fmt: str) -> tuple[str, str]:
         info = await self._store.get_graph(_required(graph, "graph"))
-        return export(info, await self._store.nodes(graph), await self._store.edges(graph), fmt or "json")
+        content, media_type = export(info, await self._store.nodes(graph), await self._store.edges(graph), fmt or "json")
+        size = len(content.encode())
+        if size > MAX_EXPORT_BYTES:
+            # A gRPC response carries at most 32 MiB here; say so rather than fail in the transport.
+            raise FailedPrecondition(
+                f"graph {graph!r} exports to {size // 2**20} MiB, more than the {MAX_EXPORT_BYTES // 2**20} MiB one "
+                "response may carry", reason="GRAPH_EXPORT_TOO_LARGE", metadata={"graph": graph, "bytes": str(size)},
+            )
+        return content, media_type
