@@ -11,8 +11,10 @@ import grpc
 from mcpmesh.agents.v1 import agent_service_pb2, artifact_pb2
 
 from services.runtime.artifacts import ArtifactInfo, ArtifactStore, check_name, check_prefix
-from services.runtime.errors import InvalidArgument
+from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.protos import timestamp
+
+MAX_DOWNLOAD_BYTES = 30 * 2**20  # below the servers' 32 MiB message limit, with room for the envelope
 
 
 def artifact_message(info: ArtifactInfo) -> artifact_pb2.StoredArtifact:
@@ -51,4 +53,9 @@ class ArtifactApi:
         self, request: agent_service_pb2.DownloadArtifactRequest, context: grpc.aio.ServicerContext
     ) -> agent_service_pb2.DownloadArtifactResponse:
         info, content = await self._artifacts.get(check_name(request.name))
+        if len(content) > MAX_DOWNLOAD_BYTES:
+            raise FailedPrecondition(
+                f"artifact {info.name!r} is {len(content) // 2**20} MiB, more than the {MAX_DOWNLOAD_BYTES // 2**20} MiB "
+                "one response may carry", reason="ARTIFACT_TOO_LARGE", metadata={"artifact": info.name},
+            )
         return agent_service_pb2.DownloadArtifactResponse(artifact=artifact_message(info), content=content)
