@@ -226,3 +226,25 @@ def test_the_secrets_scan_finds_what_detect_secrets_own_scan_finds() -> None:
             collection.scan_file(str(path))
             theirs |= {(name, secret.secret_hash, secret.type) for name, secret in collection}
     assert len(theirs) >= 30 and ours == theirs
+
+
+def test_bandit_issues_on_an_installed_package_match_bandits_command_line() -> None:
+    """Beyond the fixture: every issue bandit's command line reports on httpx's source, and no other."""
+    import httpx
+
+    from services.agents.code.python_file import analyze_python
+
+    root = Path(httpx.__file__).parent.resolve()
+    bandit = Path(sys.executable).parent / "bandit"
+    done = subprocess.run([str(bandit), "-r", "-q", "-f", "json", str(root)], capture_output=True, text=True, timeout=300, check=False)
+    theirs = {
+        (r["test_id"], Path(r["filename"]).resolve().relative_to(root).as_posix(), r["line_number"])
+        for r in json.loads(done.stdout)["results"]
+    }
+    ours = {
+        (f.rule_id, f.file, f.line)
+        for path in sorted(root.rglob("*.py"))
+        for f in analyze_python(path.relative_to(root).as_posix(), path.read_bytes()).findings
+        if f.tool == "bandit"
+    }
+    assert len(theirs) >= 10 and ours == theirs
