@@ -84,8 +84,11 @@ def test_metrics_cover_every_language() -> None:
 def test_rebuild_reuses_parsed_files_and_reports_broken_ones(tmp_path: Path) -> None:
     (tmp_path / "ok.js").write_text("export function a() { return b(); }\nfunction b() {}\n")
     (tmp_path / "bad.go").write_text("package x\nfunc (\n")
+    (tmp_path / "vendor" / "lib").mkdir(parents=True)
+    (tmp_path / "vendor" / "lib" / "lib.go").write_text("package lib\nfunc Big() {}\n")
     first = build_graph(tmp_path)
     assert first.stats.syntax_errors == ["bad.go"]
+    assert not [n for n in first.nodes if "Big" in n.id]  # vendored code is not the project's
     assert ("function/ok.a", "calls", "function/ok.b") in {e.key for e in first.edges}
     again = build_graph(tmp_path, previous={f.path: f for f in first.files})
     assert (again.stats.files_parsed, again.stats.files_reused) == (0, 2)

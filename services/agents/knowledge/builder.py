@@ -85,6 +85,8 @@ def _read(root: Path, files: list[Path], previous: Mapping[str, FileRecord], max
         language = "python" if path.endswith(".py") else language_of(path)
         if not language and not _is_doc(path):
             continue
+        if language == "go" and "vendor" in path.split("/")[:-1]:
+            continue  # vendored dependencies are other projects' code
         try:
             _, data = read_file_capped(file, max_file_bytes)
         except OSError:
