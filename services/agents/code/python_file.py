@@ -5,6 +5,7 @@ Runs in a worker process; the code is parsed, never imported or run."""
 from __future__ import annotations
 
 import ast
+import bisect
 import io
 import logging
 from dataclasses import dataclass, field
@@ -141,11 +142,6 @@ def _docstring_lines(node: ast.AST) -> int:
     return 0
 
 
-def _statements(node: ast.AST) -> int:
-    """Logical lines: one per statement, nested bodies included (radon's lloc counts the same way)."""
-    return sum(1 for child in ast.walk(node) if isinstance(child, ast.stmt))
-
-
 def radon_metrics(path: str, tree: ast.Module, lines: list[str]) -> PythonFileResult:
     """Cyclomatic complexity per function and the maintainability index (radon's formula) per function and file.
 
@@ -160,9 +156,14 @@ def radon_metrics(path: str, tree: ast.Module, lines: list[str]) -> PythonFileRe
     halstead = h_visit_ast(tree)
     by_name = dict(halstead.functions)
     comments = _comment_lines(lines)
-    nodes = {
-        (n.lineno, n.name): n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
+    nodes: dict[tuple[int, str], ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    statement_lines: list[int] = []  # the first line of every statement, one entry per statement
+    for n in ast.walk(tree):  # one walk for all: walking each function again costs more than radon itself
+        if isinstance(n, ast.stmt):
+            statement_lines.append(n.lineno)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+                nodes[(n.lineno, n.name)] = n
+    statement_lines.sort()
     blocks: list[Function] = list(visitor.functions)
     for cls in visitor.classes:
         blocks.extend(cls.methods)
@@ -170,7 +171,8 @@ def radon_metrics(path: str, tree: ast.Module, lines: list[str]) -> PythonFileRe
     for block in sorted(blocks, key=lambda b: b.lineno):
         node = nodes.get((block.lineno, block.name))
         end = block.endline or block.lineno
-        lloc = _statements(node) if node is not None else end - block.lineno + 1
+        # Logical lines: the statements that start inside the function, its `def` included.
+        lloc = bisect.bisect_right(statement_lines, end) - bisect.bisect_left(statement_lines, block.lineno)
         comment_count = comments[end] - comments[block.lineno - 1] + (_docstring_lines(node) if node else 0)
         span = end - block.lineno + 1
         volume = by_name[block.name].volume if block.name in by_name else 0.0
@@ -194,7 +196,7 @@ def radon_metrics(path: str, tree: ast.Module, lines: list[str]) -> PythonFileRe
             )
     total_comments = comments[-1] + _docstring_lines(tree)
     file_mi = mi_compute(
-        halstead.total.volume, visitor.total_complexity, _statements(tree), total_comments * 100.0 / len(lines) if lines else 0.0
+        halstead.total.volume, visitor.total_complexity, len(statement_lines), total_comments * 100.0 / len(lines) if lines else 0.0
     )
     result.maintainability, result.maintainability_rank = round(file_mi, 1), mi_rank(file_mi)
     if result.maintainability_rank in MI_SEVERITY:
