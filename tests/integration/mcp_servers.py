@@ -63,13 +63,15 @@ def everything_server() -> Iterator[str]:
 
 
 def pids_running(marker: str) -> list[int]:
-    """PIDs whose command line holds `marker` (to find a stdio server the registry started)."""
+    """Children of this process whose command line holds `marker` (a stdio server the registry started here,
+    not one another test run or a benchmark started)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == os.getpid() and marker.encode() in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 continue
     return found
