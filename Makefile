@@ -40,6 +40,7 @@ bench: install
 	$(PY) -m bench.unary $(ARGS)
 	$(PY) -m bench.code_analyzer
 	$(PY) -m bench.tools
+	$(PY) -m bench.workflows
 
 clean:
 	rm -rf $(VENV) .mcpmesh .pytest_cache .mypy_cache

@@ -23,7 +23,7 @@ from services.runtime.clock import utcnow
 from services.runtime.errors import DomainError, FailedPrecondition, InvalidArgument
 from services.runtime.workspace import resolve_folder_argument
 from services.workflows.steps import StepCalls, WorkflowType
-from services.workflows.store import Event, Workflow, WorkflowStore
+from services.workflows.store import TERMINAL, Event, Workflow, WorkflowStore
 
 log = logging.getLogger("mcpmesh.workflows")
 
@@ -62,20 +62,26 @@ class CancelRequested(Exception):
 
 
 class Notifier:
-    """Wakes watchers when this process writes an event; watchers also poll, for events written by other processes."""
+    """Wakes watchers when this process writes an event: those of that workflow and those of every workflow (a
+    watcher of one workflow is not woken by the others'). Watchers also poll, for events of other processes."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._all = asyncio.Event()
+        self._each: dict[str, asyncio.Event] = {}
 
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+    def notify(self, workflow_id: str = "") -> None:
+        self._all.set()
+        self._all = asyncio.Event()
+        event = self._each.pop(workflow_id, None)
+        if event is not None:
+            event.set()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float, workflow_id: str = "") -> None:
+        event = self._each.setdefault(workflow_id, asyncio.Event()) if workflow_id else self._all
         # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the event fires.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._event.wait()
+                await event.wait()
 
 
 class FeedStart:
@@ -108,6 +114,8 @@ class WorkflowEngine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._lost: set[str] = set()
+        self._held: dict[str, Workflow] = {}  # the record of each run held here, as last written
+        self._renewed: dict[str, float] = {}  # loop time of the last successful claim or renewal per local run
         self._wake = asyncio.Event()
         self._maintainer: asyncio.Task[None] | None = None
         self._closing = False
@@ -139,7 +147,7 @@ class WorkflowEngine:
         workflow_type = self.validate(type_name, parameters)
         workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id)
         if created:
-            self.notifier.notify()
+            self.notifier.notify(workflow.id)
             # At capacity the workflow waits, pending, for whichever instance has room first.
             if self.active < self.durability.max_active and await self._claim(workflow.id):
                 self._start(workflow, resume=False)
@@ -179,7 +187,7 @@ class WorkflowEngine:
             # Another instance holds it: it sees the request at its next heartbeat or step and records the end.
             deadline = asyncio.get_running_loop().time() + 3 * self.durability.beat_seconds + 2
             while not (await self.store.get(workflow_id)).done and asyncio.get_running_loop().time() < deadline:
-                await self.notifier.wait(0.1)
+                await self.notifier.wait(0.1, workflow_id)
         return await self.store.get(workflow_id)
 
     async def watch(self, workflow_id: str, after: int) -> AsyncIterator[Event]:
@@ -188,14 +196,16 @@ class WorkflowEngine:
             raise InvalidArgument.field("after_sequence", "must not be negative")
         if not workflow_id:
             raise InvalidArgument.field("id", "is required")
-        while True:  # the first get raises NotFound for an unknown id
-            done = (await self.store.get(workflow_id)).done
+        done = (await self.store.get(workflow_id)).done  # NotFound for an unknown id
+        while True:
             for event in await self.store.events_after(workflow_id, after):
                 after = event.sequence
                 yield event
+                if event.type in TERMINAL:
+                    return
             if done:
                 return
-            await self.notifier.wait(POLL_SECONDS)
+            await self.notifier.wait(POLL_SECONDS, workflow_id)
 
     async def feed_start(self) -> FeedStart:
         """Fixes the starting point of a watch of every workflow: nothing written after this call is missed."""
@@ -258,19 +268,30 @@ class WorkflowEngine:
 
     async def _heartbeat(self) -> None:
         for workflow_id, task in list(self._tasks.items()):
+            started = asyncio.get_running_loop().time()
             state = await self.store.renew(workflow_id, self.owner, self._lease_end())
-            if state == "lost" and not task.done():
+            if state == "held":
+                self._renewed[workflow_id] = started
+            elif state == "lost" and not task.done() and not (await self.store.get(workflow_id)).done:
                 log.warning("workflow lease lost", extra={"workflow": workflow_id})
                 self._lost.add(workflow_id)
                 task.cancel()
             elif state == "cancel_requested":
                 task.cancel()
 
+    def _fresh(self, workflow_id: str) -> bool:
+        renewed = self._renewed.get(workflow_id)
+        return renewed is not None and asyncio.get_running_loop().time() - renewed < self.durability.beat_seconds
+
     def _lease_end(self) -> dt.datetime:
         return utcnow() + dt.timedelta(seconds=self.durability.lease_seconds)
 
     async def _claim(self, workflow_id: str) -> bool:
-        return await self.store.claim(workflow_id, self.owner, utcnow(), self._lease_end())
+        started = asyncio.get_running_loop().time()
+        claimed = await self.store.claim(workflow_id, self.owner, utcnow(), self._lease_end())
+        if claimed:
+            self._renewed[workflow_id] = started
+        return claimed
 
     def _start(self, workflow: Workflow, *, resume: bool) -> None:
         if workflow.id in self._tasks:  # the sweeper and create() may both claim a new workflow: one run only
@@ -281,6 +302,8 @@ class WorkflowEngine:
         def done(_: asyncio.Task[None]) -> None:
             self._tasks.pop(workflow.id, None)
             self._lost.discard(workflow.id)
+            self._renewed.pop(workflow.id, None)
+            self._held.pop(workflow.id, None)
             self._wake.set()  # room for a queued workflow
 
         task.add_done_callback(done)
@@ -297,6 +320,7 @@ class WorkflowEngine:
         workflow = await self.store.get(workflow_id)
         if workflow.done:  # ended between the sweep and the claim
             return
+        self._held[workflow_id] = workflow
         workflow_type = self.types[workflow.type]
         if not resume:
             await self._update(workflow_id, lambda w: _started(w, self.owner))
@@ -343,13 +367,16 @@ class WorkflowEngine:
         await self._update(workflow_id, finish)
 
     async def _on_step(self, workflow_id: str, step_name: str, outcome: str) -> None:
-        if outcome == "started":
+        if outcome == "started" and not self._fresh(workflow_id):
             # Fencing before each step's side effects: only the lease holder runs it, and a cancel stops it here.
+            # A lease renewed less than a beat ago still has three quarters of its life: no other instance can
+            # hold it, so the write is skipped (a cancel from elsewhere then lands at the heartbeat, within a beat).
             lease = await self.store.renew(workflow_id, self.owner, self._lease_end())
             if lease == "lost":
                 raise LeaseLost(workflow_id)
             if lease == "cancel_requested":
                 raise CancelRequested(workflow_id)
+            self._renewed[workflow_id] = asyncio.get_running_loop().time()
 
         def change(workflow: Workflow) -> Change | None:
             step = next(s for s in workflow.steps if s.name == step_name)
@@ -378,13 +405,15 @@ class WorkflowEngine:
         """Read, change, write one workflow; parallel steps of one run take turns, so neither overwrites the other."""
         lock = self._locks.setdefault(workflow_id, asyncio.Lock())
         async with lock:
-            workflow = await self.store.get(workflow_id)
+            # While this instance holds the run's lease it is the workflow's only writer: its copy is current.
+            workflow = self._held.get(workflow_id) or await self.store.get(workflow_id)
             event = change(workflow)
             if event is not None:
                 await self.store.record(workflow, *event)
-                self.notifier.notify()
+                self.notifier.notify(workflow_id)
             if workflow.done:
                 self._locks.pop(workflow_id, None)
+                self._held.pop(workflow_id, None)
 
 
 Change = tuple[str, str, str]  # (event type, step, message) recorded with a workflow's new state

@@ -1,0 +1,168 @@
+"""Workflow overhead: the workflows service against raw LangGraph on the same graph and the same checkpointer.
+
+200 workflows of a trivial three-step graph (two parallel steps, then a merge), run two ways in one process:
+  service   gRPC CreateWorkflow, then WatchWorkflow until the terminal event, on a real grpc.aio server with the
+            WorkflowServicer and WorkflowEngine: SQLite store, run lease, step records, event log, notifier
+  raw       graph.ainvoke on the same graph (no hooks), with AsyncSqliteSaver on its own file
+each sequentially and with 16 concurrent callers, interleaved in rounds (medians). Target: service time per
+workflow <= 1.5x raw. Event latency: from a step's body returning to the watcher receiving its STEP_SUCCEEDED
+event, p50 and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import operator
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import grpc
+from google.protobuf import struct_pb2
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from mcpmesh.workflows.v1 import workflow_pb2, workflow_service_pb2, workflow_service_pb2_grpc
+
+from services.runtime.state import SqliteDatabase
+from services.workflows.engine import WorkflowEngine
+from services.workflows.servicer import WorkflowServicer
+from services.workflows.steps import StepHook, WorkflowType, step, workflow_id
+from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
+
+TERMINAL = {workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED, workflow_pb2.WORKFLOW_EVENT_TYPE_FAILED,
+            workflow_pb2.WORKFLOW_EVENT_TYPE_CANCELLED}
+FINISHED: dict[tuple[str, str], float] = {}  # (workflow, step) -> when its body returned
+
+
+class TrivialState(TypedDict, total=False):
+    a: int
+    b: int
+    result: dict[str, Any]
+    completed: Annotated[list[str], operator.add]
+
+
+async def _a(state: TrivialState, runtime: Runtime[Any]) -> dict[str, Any]:
+    FINISHED[(workflow_id(runtime), "a")] = time.perf_counter()
+    return {"a": 1}
+
+
+async def _b(state: TrivialState, runtime: Runtime[Any]) -> dict[str, Any]:
+    FINISHED[(workflow_id(runtime), "b")] = time.perf_counter()
+    return {"b": 2}
+
+
+async def _merge(state: TrivialState, runtime: Runtime[Any]) -> dict[str, Any]:
+    FINISHED[(workflow_id(runtime), "merge")] = time.perf_counter()
+    return {"result": {"sum": state["a"] + state["b"]}}
+
+
+def graph(hook: StepHook | None) -> StateGraph:
+    built = StateGraph(TrivialState)
+    for name, body in (("a", _a), ("b", _b), ("merge", _merge)):
+        built.add_node(name, step(hook, name, body) if hook else body)
+    built.add_edge(START, "a")
+    built.add_edge(START, "b")
+    built.add_edge(["a", "b"], "merge")
+    built.add_edge("merge", END)
+    return built
+
+
+TRIVIAL = WorkflowType(
+    name="trivial", description="Two parallel steps, then a merge.", steps=["a", "b", "merge"],
+    parameters_schema={"type": "object", "additionalProperties": False}, build=lambda calls, hook: graph(hook),
+    initial_state=lambda parameters: {}, path_parameters=(),
+)
+
+
+async def service_one(stub: Any, latencies: list[float]) -> None:  # an aio stub; the generated types are sync
+    created = await stub.CreateWorkflow(workflow_service_pb2.CreateWorkflowRequest(
+        workflow=workflow_pb2.Workflow(type="trivial", parameters=struct_pb2.Struct())))
+    async for message in stub.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id=created.workflow.id)):
+        event = message.event
+        if event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_SUCCEEDED:
+            latencies.append(time.perf_counter() - FINISHED[(event.workflow_id, event.step)])
+        if event.type in TERMINAL:
+            assert event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED, event.message
+            return
+
+
+async def raw_one(compiled: Any, n: int) -> None:
+    result = await compiled.ainvoke({}, {"configurable": {"thread_id": f"raw-{n}-{time.perf_counter_ns()}"}})
+    assert result["result"] == {"sum": 3}
+
+
+async def timed(work: Any, count: int, callers: int) -> float:
+    """Seconds for `count` calls of work(n) with `callers` at a time."""
+    queue = iter(range(count))
+
+    async def caller() -> None:
+        for n in queue:
+            await work(n)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def main(count: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        database = SqliteDatabase(root / "workflows.db", SCHEMA)
+        async with AsyncSqliteSaver.from_conn_string(str(root / "service-checkpoints.db")) as service_saver, \
+                AsyncSqliteSaver.from_conn_string(str(root / "raw-checkpoints.db")) as raw_saver:
+            await service_saver.setup()
+            await raw_saver.setup()
+            engine = WorkflowEngine(SqliteWorkflowStore(database), None, service_saver, [TRIVIAL], [])  # type: ignore[arg-type]
+            engine.start()
+            server = grpc.aio.server()
+            workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(engine), server)
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            raw = graph(None).compile(checkpointer=raw_saver)
+            latencies: list[float] = []
+            times: dict[tuple[str, int], list[float]] = {}
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+                    await timed(lambda n: service_one(stub, []), 10, 1)  # warm-up of both paths
+                    await timed(lambda n: raw_one(raw, n), 10, 1)
+                    for _ in range(rounds):
+                        for callers in (1, 16):
+                            times.setdefault(("service", callers), []).append(
+                                await timed(lambda n: service_one(stub, latencies), count, callers))
+                            times.setdefault(("raw", callers), []).append(
+                                await timed(lambda n: raw_one(raw, n), count, callers))
+            finally:
+                await server.stop(None)
+                await engine.close()
+                database.close()
+
+    print(f"workflows: {count} trivial three-step workflows (two parallel steps, then a merge), "
+          f"median of {rounds} interleaved rounds, AsyncSqliteSaver on both paths")
+    print(f"{'path':<10} {'callers':>7} {'ms/workflow':>12} {'workflows/s':>12}")
+    for callers in (1, 16):
+        for path in ("raw", "service"):
+            seconds = statistics.median(times[(path, callers)])
+            print(f"{path:<10} {callers:>7} {1000 * seconds / count:>12.2f} {count / seconds:>12.1f}")
+    for callers in (1, 16):
+        ratio = statistics.median(times[("service", callers)]) / statistics.median(times[("raw", callers)])
+        print(f"overhead with {callers:>2} caller(s): service / raw = {ratio:.2f}x (target <= 1.5x)")
+    print(f"event latency, step finished -> watcher: p50 {1000 * percentile(latencies, 0.5):.2f} ms, "
+          f"p99 {1000 * percentile(latencies, 0.99):.2f} ms ({len(latencies)} events)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="workflows per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    args = parser.parse_args()
+    asyncio.run(main(args.count, args.rounds))
