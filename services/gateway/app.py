@@ -21,12 +21,12 @@ from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
+from services.runtime.service_tokens import service_credentials
 from services.runtime.signing_keys import key_source
 from services.runtime.state import SqliteDatabase, StateUrl
 
 SERVICE_NAME = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 ADMIN_KEY_FILE = "admin.key"
-SERVICE_KEY_FILE = "gateway-service.key"
 
 
 async def open_key_store(url: StateUrl) -> tuple[ApiKeyStore, SqliteDatabase]:
@@ -41,10 +41,10 @@ async def build(config: Config) -> Running:
     store, database = await open_key_store(StateUrl.of_service(config.state_url, config.data_dir, "gateway"))
     keys = ApiKeys(store)
     await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
-    service_key = await keys.ensure_key_file(config.data_dir / SERVICE_KEY_FILE, "service:gateway", "viewer")
     tokens = await TokenIssuer.open(key_source(config.signing_key_url, config.data_dir), config.token_ttl_seconds)
     auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst), tokens=tokens)
-    mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"])
+    # Calls the gateway makes for itself (instance reports, the event feed) carry its own service token.
+    mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"], credentials=(await service_credentials(config)).interceptors())
 
     reporter = HealthReporter(
         service="gateway",
@@ -52,12 +52,12 @@ async def build(config: Config) -> Running:
         checks={"database": database_check(store.ping, "api keys"), "external_services": mesh.check, "memory": memory_check(),
                 "disk": disk_check(config.data_dir)},
     )
-    health = SystemHealth(mesh, config.envoy_admin_url, service_key)
+    health = SystemHealth(mesh, config.envoy_admin_url)
     feed = EventFeed(mesh, health)
 
     def add(server: Any) -> list[str]:
         gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(keys, health, feed, auth.forget, tokens), server)
-        for service, handlers in forwarding_handlers(mesh).items():
+        for service, handlers in forwarding_handlers(mesh, tokens).items():
             server.add_registered_method_handlers(service, handlers)
         return [SERVICE_NAME]
 

@@ -12,8 +12,9 @@ from mcpmesh.agents.v1 import agent_service_pb2  # noqa: F401 - importing regist
 from mcpmesh.tools.v1 import tool_service_pb2  # noqa: F401
 from mcpmesh.workflows.v1 import workflow_service_pb2  # noqa: F401
 
+from services.gateway.token_issuer import TokenIssuer
 from services.runtime import topology
-from services.runtime.identity import caller, identity_headers
+from services.runtime.identity import caller
 from services.runtime.mesh import Mesh
 
 # The services the gateway calls, as the topology lists them, by their gRPC contract.
@@ -29,9 +30,12 @@ PASSED_HEADERS = (
 RELAYED_TRAILERS = ("grpc-status-details-bin",)
 
 
-def _outgoing_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str | bytes]]:
+def _outgoing_metadata(context: grpc.aio.ServicerContext, tokens: TokenIssuer) -> list[tuple[str, str | bytes]]:
+    """Trace and client headers, and a token for the caller the guard verified: the service checks it itself."""
     metadata: list[tuple[str, str | bytes]] = [(k, v) for k, v in context.invocation_metadata() or () if k in PASSED_HEADERS]
-    metadata += identity_headers(caller(context))
+    who = caller(context)
+    if not who.anonymous:
+        metadata.append(("authorization", f"Bearer {tokens.token_for(who)}"))
     return metadata
 
 
@@ -46,12 +50,12 @@ async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpc
     await context.abort(error.code(), error.details() or "", trailers)
 
 
-def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
+def _unary(mesh: Mesh, tokens: TokenIssuer, service: str, path: str) -> Callable[..., Any]:
     call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel(service).unary_unary(path)
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            return await call(request, timeout=_timeout(service, context), metadata=_outgoing_metadata(context))
+            return await call(request, timeout=_timeout(service, context), metadata=_outgoing_metadata(context, tokens))
         except grpc.aio.AioRpcError as error:
             await _relay_error(context, error)
             raise  # unreachable: abort raises
@@ -59,12 +63,12 @@ def _unary(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
     return forward
 
 
-def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
+def _server_stream(mesh: Mesh, tokens: TokenIssuer, service: str, path: str) -> Callable[..., Any]:
     call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = mesh.channel(service).unary_stream(path)
 
     async def forward(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         # Streams have no deadline: they last as long as the caller watches.
-        stream = call(request, metadata=_outgoing_metadata(context))
+        stream = call(request, metadata=_outgoing_metadata(context, tokens))
         try:
             async for message in stream:
                 yield message
@@ -76,7 +80,7 @@ def _server_stream(mesh: Mesh, service: str, path: str) -> Callable[..., Any]:
     return forward
 
 
-def forwarding_handlers(mesh: Mesh) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+def forwarding_handlers(mesh: Mesh, tokens: TokenIssuer) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
     """Handlers per forwarded service name; bytes in, bytes out, no re-serialisation."""
     handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for service, descriptor in FORWARDED.items():
@@ -84,9 +88,9 @@ def forwarding_handlers(mesh: Mesh) -> dict[str, dict[str, grpc.RpcMethodHandler
         for method in descriptor.methods:
             path = f"/{descriptor.full_name}/{method.name}"
             if method.server_streaming:
-                methods[method.name] = grpc.unary_stream_rpc_method_handler(_server_stream(mesh, service, path))
+                methods[method.name] = grpc.unary_stream_rpc_method_handler(_server_stream(mesh, tokens, service, path))
             else:
-                methods[method.name] = grpc.unary_unary_rpc_method_handler(_unary(mesh, service, path))
+                methods[method.name] = grpc.unary_unary_rpc_method_handler(_unary(mesh, tokens, service, path))
         handlers[descriptor.full_name] = methods
     return handlers
 

@@ -41,10 +41,8 @@ def _mesh_status(health: dict[str, Any]) -> str:
 
 
 class SystemHealth:
-    def __init__(self, mesh: Mesh, envoy_admin_url: str, credential: str = "") -> None:
-        self._mesh = mesh
-        # Detailed reports need a viewer: the gateway's own key (gateway instances check it like any other).
-        self._auth = [("authorization", f"Bearer {credential}")] if credential else []
+    def __init__(self, mesh: Mesh, envoy_admin_url: str) -> None:
+        self._mesh = mesh  # its channels carry the gateway's service token: detailed reports need a viewer
         self._admin = httpx.AsyncClient(base_url=envoy_admin_url, timeout=2.0)
 
     async def envoy_clusters(self) -> dict[str, list[Instance]]:
@@ -65,7 +63,7 @@ class SystemHealth:
         stub = health_pb2_grpc.HealthReportServiceStub(self._mesh.channel("instance"))
         try:
             response = await stub.GetHealthReport(
-                health_pb2.GetHealthReportRequest(), timeout=3.0, metadata=[(INSTANCE_HEADER, address), *self._auth]
+                health_pb2.GetHealthReportRequest(), timeout=3.0, metadata=[(INSTANCE_HEADER, address)]
             )
         except grpc.aio.AioRpcError:
             return None

@@ -9,6 +9,7 @@ from services.runtime.signing_keys import KeyRing, SigningKeySource
 from services.runtime.tokens import Verifier, issue
 
 RELOAD_EVERY = 10.0  # seconds: a key rotated by another gateway instance is picked up within this
+FORWARD_TTL = 120.0  # tokens the gateway puts on forwarded calls: short, and reused for half their life
 
 
 class TokenIssuer:
@@ -18,6 +19,7 @@ class TokenIssuer:
         self._verifier = Verifier(ring.all())
         self._loaded = time.monotonic()
         self.ttl = ttl
+        self._forwarded: dict[Identity, tuple[str, float]] = {}
 
     @classmethod
     async def open(cls, source: SigningKeySource, ttl: float) -> TokenIssuer:
@@ -28,6 +30,7 @@ class TokenIssuer:
             self._use(await self._source.load())
 
     def _use(self, ring: KeyRing) -> None:
+        self._forwarded.clear()
         self._ring = ring
         self._verifier = Verifier(ring.all())
         self._loaded = time.monotonic()
@@ -37,6 +40,18 @@ class TokenIssuer:
         await self._fresh()
         ttl = self.ttl if not_after is None else max(1.0, min(self.ttl, not_after - time.time()))
         return issue(self._ring, identity, ttl)
+
+    def token_for(self, identity: Identity) -> str:
+        """A short token for a caller the gateway has verified, put on the call it forwards (cached)."""
+        now = time.time()
+        cached = self._forwarded.get(identity)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        if len(self._forwarded) > 10_000:
+            self._forwarded.clear()
+        token, expires = issue(self._ring, identity, FORWARD_TTL, now)
+        self._forwarded[identity] = (token, now + (expires - now) / 2)
+        return token
 
     async def verify(self, token: str) -> Identity:
         if not self._verifier.knows(token):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -37,11 +37,13 @@ def target(address: str, service: str) -> str:
 class Mesh:
     """One channel per upstream service, all to the same Envoy listener."""
 
-    def __init__(self, address: str, services: Iterable[str]) -> None:
+    def __init__(self, address: str, services: Iterable[str], credentials: Sequence[grpc.aio.ClientInterceptor] = ()) -> None:
+        """`credentials` (ServiceCredentials.interceptors()) put this service's own token on calls that carry none."""
         self.address = address
+        interceptors = [*client_interceptors(), *credentials]
         self._channels = {
             name: grpc.aio.insecure_channel(
-                target(address, name), options=[*CHANNEL_OPTIONS, ("grpc.default_authority", name)], interceptors=client_interceptors()
+                target(address, name), options=[*CHANNEL_OPTIONS, ("grpc.default_authority", name)], interceptors=interceptors
             )
             for name in services
         }

@@ -23,6 +23,7 @@ from services.runtime.config import Config
 from services.runtime.health_report import HealthReporter
 from services.runtime.roles import request_type, role_of
 from services.runtime.rpc_telemetry import instrument
+from services.runtime.service_tokens import Keys, TokenGuard
 from services.runtime.status import ErrorMapping, Guard
 
 log = logging.getLogger("mcpmesh.server")
@@ -99,6 +100,8 @@ async def start(
     Every service added through the registrar (the detailed report too) is checked against its contract's
     roles and passes through `guard`; grpc.health.v1 and reflection are added directly: public by design."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
+    if guard is None:  # no open default: a service without its own guard verifies tokens itself
+        guard = TokenGuard(await Keys.open(config))
     registrar = _Registrar(server, ErrorMapping(f"{config.service}.mcpmesh", guard), config.service)
     names = list(add_servicers(registrar))
     report_pb2_grpc.add_HealthReportServiceServicer_to_server(reporter, registrar)  # type: ignore[arg-type]

@@ -59,3 +59,20 @@ def test_plain_readiness_is_open_and_says_nothing(mesh: LocalMesh) -> None:
     response = httpx.get(f"{mesh.edge_url}/healthz", timeout=10)
     assert response.status_code == 200
     assert len(response.content) < 64  # no folders, addresses or memory figures
+
+
+def test_a_direct_call_to_a_service_port_cannot_claim_a_role(mesh: LocalMesh, admin_key: str) -> None:
+    """Before: services trusted x-mcpmesh-principal / x-mcpmesh-role, so a direct caller could claim admin."""
+    from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
+
+    forged = [("x-mcpmesh-principal", "key:root"), ("x-mcpmesh-role", "admin")]
+    for credentials in ([], forged, [("authorization", f"Bearer {admin_key}")]):  # a raw key is for the edge only
+        with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.service('workflows')}") as channel:
+            stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ListWorkflows(workflow_service_pb2.ListWorkflowsRequest(), metadata=credentials, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # Through the edge the same key works: the gateway checks it and hands the service a token it verifies.
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.edge}") as channel:
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        stub.ListWorkflows(workflow_service_pb2.ListWorkflowsRequest(), metadata=[("authorization", f"Bearer {admin_key}")], timeout=10)

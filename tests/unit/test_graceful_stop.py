@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter
 from services.runtime.server import start
+from services.runtime.service_tokens import service_credentials
 
 SERVICE = "mcpmesh.workflows.v1.WorkflowService"
 
@@ -32,7 +33,7 @@ def test_in_flight_call_finishes_while_health_says_not_serving(tmp_path: Path) -
     async def scenario() -> None:
         config = Config(service="slow", port=0, data_dir=tmp_path, workspace_roots=(tmp_path,))
         running = await start(config, HealthReporter(service="slow", version=VERSION, checks={}), add)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=(await service_credentials(config)).interceptors()) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             in_flight = asyncio.ensure_future(channel.unary_unary(f"/{SERVICE}/GetWorkflow")(b"x", timeout=20))
             await asyncio.wait_for(entered.wait(), 10)

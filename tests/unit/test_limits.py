@@ -19,6 +19,7 @@ from services.runtime.health_report import HealthReporter
 from services.runtime.limits import bad_utf8_field, check_request
 from services.runtime.roles import all_services
 from services.runtime.server import start
+from services.runtime.service_tokens import service_credentials
 
 
 def _violation(request) -> tuple[str, str]:
@@ -97,7 +98,7 @@ def test_a_server_answers_invalid_argument_with_the_field(tmp_path: Path) -> Non
         config = Config(service="limits", port=0, data_dir=tmp_path, workspace_roots=(tmp_path,))
         running = await start(config, HealthReporter(service="limits", version=VERSION, checks={}), add)
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=(await service_credentials(config)).interceptors()) as channel:
                 code, details, fields = await call(channel, b"\x0a\x02\xff\xfe")
                 assert (code, fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["id"])
                 assert "DecodeError" not in details

@@ -17,6 +17,7 @@ from services.runtime import errors
 from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter
 from services.runtime.server import start
+from services.runtime.service_tokens import service_credentials
 from services.runtime.status import to_rpc_status
 from services.tools.app import build
 
@@ -129,7 +130,7 @@ def test_tools_server_end_to_end(tmp_path: Path) -> None:
         running = await build(config)
         try:
             assert running.port > 0
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=(await service_credentials(config)).interceptors()) as channel:
                 tools = tool_service_pb2_grpc.ToolServiceStub(channel)
 
                 # A wrong argument type: INVALID_ARGUMENT with a BadRequest naming the field.
@@ -164,7 +165,7 @@ def test_tools_server_end_to_end(tmp_path: Path) -> None:
             await running.stop(grace=1)
 
         # The server is gone: a fresh channel cannot reach it.
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=(await service_credentials(config)).interceptors()) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as gone:
                 await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
             assert gone.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -200,10 +201,11 @@ def test_unexpected_exception_becomes_generic_internal(tmp_path: Path) -> None:
     async def scenario() -> None:
         config = Config(service="fake", port=0, data_dir=tmp_path, workspace_roots=(tmp_path,))
         running = await start(config, HealthReporter(service="fake", version=VERSION, checks={}), add)
+        auth = [("authorization", f"Bearer {(await service_credentials(config)).token()}")]
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
                 with pytest.raises(grpc.aio.AioRpcError) as crashed:
-                    await channel.unary_unary("/mcpmesh.workflows.v1.WorkflowService/GetWorkflow")(b"", timeout=10)
+                    await channel.unary_unary("/mcpmesh.workflows.v1.WorkflowService/GetWorkflow")(b"", timeout=10, metadata=auth)
                 assert crashed.value.code() == grpc.StatusCode.INTERNAL
                 assert secret_text not in crashed.value.details()
                 assert crashed.value.details() == "internal error; see the server log"
@@ -213,12 +215,12 @@ def test_unexpected_exception_becomes_generic_internal(tmp_path: Path) -> None:
                 assert (info.reason, info.domain) == ("INTERNAL", "fake.mcpmesh")
 
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await channel.unary_unary("/mcpmesh.workflows.v1.WorkflowService/ListWorkflows")(b"", timeout=10)
+                    await channel.unary_unary("/mcpmesh.workflows.v1.WorkflowService/ListWorkflows")(b"", timeout=10, metadata=auth)
                 assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
                 [info] = _unpack(list(_rich(refused.value).details), error_details_pb2.ErrorInfo)
                 assert info.reason == "ROLE_TOO_LOW"
 
-                call = channel.unary_stream("/mcpmesh.workflows.v1.WorkflowService/WatchWorkflow")(b"", timeout=10)
+                call = channel.unary_stream("/mcpmesh.workflows.v1.WorkflowService/WatchWorkflow")(b"", timeout=10, metadata=auth)
                 received = []
                 with pytest.raises(grpc.aio.AioRpcError) as stream_error:
                     async for item in call:

@@ -1,0 +1,126 @@
+"""Every service verifies the caller's token itself, and calls other services with a token of its own.
+
+A call reaches a service's handler only with a token the gateway's keys signed: from the gateway (for an
+outside caller, after it checked the key or token) or from another service (`service:<name>`). A call made
+straight to a service port without one is refused, and identity headers alone prove nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from services.runtime import identity
+from services.runtime.config import Config
+from services.runtime.errors import PermissionDenied, Unauthenticated
+from services.runtime.identity import Identity
+from services.runtime.signing_keys import KeyRing, SigningKeySource, key_source
+from services.runtime.tokens import Verifier, issue
+
+SERVICE_ROLE = "operator"  # what one service may ask of another: run agents and tools, read workflows and health
+SERVICE_TOKEN_TTL = 300.0
+RELOAD_EVERY = 10.0
+
+
+def bearer_of(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
+class Keys:
+    """The ring as this process last loaded it; reloaded (at most every RELOAD_EVERY s) for an unknown key id."""
+
+    def __init__(self, source: SigningKeySource, ring: KeyRing) -> None:
+        self._source = source
+        self.ring = ring
+        self.verifier = Verifier(ring.all())
+        self._loaded = time.monotonic()
+
+    @classmethod
+    async def open(cls, config: Config) -> Keys:
+        source = key_source(config.signing_key_url, config.data_dir)
+        return cls(source, await source.load())
+
+    async def verify(self, token: str) -> Identity:
+        if not self.verifier.knows(token) and time.monotonic() - self._loaded >= RELOAD_EVERY:
+            self.ring = await self._source.load()
+            self.verifier = Verifier(self.ring.all())
+            self._loaded = time.monotonic()
+        return self.verifier.verify(token)
+
+
+class TokenGuard:
+    """The default guard of every service: a verified token with the role the method's contract declares."""
+
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
+
+    async def __call__(self, method: str, role: str | None, context: grpc.aio.ServicerContext) -> None:
+        if role is None:
+            identity.bind(None)
+            return
+        token = bearer_of(context)
+        if not token:
+            raise Unauthenticated("missing token: call through the edge, or send a token the gateway issued",
+                                  reason="TOKEN_MISSING")
+        who = await self._keys.verify(token)
+        if not who.has_role(role):
+            raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this caller has {who.role}",
+                                   reason="ROLE_TOO_LOW", metadata={"required_role": role})
+        identity.bind(who)
+
+
+class ServiceCredentials:
+    """This service's own token, for mesh calls that carry no credentials of their own."""
+
+    def __init__(self, keys: Keys, service: str) -> None:
+        self._keys = keys
+        self._identity = Identity(f"service:{service}", SERVICE_ROLE)
+        self._token = ""
+        self._renew_at = 0.0
+
+    def token(self) -> str:
+        now = time.time()
+        if now >= self._renew_at:
+            self._token, expires = issue(self._keys.ring, self._identity, SERVICE_TOKEN_TTL, now)
+            self._renew_at = now + (expires - now) / 2  # renewed at half-life: never sent close to expiry
+        return self._token
+
+    def with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = list(details.metadata or ())
+        if any(key == "authorization" for key, _ in metadata):
+            return details
+        metadata.append(("authorization", f"Bearer {self.token()}"))
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready
+        )
+
+    def interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        # One object per kind: grpc.aio files an interceptor under the first kind it matches only.
+        return [_UnaryCredentials(self), _StreamCredentials(self)]
+
+
+class _UnaryCredentials(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, credentials: ServiceCredentials) -> None:
+        self._credentials = credentials
+
+    async def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return await continuation(self._credentials.with_token(details), request)
+
+
+class _StreamCredentials(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, credentials: ServiceCredentials) -> None:
+        self._credentials = credentials
+
+    async def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return await continuation(self._credentials.with_token(details), request)
+
+
+async def service_credentials(config: Config) -> ServiceCredentials:
+    """The interceptor a service's mesh channels carry: its own identity on every call it makes."""
+    return ServiceCredentials(await Keys.open(config), config.service)
