@@ -65,7 +65,11 @@ def to_rpc_status(error: errors.DomainError, domain: str) -> grpc.Status:
         detail.details.append(packed)
     retry_after = _retry_after(error)
     if retry_after is None:
-        return rpc_status.to_status(detail)
+        status = rpc_status.to_status(detail)
+        if error.code == "UNAUTHENTICATED":  # the edge's 401 says how to authenticate (RFC 6750)
+            challenge = ("www-authenticate", f'Bearer realm="mcpmesh", error="invalid_token", error_description="{error.reason}"')
+            return status._replace(trailing_metadata=(*status.trailing_metadata, challenge))  # type: ignore[attr-defined]
+        return status
     delay = any_pb2.Any()
     delay.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
         seconds=int(retry_after), nanos=int((retry_after % 1) * 1e9))))

@@ -232,3 +232,10 @@ def test_unexpected_exception_becomes_generic_internal(tmp_path: Path) -> None:
             await running.stop(grace=1)
 
     asyncio.run(scenario())
+
+
+def test_unauthenticated_carries_a_bearer_challenge() -> None:
+    status = to_rpc_status(errors.Unauthenticated("no", reason="TOKEN_MISSING"), "d")
+    [challenge] = [v for k, v in status.trailing_metadata if k == "www-authenticate"]
+    assert challenge.startswith('Bearer realm="mcpmesh"') and "TOKEN_MISSING" in challenge
+    assert all(k != "www-authenticate" for k, _ in to_rpc_status(errors.PermissionDenied("no"), "d").trailing_metadata)
