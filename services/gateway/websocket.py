@@ -12,6 +12,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from services.gateway.auth import Authenticator, bearer
+from services.gateway.dashboard_files import process_request
 from services.gateway.events import EVENT_TYPES, EventFeed
 from services.runtime.errors import DomainError
 from services.runtime.roles import role_of
@@ -62,7 +63,8 @@ class WebSocketEdge:
         self._role = role_of(*SUBSCRIBE_METHOD.strip("/").split("/"))
 
     async def start(self, host: str, port: int) -> Server:
-        return await serve(self._session, host, port, ping_interval=20, max_size=MAX_FRAME)
+        # Plain GETs on this port are the dashboard's files (same origin as the API through the edge).
+        return await serve(self._session, host, port, ping_interval=20, max_size=MAX_FRAME, process_request=process_request)
 
     async def _session(self, connection: ServerConnection) -> None:
         try:
