@@ -56,7 +56,7 @@ async def build(config: Config) -> Running:
     stack = AsyncExitStack()
     store, checkpointer = await open_state(config, stack)
     # Step calls to agents and tools carry this service's own token (service_tokens.py).
-    mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=await service_credentials(config))
+    mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=(await service_credentials(config)).interceptors())
     stack.push_async_callback(mesh.close)
     durability = Durability(config.workflow_lease_seconds, config.workflow_max_active, config.checkpoint_retention_seconds)
     engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots, durability)

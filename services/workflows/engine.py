@@ -4,6 +4,7 @@ of runs whose instance died, and retention of checkpoints."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -31,6 +32,7 @@ log = logging.getLogger("mcpmesh.workflows")
 # and small clock differences between instances that share the store.
 CHANGE_WINDOW = dt.timedelta(seconds=5)
 POLL_SECONDS = 1.0
+RECENT_EVENTS = 64  # per workflow: more than any step count writes between two wakes of a watcher
 
 
 def instance_owner() -> str:
@@ -63,18 +65,33 @@ class CancelRequested(Exception):
 
 class Notifier:
     """Wakes watchers when this process writes an event: those of that workflow and those of every workflow (a
-    watcher of one workflow is not woken by the others'). Watchers also poll, for events of other processes."""
+    watcher of one workflow is not woken by the others'). Watchers also poll, for events of other processes.
+
+    The events this process just wrote are kept a moment, so a woken watcher of a run held here reads them
+    from memory instead of the store."""
 
     def __init__(self) -> None:
         self._all = asyncio.Event()
         self._each: dict[str, asyncio.Event] = {}
+        self._recent: dict[str, collections.deque[Event]] = {}
 
-    def notify(self, workflow_id: str = "") -> None:
+    def notify(self, workflow_id: str = "", written: Event | None = None) -> None:
+        if written is not None:
+            self._recent.setdefault(workflow_id, collections.deque(maxlen=RECENT_EVENTS)).append(written)
+            if written.type in TERMINAL:  # nothing follows; late watchers read the store
+                asyncio.get_running_loop().call_later(POLL_SECONDS, self._recent.pop, workflow_id, None)
         self._all.set()
         self._all = asyncio.Event()
         event = self._each.pop(workflow_id, None)
         if event is not None:
             event.set()
+
+    def recent_after(self, workflow_id: str, sequence: int) -> list[Event]:
+        """Events after `sequence` kept in memory, only when they follow it without a gap; else []."""
+        kept = [e for e in self._recent.get(workflow_id, ()) if e.sequence > sequence]
+        if not kept or kept[0].sequence != sequence + 1:
+            return []
+        return [e for n, e in enumerate(kept) if e.sequence == sequence + 1 + n]
 
     async def wait(self, timeout: float, workflow_id: str = "") -> None:
         event = self._each.setdefault(workflow_id, asyncio.Event()) if workflow_id else self._all
@@ -198,7 +215,7 @@ class WorkflowEngine:
             raise InvalidArgument.field("id", "is required")
         done = (await self.store.get(workflow_id)).done  # NotFound for an unknown id
         while True:
-            for event in await self.store.events_after(workflow_id, after):
+            for event in self.notifier.recent_after(workflow_id, after) or await self.store.events_after(workflow_id, after):
                 after = event.sequence
                 yield event
                 if event.type in TERMINAL:
@@ -409,8 +426,7 @@ class WorkflowEngine:
             workflow = self._held.get(workflow_id) or await self.store.get(workflow_id)
             event = change(workflow)
             if event is not None:
-                await self.store.record(workflow, *event)
-                self.notifier.notify(workflow_id)
+                self.notifier.notify(workflow_id, await self.store.record(workflow, *event))
             if workflow.done:
                 self._locks.pop(workflow_id, None)
                 self._held.pop(workflow_id, None)
