@@ -42,7 +42,10 @@ async def build(config: Config) -> Running:
     keys = ApiKeys(store)
     await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
     tokens = await TokenIssuer.open(key_source(config.signing_key_url, config.data_dir), config.token_ttl_seconds)
-    auth = Authenticator(keys, RateLimiter(config.rate_limit_per_second, config.rate_limit_burst), tokens=tokens)
+    auth = Authenticator(keys, RateLimiter(
+        config.rate_limit_per_second, config.rate_limit_burst,
+        {role: (rate, burst) for role, rate, burst in config.rate_limits_per_role},
+    ), tokens=tokens)
     # Calls the gateway makes for itself (instance reports, the event feed) carry its own service token.
     mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"], credentials=(await service_credentials(config)).interceptors())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.gateway.api_keys import ApiKey, ApiKeys
@@ -22,22 +23,27 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, per_second: float, burst: int) -> None:
-        self._rate = per_second
-        self._burst = burst
+    """A token bucket per identity; `per_role` overrides the default (rate, burst) for a role's callers."""
+
+    def __init__(self, per_second: float, burst: int, per_role: Mapping[str, tuple[float, int]] | None = None) -> None:
+        self._default = (per_second, burst)
+        self._per_role = dict(per_role or {})
         self._buckets: dict[str, _Bucket] = {}
 
-    def allow(self, key: str) -> bool:
-        return self.wait_time(key) == 0.0
+    def allow(self, key: str, role: str = "") -> bool:
+        return self.wait_time(key, role) == 0.0
 
-    def wait_time(self, key: str) -> float:
+    def wait_time(self, key: str, role: str = "") -> float:
         """0.0 when a call is allowed now (and takes a token), else the seconds until one will be."""
+        rate, burst = self._per_role.get(role, self._default)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()  # bounded: many short-lived identities must not grow it forever
         now = time.monotonic()
-        bucket = self._buckets.setdefault(key, _Bucket(self._burst, now))
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket = self._buckets.setdefault(key, _Bucket(burst, now))
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
         if bucket.tokens < 1:
-            return (1 - bucket.tokens) / self._rate if self._rate > 0 else 60.0
+            return (1 - bucket.tokens) / rate if rate > 0 else 60.0
         bucket.tokens -= 1
         return 0.0
 
@@ -95,7 +101,7 @@ class Authenticator:
         if not who.has_role(role):
             raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this caller has {who.role}",
                                    reason="ROLE_TOO_LOW", metadata={"required_role": role})
-        wait = self._limiter.wait_time(who.principal)
+        wait = self._limiter.wait_time(who.principal, who.role)
         if wait:
             raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED",
                                     metadata={"retry_after_seconds": f"{wait:.3f}"})

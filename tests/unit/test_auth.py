@@ -197,3 +197,12 @@ async def test_tokens_from_the_issuer_are_accepted_and_forged_ones_refused(keys:
     after, _ = await issuer.issue(Identity("key:abc", "viewer"))
     assert (await check(auth, GET, token)) is not None  # signed before the rotation: still valid
     assert (await check(auth, GET, after)) is not None and kid in [k["kid"] for k in await issuer.jwks()]
+
+
+def test_budgets_can_differ_per_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("services.gateway.auth.time.monotonic", lambda: now[0])
+    limiter = RateLimiter(per_second=0.0, burst=1, per_role={"admin": (0.0, 3)})
+    assert [limiter.allow("key:v", "viewer") for _ in range(2)] == [True, False]
+    assert [limiter.allow("key:a", "admin") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("key:o", "operator") and not limiter.allow("key:o", "operator")  # the default budget
