@@ -16,7 +16,7 @@ def test_default_port_per_service(service: str, port: int) -> None:
 
 
 def test_unknown_service_defaults_to_port_zero() -> None:
-    assert Config.from_env("other", {}).port == 1
+    assert Config.from_env("other", {}).port == 0
 
 
 def test_defaults_without_variables() -> None:
@@ -65,7 +65,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
 def test_every_field_is_described() -> None:
     names = [name for name, _ in Config.describe()]
     assert "MCPMESH_PORT" in names and "MCPMESH_WORKSPACE_ROOTS" in names
-    assert len(names) == len(set(names)) == 36
+    assert len(names) == len(set(names)) == 37
 
 
 def test_workspace_roots_skip_empty_parts_and_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
