@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install generate check-generated lint typecheck up test bench clean
+.PHONY: install generate check-generated lint typecheck up test bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench: install
 	$(PY) -m bench.code_analyzer
 	$(PY) -m bench.tools
 	$(PY) -m bench.workflows
+
+# LangGraph's own local Agent Server (langgraph dev) on the same graph, in its own venv under .tools/.
+bench-peers: install
+	test -x .tools/langgraph-peers/bin/langgraph || ($(PYTHON) -m venv .tools/langgraph-peers && \
+	  .tools/langgraph-peers/bin/pip install --quiet "langgraph-cli[inmem]==0.4.40")
+	$(PY) -m bench.workflow_peers
 
 clean:
 	rm -rf $(VENV) .mcpmesh .pytest_cache .mypy_cache

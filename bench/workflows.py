@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import operator
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -113,38 +115,43 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+@contextlib.asynccontextmanager
+async def running_service(root: Path) -> AsyncIterator[Any]:
+    """The workflows service with the trivial type on a real grpc.aio server on loopback; yields a stub to it."""
+    database = SqliteDatabase(root / "workflows.db", SCHEMA)
+    async with AsyncSqliteSaver.from_conn_string(str(root / "service-checkpoints.db")) as saver:
+        await saver.setup()
+        engine = WorkflowEngine(SqliteWorkflowStore(database), None, saver, [TRIVIAL], [])  # type: ignore[arg-type]
+        engine.start()
+        server = grpc.aio.server()
+        workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(engine), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                yield workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        finally:
+            await server.stop(None)
+            await engine.close()
+            database.close()
+
+
 async def main(count: int, rounds: int) -> None:
+    latencies: list[float] = []
+    times: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        database = SqliteDatabase(root / "workflows.db", SCHEMA)
-        async with AsyncSqliteSaver.from_conn_string(str(root / "service-checkpoints.db")) as service_saver, \
+        async with running_service(root) as stub, \
                 AsyncSqliteSaver.from_conn_string(str(root / "raw-checkpoints.db")) as raw_saver:
-            await service_saver.setup()
             await raw_saver.setup()
-            engine = WorkflowEngine(SqliteWorkflowStore(database), None, service_saver, [TRIVIAL], [])  # type: ignore[arg-type]
-            engine.start()
-            server = grpc.aio.server()
-            workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(engine), server)
-            port = server.add_insecure_port("127.0.0.1:0")
-            await server.start()
             raw = graph(None).compile(checkpointer=raw_saver)
-            latencies: list[float] = []
-            times: dict[tuple[str, int], list[float]] = {}
-            try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                    stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
-                    await timed(lambda n: service_one(stub, []), 10, 1)  # warm-up of both paths
-                    await timed(lambda n: raw_one(raw, n), 10, 1)
-                    for _ in range(rounds):
-                        for callers in (1, 16):
-                            times.setdefault(("service", callers), []).append(
-                                await timed(lambda n: service_one(stub, latencies), count, callers))
-                            times.setdefault(("raw", callers), []).append(
-                                await timed(lambda n: raw_one(raw, n), count, callers))
-            finally:
-                await server.stop(None)
-                await engine.close()
-                database.close()
+            await timed(lambda n: service_one(stub, []), 10, 1)  # warm-up of both paths
+            await timed(lambda n: raw_one(raw, n), 10, 1)
+            for _ in range(rounds):
+                for callers in (1, 16):
+                    times.setdefault(("service", callers), []).append(
+                        await timed(lambda n: service_one(stub, latencies), count, callers))
+                    times.setdefault(("raw", callers), []).append(await timed(lambda n: raw_one(raw, n), count, callers))
 
     print(f"workflows: {count} trivial three-step workflows (two parallel steps, then a merge), "
           f"median of {rounds} interleaved rounds, AsyncSqliteSaver on both paths")

@@ -1,0 +1,157 @@
+"""The workflows service against LangGraph's own local Agent Server on the same trivial graph, in one run.
+
+The peer: `langgraph dev` (langgraph-cli[inmem], in its own virtual environment .tools/langgraph-peers, made by
+`make bench-peers`) on a free loopback port with --no-browser and analytics off, driven by the official
+langgraph-sdk client: one thread per run, runs.wait. Ours: CreateWorkflow + WatchWorkflow to the end over gRPC
+(bench/workflows.py). Each: 200 runs sequentially (latency per run, p50) and with 16 callers (runs/s).
+Targets: with 16 callers at least 2x the peer's runs/s; sequential p50 at most 1/20 of the peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from langgraph_sdk import get_client
+
+from bench.workflows import percentile, running_service, service_one
+
+PEER_VENV = Path(__file__).resolve().parent.parent / ".tools" / "langgraph-peers"
+GRAPH = '''
+import operator
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+
+class State(TypedDict, total=False):
+    a: int
+    b: int
+    result: dict
+    completed: Annotated[list, operator.add]
+
+
+async def a(state: State) -> dict[str, Any]:
+    return {"a": 1}
+
+
+async def b(state: State) -> dict[str, Any]:
+    return {"b": 2}
+
+
+async def merge(state: State) -> dict[str, Any]:
+    return {"result": {"sum": state["a"] + state["b"]}}
+
+
+builder = StateGraph(State)
+builder.add_node("a", a)
+builder.add_node("b", b)
+builder.add_node("merge", merge)
+builder.add_edge(START, "a")
+builder.add_edge(START, "b")
+builder.add_edge(["a", "b"], "merge")
+builder.add_edge("merge", END)
+graph = builder.compile()
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_peer(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    (folder / "graph.py").write_text(GRAPH)
+    (folder / "langgraph.json").write_text('{"dependencies": ["."], "graphs": {"trivial": "./graph.py:graph"}}')
+    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
+    log = open(folder / "peer.log", "wb")  # noqa: SIM115 - the process keeps writing to it until it is stopped
+    process = subprocess.Popen(
+        [str(PEER_VENV / "bin" / "langgraph"), "dev", "--port", str(port), "--host", "127.0.0.1", "--no-browser",
+         "--no-reload", "--config", "langgraph.json"],
+        cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"langgraph dev exited: {(folder / 'peer.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.terminate()
+    raise SystemExit("langgraph dev did not answer /ok within 120 s")
+
+
+async def measure(run: Callable[[], Awaitable[None]], count: int, callers: int) -> tuple[float, list[float]]:
+    """(seconds for `count` runs with `callers` at a time, latency of each run)."""
+    latencies: list[float] = []
+    left = iter(range(count))
+
+    async def caller() -> None:
+        for _ in left:
+            started = time.perf_counter()
+            await run()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return time.perf_counter() - started, latencies
+
+
+async def main(count: int) -> None:
+    if not (PEER_VENV / "bin" / "langgraph").exists():
+        raise SystemExit("run `make bench-peers`: it makes .tools/langgraph-peers with langgraph-cli[inmem]")
+    results: dict[tuple[str, int], tuple[float, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        port = free_port()
+        peer = start_peer(root, port)
+        try:
+            client = get_client(url=f"http://127.0.0.1:{port}")
+
+            async def peer_one() -> None:
+                thread = await client.threads.create()
+                result: Any = await client.runs.wait(thread["thread_id"], "trivial", input={})
+                assert result["result"] == {"sum": 3}, result
+
+            async with running_service(root) as stub:
+                async def ours() -> None:
+                    await service_one(stub, [])
+
+                for name, run in (("peer", peer_one), ("ours", ours)):
+                    await measure(run, 5, 1)  # warm-up
+                    for callers in (1, 16):
+                        results[(name, callers)] = await measure(run, count, callers)
+        finally:
+            peer.terminate()
+            peer.wait(20)
+
+    print(f"workflow peers: {count} runs of the trivial three-step graph; peer = langgraph dev (in-memory server) "
+          "through langgraph-sdk, ours = workflows service through gRPC")
+    print(f"{'server':<6} {'callers':>7} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for (name, callers), (seconds, latencies) in sorted(results.items()):
+        print(f"{name:<6} {callers:>7} {count / seconds:>8.1f} {1000 * statistics.median(latencies):>8.1f} "
+              f"{1000 * percentile(latencies, 0.99):>8.1f}")
+    throughput = results[("peer", 16)][0] / results[("ours", 16)][0]
+    sequential = statistics.median(results[("ours", 1)][1]) / statistics.median(results[("peer", 1)][1])
+    print(f"16 callers: ours / peer runs/s = {throughput:.1f}x (target >= 2x)")
+    print(f"sequential p50: ours / peer = 1/{1 / sequential:.0f} (target <= 1/20)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="runs per measurement")
+    asyncio.run(main(parser.parse_args().count))
