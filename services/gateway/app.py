@@ -77,6 +77,7 @@ async def build(config: Config) -> Running:
     async def close() -> None:
         websocket.close()
         await websocket.wait_closed()
+        await feed.close()
         await health.close()
         await mesh.close()
         database.close()

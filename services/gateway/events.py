@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -29,53 +28,126 @@ class FeedEvent:
     created: dt.datetime
 
 
+class SlowSubscriber(Exception):
+    """A subscriber fell `QUEUE_SIZE` events behind: it is dropped so the others are not slowed down."""
+
+
+QUEUE_SIZE = 1000
+
+
+class _Subscriber:
+    def __init__(self, types: set[str]) -> None:
+        self.types = types
+        self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.overflowed = False
+
+    def offer(self, event: FeedEvent) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            # Wake the reader so it notices at once, even with a full queue.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(FeedEvent("_dropped", {}, _now()))
+
+
 class EventFeed:
+    """One upstream producer per event type (one WatchWorkflow for every subscriber), started with the first
+    subscriber of that type and stopped after the last; each subscriber reads its own bounded queue."""
+
     def __init__(self, mesh: Mesh, health: SystemHealth, *, health_every: float = 5.0, metrics_every: float = 10.0) -> None:
         self._workflows = workflow_service_pb2_grpc.WorkflowServiceStub(mesh.channel("workflows"))
         self._health = health
         self._health_every = health_every
         self._metrics_every = metrics_every
+        self._subscribers: set[_Subscriber] = set()
+        self._producers: dict[str, asyncio.Task[None]] = {}
+        self._watch_open = asyncio.Event()  # the shared upstream workflow watch is open
+        self.upstream_watches = 0  # WatchWorkflow calls opened so far (one per reconnect, not per subscriber)
+        self._latest: dict[str, FeedEvent] = {}  # the last health and metrics snapshots, given to new subscribers
 
-    async def subscribe(self, types: set[str], ready: asyncio.Event | None = None) -> AsyncIterator[FeedEvent]:
-        """Events of the given types until the caller stops iterating; `ready` is set once the upstream watch is open."""
-        queue: asyncio.Queue[FeedEvent] = asyncio.Queue(maxsize=1000)
-        wanted = types or set(EVENT_TYPES)
-        ready = ready or asyncio.Event()
-        if "workflow_update" not in wanted:
-            ready.set()
-        producers: dict[str, Callable[[asyncio.Queue[FeedEvent]], Coroutine[Any, Any, None]]] = {
-            "workflow_update": functools.partial(self._workflow_updates, ready=ready),
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def _publish(self, event: FeedEvent) -> None:
+        if event.type != "workflow_update":
+            self._latest[event.type] = event
+        for subscriber in list(self._subscribers):
+            if event.type in subscriber.types:
+                subscriber.offer(event)
+
+    def _start(self, kind: str) -> None:
+        task = self._producers.get(kind)
+        if task is not None and not task.done():
+            return
+        producers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "workflow_update": self._workflow_updates,
             "service_health": self._health_changes,
             "system_metrics": self._metrics_snapshots,
         }
-        tasks = [asyncio.create_task(producers[t](queue)) for t in sorted(wanted)]
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        self._producers[kind] = asyncio.create_task(producers[kind]())
 
-    async def _workflow_updates(self, queue: asyncio.Queue[FeedEvent], ready: asyncio.Event) -> None:
+    async def _stop_unused(self) -> None:
+        wanted = {t for s in self._subscribers for t in s.types}
+        for kind in [k for k in self._producers if k not in wanted]:
+            task = self._producers.pop(kind)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            self._latest.pop(kind, None)
+            if kind == "workflow_update":
+                self._watch_open.clear()
+
+    async def subscribe(self, types: set[str], ready: asyncio.Event | None = None) -> AsyncIterator[FeedEvent]:
+        """Events of the given types until the caller stops iterating; `ready` is set once the upstream watch is
+        open. Raises SlowSubscriber when this subscriber fell too far behind."""
+        subscriber = _Subscriber(set(types or EVENT_TYPES))
+        self._subscribers.add(subscriber)
+        try:
+            for kind in sorted(subscriber.types):
+                if kind in self._latest and kind in self._producers:
+                    subscriber.offer(self._latest[kind])
+                self._start(kind)
+            if ready is not None:
+                if "workflow_update" in subscriber.types:
+                    await self._watch_open.wait()
+                ready.set()
+            while True:
+                event = await subscriber.queue.get()
+                if subscriber.overflowed and event.type == "_dropped":
+                    raise SlowSubscriber(f"more than {QUEUE_SIZE} events behind")
+                yield event
+        finally:
+            self._subscribers.discard(subscriber)
+            await self._stop_unused()
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+        await self._stop_unused()
+
+    async def _workflow_updates(self) -> None:
         backoff = 0.5
         while True:
             try:
                 stream = self._workflows.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id="-"))
+                self.upstream_watches += 1
                 await stream.initial_metadata()
-                ready.set()
+                self._watch_open.set()
                 async for response in stream:
                     backoff = 0.5
                     data = json_format.MessageToDict(response.event, preserving_proto_field_name=True)
-                    await queue.put(FeedEvent("workflow_update", data, _now()))
+                    self._publish(FeedEvent("workflow_update", data, _now()))
             except grpc.aio.AioRpcError:
                 pass  # workflows restarting or unreachable: reconnect with back-off
+            self._watch_open.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 
-    async def _health_changes(self, queue: asyncio.Queue[FeedEvent]) -> None:
+    async def _health_changes(self) -> None:
         last = ""
         while True:
             states = await self._health.check()
@@ -89,14 +161,14 @@ class EventFeed:
             fingerprint = json.dumps(data, sort_keys=True)
             if fingerprint != last:
                 last = fingerprint
-                await queue.put(FeedEvent("service_health", data, _now()))
+                self._publish(FeedEvent("service_health", data, _now()))
             await asyncio.sleep(self._health_every)
 
-    async def _metrics_snapshots(self, queue: asyncio.Queue[FeedEvent]) -> None:
+    async def _metrics_snapshots(self) -> None:
         while True:
             metrics = await self._health.metrics()
             data = {"metrics": [{"service": s, "name": n, "value": v} for s, n, v in metrics]}
-            await queue.put(FeedEvent("system_metrics", data, _now()))
+            self._publish(FeedEvent("system_metrics", data, _now()))
             await asyncio.sleep(self._metrics_every)
 
 

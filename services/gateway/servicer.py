@@ -11,10 +11,10 @@ from mcpmesh.gateway.v1 import gateway_pb2, gateway_service_pb2, gateway_service
 from mcpmesh.health.v1 import health_pb2
 
 from services.gateway.api_keys import ApiKey, ApiKeys
-from services.gateway.events import EventFeed
+from services.gateway.events import EventFeed, SlowSubscriber
 from services.gateway.system_health import SystemHealth
 from services.gateway.token_issuer import TokenIssuer
-from services.runtime.errors import InvalidArgument, Unauthenticated
+from services.runtime.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from services.runtime.identity import ROLES, caller
 from services.runtime.pages import Page
 from services.runtime.protos import timestamp, to_struct
@@ -142,8 +142,12 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             if number not in EVENT_NAMES:
                 raise InvalidArgument.field("types", f"unknown event type {number}")
             types.add(EVENT_NAMES[number])
-        async for event in self._feed.subscribe(types):
-            message = gateway_pb2.Event(
-                type=EVENT_NUMBERS[event.type], create_time=timestamp(event.created), data=to_struct(event.data)
-            )
-            yield gateway_service_pb2.StreamEventsResponse(event=message)
+        try:
+            async for event in self._feed.subscribe(types):
+                message = gateway_pb2.Event(
+                    type=EVENT_NUMBERS[event.type], create_time=timestamp(event.created), data=to_struct(event.data)
+                )
+                yield gateway_service_pb2.StreamEventsResponse(event=message)
+        except SlowSubscriber:
+            raise ResourceExhausted("this stream fell too far behind the events and was dropped; reconnect",
+                                    reason="SUBSCRIBER_TOO_SLOW") from None

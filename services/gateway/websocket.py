@@ -13,13 +13,14 @@ from websockets.exceptions import ConnectionClosed
 
 from services.gateway.auth import Authenticator, bearer
 from services.gateway.dashboard_files import process_request
-from services.gateway.events import EVENT_TYPES, EventFeed
-from services.runtime.errors import DomainError
+from services.gateway.events import EVENT_TYPES, EventFeed, SlowSubscriber
+from services.runtime.errors import DomainError, Unauthenticated
 from services.runtime.roles import role_of
 
 log = logging.getLogger("mcpmesh.websocket")
 MAX_MESSAGE = 16 * 1024  # a subscription is a few hundred bytes; larger messages get an error frame
 MAX_FRAME = 1024 * 1024  # beyond this the library closes the connection (1009) before we see the message
+MAX_SESSIONS_PER_IDENTITY = 10  # one identity cannot hold the gateway's connections
 MAX_DEPTH = 8  # nesting of arrays and objects in a client message
 SUBSCRIBE_METHOD = "/mcpmesh.gateway.v1.GatewayService/StreamEvents"  # the WebSocket needs the role of this RPC
 
@@ -61,6 +62,7 @@ class WebSocketEdge:
         self._auth = auth
         self._feed = feed
         self._role = role_of(*SUBSCRIBE_METHOD.strip("/").split("/"))
+        self._sessions: dict[str, int] = {}  # open connections per identity
 
     async def start(self, host: str, port: int) -> Server:
         # Plain GETs on this port are the dashboard's files (same origin as the API through the edge).
@@ -68,11 +70,18 @@ class WebSocketEdge:
 
     async def _session(self, connection: ServerConnection) -> None:
         try:
-            await self._auth.check(SUBSCRIBE_METHOD, self._role, _token(connection))
+            who = await self._auth.check(SUBSCRIBE_METHOD, self._role, _token(connection))
         except DomainError as error:
             await connection.send(json.dumps({"type": "error", "reason": error.reason, "message": error.message}))
-            await connection.close(4401 if error.reason.startswith("API_KEY") else 4403, error.reason)
+            await connection.close(4401 if isinstance(error, Unauthenticated) else 4403, error.reason)
             return
+        principal = who.principal if who is not None else ""
+        if self._sessions.get(principal, 0) >= MAX_SESSIONS_PER_IDENTITY:
+            message = f"at most {MAX_SESSIONS_PER_IDENTITY} WebSocket connections per identity"
+            await connection.send(json.dumps({"type": "error", "reason": "TOO_MANY_CONNECTIONS", "message": message}))
+            await connection.close(4429, "TOO_MANY_CONNECTIONS")
+            return
+        self._sessions[principal] = self._sessions.get(principal, 0) + 1
         pump: asyncio.Task[None] | None = None
         try:
             async for raw in connection:
@@ -93,6 +102,9 @@ class WebSocketEdge:
         except ConnectionClosed:
             pass
         finally:
+            self._sessions[principal] -= 1
+            if not self._sessions[principal]:
+                del self._sessions[principal]
             if pump is not None:
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -119,6 +131,10 @@ class WebSocketEdge:
         return set(types)
 
     async def _pump(self, connection: ServerConnection, types: set[str], ready: asyncio.Event) -> None:
-        async for event in self._feed.subscribe(types, ready):
-            body = {"type": event.type, "time": event.created.isoformat(), "data": event.data}
-            await connection.send(json.dumps(body))
+        try:
+            async for event in self._feed.subscribe(types, ready):
+                body = {"type": event.type, "time": event.created.isoformat(), "data": event.data}
+                await connection.send(json.dumps(body))
+        except SlowSubscriber:
+            # Dropped so that the other subscribers are not slowed down; the client reconnects and resumes.
+            await connection.close(1008, "SUBSCRIBER_TOO_SLOW")

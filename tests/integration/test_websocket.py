@@ -55,3 +55,51 @@ def test_deep_or_large_messages_get_an_error_frame_and_the_connection_stays(mesh
         assert error["message"].startswith("message:")
         socket.send(json.dumps({"action": "subscribe", "types": ["service_health"]}))
         assert json.loads(socket.recv(timeout=10)) == {"type": "subscribed", "types": ["service_health"]}
+
+
+def test_two_hundred_subscribers_receive_every_event_of_a_running_workflow(
+    mesh: LocalMesh, rest: httpx.Client, sample_project: Path
+) -> None:
+    """20 identities x 10 connections (the per-identity limit), all fed by the gateway's one upstream watch."""
+    import asyncio
+
+    from websockets.asyncio.client import connect as async_connect
+
+    keys = [rest.post("/v1/api-keys", json={"displayName": f"ws{n}", "role": "ROLE_VIEWER"}).json()["secret"] for n in range(20)]
+    url = f"ws://127.0.0.1:{mesh.ports.edge}/ws"
+
+    async def scenario() -> list[list[int]]:
+        sockets = []
+        for key in keys:
+            for _ in range(10):
+                socket = await async_connect(f"{url}?token={key}", open_timeout=20)
+                await socket.send(json.dumps({"action": "subscribe", "types": ["workflow_update"]}))
+                sockets.append(socket)
+        for socket in sockets:
+            assert json.loads(await asyncio.wait_for(socket.recv(), 20))["type"] == "subscribed"
+        over = await async_connect(f"{url}?token={keys[0]}", open_timeout=20)  # the 11th of one identity
+        assert json.loads(await asyncio.wait_for(over.recv(), 10))["reason"] == "TOO_MANY_CONNECTIONS"
+        await over.close()
+        created = await asyncio.to_thread(
+            rest.post, "/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(sample_project)}})
+        workflow_id = created.json()["workflow"]["id"]
+
+        async def follow(socket) -> list[int]:
+            seen: list[int] = []
+            while True:
+                message = json.loads(await asyncio.wait_for(socket.recv(), 60))
+                if message["data"].get("workflow_id") != workflow_id:
+                    continue
+                seen.append(int(message["data"]["sequence"]))
+                if message["data"]["type"] in ("WORKFLOW_EVENT_TYPE_SUCCEEDED", "WORKFLOW_EVENT_TYPE_FAILED"):
+                    return seen
+
+        try:
+            return await asyncio.gather(*(follow(s) for s in sockets))
+        finally:
+            await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert len(results) == 200
+    assert all(seen == list(range(1, len(seen) + 1)) for seen in results) and len(results[0]) >= 4
+    assert len({tuple(seen) for seen in results}) == 1  # everyone saw the same events
