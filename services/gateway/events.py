@@ -16,6 +16,7 @@ from mcpmesh.health.v1 import health_pb2
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
 
 from services.gateway.system_health import SystemHealth
+from services.runtime.errors import DomainError
 from services.runtime.mesh import Mesh
 
 EVENT_TYPES = ("workflow_update", "service_health", "system_metrics")
@@ -124,6 +125,18 @@ class EventFeed:
         finally:
             self._subscribers.discard(subscriber)
             await self._stop_unused()
+
+    async def workflow_events(self, workflow_id: str, after_sequence: int) -> AsyncIterator[FeedEvent]:
+        """One workflow's events after `after_sequence`: the stored ones, then live ones until it ends."""
+        stream = self._workflows.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id=workflow_id, after_sequence=after_sequence))
+        try:
+            async for response in stream:
+                yield FeedEvent("workflow_update", json_format.MessageToDict(response.event, preserving_proto_field_name=True), _now())
+        except grpc.aio.AioRpcError as error:
+            reason = "WORKFLOW_NOT_FOUND" if error.code() == grpc.StatusCode.NOT_FOUND else error.code().name
+            raise DomainError(f"workflow {workflow_id}: {error.details()}", reason=reason) from None
+        finally:
+            stream.cancel()
 
     async def close(self) -> None:
         self._subscribers.clear()

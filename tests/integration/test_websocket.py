@@ -103,3 +103,26 @@ def test_two_hundred_subscribers_receive_every_event_of_a_running_workflow(
     assert len(results) == 200
     assert all(seen == list(range(1, len(seen) + 1)) for seen in results) and len(results[0]) >= 4
     assert len({tuple(seen) for seen in results}) == 1  # everyone saw the same events
+
+
+def test_reconnect_with_the_last_sequence_misses_no_event(mesh: LocalMesh, admin_key: str, rest: httpx.Client, sample_project: Path) -> None:
+    workflow = rest.post("/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(sample_project)}}).json()["workflow"]
+    url = f"ws://127.0.0.1:{mesh.ports.edge}/ws?token={admin_key}"
+    with connect(url, open_timeout=10) as socket:
+        # Resume from sequence 2: the stored events 3.. come first, then live ones until the workflow ends.
+        socket.send(json.dumps({"action": "subscribe", "types": ["workflow_update"], "resume": {workflow["id"]: 2}}))
+        assert json.loads(socket.recv(timeout=10))["type"] == "subscribed"
+        seen = []
+        while not seen or seen[-1]["data"]["type"] not in ("WORKFLOW_EVENT_TYPE_SUCCEEDED", "WORKFLOW_EVENT_TYPE_FAILED"):
+            message = json.loads(socket.recv(timeout=60))
+            assert message["data"]["workflow_id"] == workflow["id"]
+            seen.append(message)
+    assert [m["sequence"] for m in seen] == list(range(3, 3 + len(seen)))
+    with connect(url, open_timeout=10) as socket:
+        socket.send(json.dumps({"action": "subscribe", "resume": {"x" * 300: 1}}))
+        error = json.loads(socket.recv(timeout=10))
+        assert error["reason"] == "INVALID_MESSAGE" and error["message"].startswith("resume:")
+        socket.send(json.dumps({"action": "subscribe", "types": ["workflow_update"], "resume": {"no-such-workflow": 0}}))
+        frames = [json.loads(socket.recv(timeout=10)) for _ in range(2)]
+        assert {f["type"] for f in frames} == {"subscribed", "error"}
+        assert [f["reason"] for f in frames if f["type"] == "error"] == ["WORKFLOW_NOT_FOUND"]
