@@ -8,6 +8,9 @@ in one run on one machine and interleaved round by round, so the ratios hold eve
   edge (REST)   REST -> Envoy edge (transcoder) -> gateway -> Envoy mesh -> tools
 Latency: one call at a time. Throughput: 64 calls in flight (4 connections x 16 streams), which saturates
 the two-core machine. Targets: REST edge throughput >= 40 % of direct, REST edge p50 <= 3x direct.
+Tracing: the four paths run on a mesh with tracing off; the REST edge path runs again, interleaved, on a second
+mesh with tracing on (Envoy and every service export OTLP/HTTP to a local sink that discards it). Target: tracing
+costs under 10 % of REST throughput.
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ import statistics
 import struct
 import subprocess
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -95,31 +102,77 @@ def measure(targets: list[Target], count: int, concurrency: int, rounds: int) ->
     return figures
 
 
+def token(mesh: LocalMesh) -> str:
+    """A token the gateway issued for the admin key: what a call that skips the edge must carry."""
+    response = httpx.post(f"{mesh.edge_url}/v1/tokens", json={}, headers={"Authorization": f"Bearer {mesh.admin_key()}"})
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
 def check_answers(mesh: LocalMesh) -> None:
     """h2load sees HTTP statuses only; make sure each path really answers the call before timing it."""
     request = tool_service_pb2.GetToolRequest(name="file_inventory")
+    metadata = [("authorization", f"Bearer {token(mesh)}")]
     for address, options in [(f"127.0.0.1:{mesh.ports.service('tools')}", []),
                              (f"127.0.0.1:{mesh.ports.mesh}", [("grpc.default_authority", "tools")])]:
         with grpc.insecure_channel(address, options=options) as channel:
-            assert tool_service_pb2_grpc.ToolServiceStub(channel).GetTool(request, timeout=10).tool.name == "file_inventory"
+            found = tool_service_pb2_grpc.ToolServiceStub(channel).GetTool(request, timeout=10, metadata=metadata)
+            assert found.tool.name == "file_inventory"
     rest = httpx.get(f"{mesh.edge_url}/v1/tools/file_inventory", headers={"Authorization": f"Bearer {mesh.admin_key()}"})
     assert rest.json()["tool"]["name"] == "file_inventory", rest.text
 
 
-def run(mesh: LocalMesh, count: int, concurrency: int, rounds: int, folder: Path) -> list[Figures]:
+class _Discard(BaseHTTPRequestHandler):
+    """An OTLP/HTTP collector that reads each export and drops it: the cost measured is the mesh's, not a backend's."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                self.rfile.read(size + 2)
+            self.rfile.readline()
+        else:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Discard)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run(mesh: LocalMesh, count: int, concurrency: int, rounds: int, folder: Path, traced: LocalMesh) -> list[Figures]:
     check_answers(mesh)
+    check_answers(traced)
     body = folder / "get_tool.bin"
     body.write_bytes(_grpc_body(tool_service_pb2.GetToolRequest(name="file_inventory").SerializeToString()))
     grpc_headers = ["content-type: application/grpc", "te: trailers"]
     auth = f"authorization: Bearer {mesh.admin_key()}"
+    # Past the edge, a service takes the gateway's token, not the key.
+    inside = [*grpc_headers, f"authorization: Bearer {token(mesh)}"]
     path = "/mcpmesh.tools.v1.ToolService/GetTool"
     return measure(
         [
-            Target("direct gRPC -> tools", f"http://127.0.0.1:{mesh.ports.service('tools')}{path}", grpc_headers, body),
+            Target("direct gRPC -> tools", f"http://127.0.0.1:{mesh.ports.service('tools')}{path}", inside, body),
             Target("gRPC via Envoy mesh -> tools", f"http://127.0.0.1:{mesh.ports.mesh}{path}",
-                   [*grpc_headers, ":authority: tools"], body),
+                   [*inside, ":authority: tools"], body),
             Target("gRPC via edge -> gateway -> mesh -> tools", f"{mesh.edge_url}{path}", [*grpc_headers, auth], body),
             Target("REST via edge -> gateway -> mesh -> tools", f"{mesh.edge_url}/v1/tools/file_inventory", [auth], None),
+            Target("REST via edge ... tools, tracing on", f"{traced.edge_url}/v1/tools/file_inventory",
+                   [f"authorization: Bearer {traced.admin_key()}"], None),
         ],
         count,
         concurrency,
@@ -133,10 +186,13 @@ def report(figures: list[Figures]) -> bool:
     for f in figures:
         print(f"{f.name:<44} {f.p50_ms:>8.2f} {f.p99_ms:>8.2f} {f.per_second:>9.0f} "
               f"{f.p50_ms / base.p50_ms:>6.2f}x {100 * f.per_second / base.per_second:>6.0f}%")
-    edge = figures[-1]
+    edge, traced = figures[-2], figures[-1]
     ok = edge.per_second >= 0.4 * base.per_second and edge.p50_ms <= 3 * base.p50_ms
     print(f"target (edge rate >= 40 % of direct, edge p50 <= 3x direct): {'met' if ok else 'NOT met'}")
-    return ok
+    cost = 1 - traced.per_second / edge.per_second
+    print(f"tracing costs {100 * cost:.1f} % of REST throughput, p50 {traced.p50_ms - edge.p50_ms:+.2f} ms "
+          f"(target under 10 %): {'met' if cost < 0.10 else 'NOT met'}")
+    return ok and cost < 0.10
 
 
 def main() -> None:
@@ -147,15 +203,18 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench does)")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, otlp_sink() as sink:
         # A high rate limit: the benchmark measures the path, not the limiter.
-        mesh = LocalMesh(Path(folder), ports=Ports.free(), extra_env={"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000",
-                                                                      "MCPMESH_LOG_LEVEL": "WARNING"})
+        env = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING"}
+        mesh = LocalMesh(Path(folder) / "plain", ports=Ports.free(), extra_env={**env, "MCPMESH_TRACING": "off"})
+        traced = LocalMesh(Path(folder) / "traced", ports=Ports.free(), extra_env={**env, "MCPMESH_OTLP_ENDPOINT": sink})
         try:
             mesh.start()
-            figures = run(mesh, args.count, args.concurrency, args.rounds, Path(folder))
+            traced.start()
+            figures = run(mesh, args.count, args.concurrency, args.rounds, Path(folder), traced)
         finally:
             mesh.stop()
+            traced.stop()
     report(figures)
 
 

@@ -13,6 +13,7 @@ from services.launcher.certificates import edge_tls
 from services.launcher.envoy_config import Ports, render
 from services.launcher.processes import envoy_binary
 from services.runtime import topology
+from services.runtime.config import Config
 
 
 def config_text(env: dict[str, str] | os._Environ[str] = os.environ) -> tuple[Path, str]:
@@ -28,6 +29,7 @@ def config_text(env: dict[str, str] | os._Environ[str] = os.environ) -> tuple[Pa
         otlp_endpoint=env.get("MCPMESH_OTLP_ENDPOINT", ""),
         # In compose the services reach each other through this Envoy's mesh listener; in ECS, through Service Connect.
         mesh_host=env.get("MCPMESH_MESH_HOST", "127.0.0.1"),
+        trace_sample=Config.from_env("envoy", dict(env)).trace_sample,
     )
     return data_dir, text
 

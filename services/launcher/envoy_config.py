@@ -339,6 +339,7 @@ def render_config(
     tls: Mapping[str, Path | str] | None = None,
     otlp_endpoint: str = "",
     mesh_host: str = "127.0.0.1",
+    trace_sample: float = 1.0,
 ) -> dict[str, Any]:
     """The full config as a dict. `service_hosts` (service -> DNS name) gives DNS clusters, for containers.
 
@@ -385,7 +386,7 @@ def render_config(
     resources["listeners"].append(mesh_listener(ports, streams, mesh_host))
     resources["clusters"] = [*(resources.get("clusters") or []), *generated_clusters(ports, instances, service_hosts)]
     if otlp_endpoint:  # Envoy traces too (MCPMESH_OTLP_ENDPOINT); without a collector it only passes traceparent on
-        add_tracing(config, otlp_endpoint)
+        add_tracing(config, otlp_endpoint, trace_sample)
     return config
 
 

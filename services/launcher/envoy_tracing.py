@@ -9,10 +9,11 @@ OTLP_CLUSTER = "otlp_collector"
 HCM = "envoy.filters.network.http_connection_manager"
 
 
-def tracing_config(listener: str, otlp_endpoint: str) -> dict[str, Any]:
-    """OpenTelemetry tracer: spans over OTLP/HTTP to the collector, every request sampled (services sample the rest)."""
+def tracing_config(listener: str, otlp_endpoint: str, sample: float = 1.0) -> dict[str, Any]:
+    """OpenTelemetry tracer: spans over OTLP/HTTP to the collector. `sample` (0 to 1) is the share of requests that
+    start a recorded trace here; a request whose traceparent already decided keeps that decision."""
     return {
-        "random_sampling": {"value": 100},
+        "random_sampling": {"value": round(sample * 100, 4)},
         "provider": {
             "name": "envoy.tracers.opentelemetry",
             "typed_config": {
@@ -47,12 +48,15 @@ def otlp_cluster(otlp_endpoint: str) -> dict[str, Any]:
     return cluster
 
 
-def add_tracing(config: dict[str, Any], otlp_endpoint: str) -> None:
+def add_tracing(config: dict[str, Any], otlp_endpoint: str, sample: float = 1.0) -> None:
     """Turns tracing on in every listener's HTTP connection manager (edge, HTTPS edge, mesh) and adds the collector."""
     resources = config["static_resources"]
     for listener in resources["listeners"]:
         for chain in listener.get("filter_chains", []):
             for network_filter in chain.get("filters", []):
                 if network_filter.get("name") == HCM:
-                    network_filter["typed_config"]["tracing"] = tracing_config(listener["name"], otlp_endpoint)
+                    # The edge decides; the mesh follows (Envoy records a request only when its random draw says so
+                    # and the traceparent does not say "not sampled", so 100 % on the mesh means "as the caller").
+                    share = 1.0 if listener["name"] == "mesh" else sample
+                    network_filter["typed_config"]["tracing"] = tracing_config(listener["name"], otlp_endpoint, share)
     resources["clusters"].append(otlp_cluster(otlp_endpoint))

@@ -19,6 +19,7 @@ import httpx
 from services.launcher.certificates import TlsFiles, edge_tls
 from services.launcher.envoy_config import Instance, Ports, free_ports, render
 from services.runtime import topology
+from services.runtime.config import Config
 
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
@@ -128,7 +129,10 @@ class LocalMesh:
         # The edge's certificate must exist before Envoy reads its config: made at first start, or the operator's.
         self.tls = edge_tls(self.data_dir, {**os.environ, **self.extra_env})
         tls = {"cert": self.tls.server_cert, "key": self.tls.server_key}
-        config.write_text(render(self.ports, instances=list(self.plan.values()), tls=tls, otlp_endpoint=self.otlp_endpoint))
+        config.write_text(render(
+            self.ports, instances=list(self.plan.values()), tls=tls, otlp_endpoint=self.otlp_endpoint,
+            trace_sample=Config.from_env("envoy", {**os.environ, **self.extra_env}).trace_sample,
+        ))
         self._spawn("envoy", [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"], dict(os.environ))
         for name in self.plan:
             self.start_service(name)

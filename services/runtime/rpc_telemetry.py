@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.runtime import metrics, tracing
@@ -43,7 +43,7 @@ def _start_server_span(method: str, context: grpc.aio.ServicerContext) -> tuple[
         return None
     carrier = {k: v for k, v in context.invocation_metadata() or () if k in TRACE_HEADERS and isinstance(v, str)}
     span = tracing.tracer().start_span(
-        method.lstrip("/"), context=propagate.extract(carrier), kind=SpanKind.SERVER, attributes=_rpc_attributes(method)
+        method.lstrip("/"), context=tracing.PROPAGATOR.extract(carrier), kind=SpanKind.SERVER, attributes=_rpc_attributes(method)
     )
     return span, trace.set_span_in_context(span)
 
@@ -137,7 +137,7 @@ class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamCl
             return details, None
         span = tracing.tracer().start_span(method.lstrip("/"), kind=SpanKind.CLIENT, attributes=_rpc_attributes(method))
         carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        tracing.PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
         kept = [(k, v) for k, v in (details.metadata or ()) if k not in TRACE_HEADERS]
         metadata = grpc.aio.Metadata(*kept, *carrier.items())
         return grpc.aio.ClientCallDetails(

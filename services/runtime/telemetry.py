@@ -14,7 +14,9 @@ log = logging.getLogger("mcpmesh.telemetry")
 
 def configure(config: Config) -> None:
     """Before the app is built, so the mesh channels it creates already carry trace context."""
-    where = tracing.configure(config.service, VERSION, config.tracing, config.otlp_endpoint, config.data_dir)
+    where = tracing.configure(
+        config.service, VERSION, config.tracing, config.otlp_endpoint, config.data_dir, config.trace_sample
+    )
     log.info("tracing", extra={"traces_to": where})
 
 

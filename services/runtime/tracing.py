@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 MODES = ("auto", "otlp", "file", "console", "off")
+# W3C trace context only (no baggage): the one format Envoy and the services exchange, and the cheapest to parse.
+PROPAGATOR = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer = trace.get_tracer("mcpmesh")
 
@@ -55,8 +59,11 @@ class FileSpanExporter(SpanExporter):
             self._file.close()
 
 
-def configure(service: str, version: str, mode: str, otlp_endpoint: str, data_dir: Path) -> str:
-    """Installs the process's tracer provider once; returns where spans go ("off" when not traced)."""
+def configure(service: str, version: str, mode: str, otlp_endpoint: str, data_dir: Path, sample: float = 1.0) -> str:
+    """Installs the process's tracer provider once; returns where spans go ("off" when not traced).
+
+    `sample` is the share of traces started here that are recorded; a caller's decision (the sampled flag of its
+    traceparent, drawn by Envoy's edge at the same rate) is always followed, so a trace is whole or absent."""
     global _provider, _tracer
     if mode == "auto":
         mode = "otlp" if otlp_endpoint else "file"
@@ -70,7 +77,7 @@ def configure(service: str, version: str, mode: str, otlp_endpoint: str, data_di
         "service.version": version,
         "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
     })
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(sample)))
     exporter: SpanExporter
     if mode == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -113,7 +120,7 @@ def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
 def current_traceparent() -> str:
     """The W3C `traceparent` of the current span, "" when there is none: what a workflow record keeps."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    PROPAGATOR.inject(carrier)
     return carrier.get("traceparent", "")
 
 
@@ -124,7 +131,7 @@ def current_trace_id() -> str:
 
 
 def extract(carrier: Mapping[str, str]) -> otel_context.Context:
-    return propagate.extract(carrier)
+    return PROPAGATOR.extract(carrier)
 
 
 @contextlib.contextmanager

@@ -104,7 +104,7 @@ def receiver() -> Iterator[Receiver]:
 def traced_mesh(tmp_path_factory: pytest.TempPathFactory, sample_project: Path, receiver: Receiver) -> Iterator[LocalMesh]:
     # Services export every 200 ms instead of every 5 s, so the test does not wait on batching; EMF every second.
     mesh = start_mesh(tmp_path_factory.mktemp("traced"), sample_project.parent,
-                      MCPMESH_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="200",
+                      MCPMESH_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="200", MCPMESH_TRACE_SAMPLE="1",
                       MCPMESH_EMF_NAMESPACE="mcpmesh", MCPMESH_EMF_SECONDS="1")
     yield mesh
     mesh.stop()

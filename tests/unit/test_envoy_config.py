@@ -183,6 +183,10 @@ def test_tracing_is_on_in_every_connection_manager_only_with_a_collector() -> No
     assert managers and all(m["tracing"]["provider"]["name"] == "envoy.tracers.opentelemetry" for m in managers)
     [uri] = {m["tracing"]["provider"]["typed_config"]["http_service"]["http_uri"]["uri"] for m in managers}
     assert uri == "http://collector.mcp.local:4318/v1/traces"
+    sampled = yaml.safe_load(render(PORTS, otlp_endpoint="http://127.0.0.1:4318", trace_sample=0.1))
+    shares = {listener["name"]: listener["filter_chains"][0]["filters"][0]["typed_config"]["tracing"]["random_sampling"]["value"]
+              for listener in sampled["static_resources"]["listeners"]}
+    assert shares["edge"] == 10 and shares["mesh"] == 100  # the edge draws; the mesh follows the traceparent
     collector = clusters(traced)["otlp_collector"]
     assert collector["type"] == "STRICT_DNS" and endpoints(collector) == [("collector.mcp.local", 4318)]
     with pytest.raises(ValueError, match="MCPMESH_OTLP_ENDPOINT"):
