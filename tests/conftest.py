@@ -12,9 +12,10 @@ import pytest
 
 from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
+from tests.dynamodb import dynamodb_endpoint, monkeypatch_session  # noqa: F401  (session fixture: DynamoDB Local)
 from tests.moto_server import moto_endpoint  # noqa: F401  (session fixture: moto's S3 server)
 from tests.postgres import postgres  # noqa: F401  (session fixture: a real PostgreSQL server)
-from tests.dynamodb import dynamodb_endpoint, monkeypatch_session  # noqa: F401  (session fixture: DynamoDB Local)
+from tests.redis_server import redis_url  # noqa: F401  (session fixture: a real redis-server)
 
 # A project with known content: what the agent must find and the tool must count.
 SAMPLE_FILES = {

@@ -13,6 +13,7 @@ from services.gateway.auth import Authenticator, RateLimiter
 from services.gateway.events import EventFeed
 from services.gateway.forwarding import FORWARDED, forwarded_service_names, forwarding_handlers
 from services.gateway.json_bodies import BODY_HEADER, JsonBodyChecker
+from services.gateway.rate_limits import open_buckets
 from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
 from services.gateway.token_issuer import TokenIssuer
@@ -45,6 +46,7 @@ async def build(config: Config) -> Running:
     auth = Authenticator(keys, RateLimiter(
         config.rate_limit_per_second, config.rate_limit_burst,
         {role: (rate, burst) for role, rate, burst in config.rate_limits_per_role},
+        open_buckets(config.rate_limit_url),
     ), tokens=tokens)
     # Calls the gateway makes for itself (instance reports, the event feed) carry its own service token.
     mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"], credentials=(await service_credentials(config)).interceptors())
@@ -78,6 +80,7 @@ async def build(config: Config) -> Running:
         websocket.close()
         await websocket.wait_closed()
         await feed.close()
+        await auth.close()
         await health.close()
         await mesh.close()
         database.close()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from services.gateway.api_keys import ApiKey, ApiKeys
+from services.gateway.rate_limits import Buckets, MemoryBuckets
 from services.gateway.token_issuer import TokenIssuer
 from services.runtime import identity
 from services.runtime.errors import PermissionDenied, ResourceExhausted, Unauthenticated
@@ -16,36 +16,25 @@ from services.runtime.tokens import looks_like_jwt
 MAX_TOKEN = 4096  # longer bearer tokens are refused before any lookup
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
 class RateLimiter:
-    """A token bucket per identity; `per_role` overrides the default (rate, burst) for a role's callers."""
+    """A token bucket per identity; `per_role` overrides the default (rate, burst) for a role's callers. The
+    buckets are in-process by default, or in Redis so that several gateway instances share one budget."""
 
-    def __init__(self, per_second: float, burst: int, per_role: Mapping[str, tuple[float, int]] | None = None) -> None:
+    def __init__(
+        self, per_second: float, burst: int, per_role: Mapping[str, tuple[float, int]] | None = None,
+        buckets: Buckets | None = None,
+    ) -> None:
         self._default = (per_second, burst)
         self._per_role = dict(per_role or {})
-        self._buckets: dict[str, _Bucket] = {}
+        self.buckets = buckets or MemoryBuckets()
 
-    def allow(self, key: str, role: str = "") -> bool:
-        return self.wait_time(key, role) == 0.0
-
-    def wait_time(self, key: str, role: str = "") -> float:
+    async def wait_time(self, key: str, role: str = "") -> float:
         """0.0 when a call is allowed now (and takes a token), else the seconds until one will be."""
         rate, burst = self._per_role.get(role, self._default)
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()  # bounded: many short-lived identities must not grow it forever
-        now = time.monotonic()
-        bucket = self._buckets.setdefault(key, _Bucket(burst, now))
-        bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens < 1:
-            return (1 - bucket.tokens) / rate if rate > 0 else 60.0
-        bucket.tokens -= 1
-        return 0.0
+        return await self.buckets.take(key, rate, burst)
+
+    async def allow(self, key: str, role: str = "") -> bool:
+        return await self.wait_time(key, role) == 0.0
 
 
 def bearer(authorization: str | None) -> str:
@@ -64,6 +53,9 @@ class Authenticator:
         self._limiter = limiter
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def close(self) -> None:
+        await self._limiter.buckets.close()
 
     def forget(self) -> None:
         """Drops cached keys, after a revocation on this instance."""
@@ -101,7 +93,7 @@ class Authenticator:
         if not who.has_role(role):
             raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this caller has {who.role}",
                                    reason="ROLE_TOO_LOW", metadata={"required_role": role})
-        wait = self._limiter.wait_time(who.principal, who.role)
+        wait = await self._limiter.wait_time(who.principal, who.role)
         if wait:
             raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED",
                                     metadata={"retry_after_seconds": f"{wait:.3f}"})

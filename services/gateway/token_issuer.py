@@ -20,6 +20,7 @@ class TokenIssuer:
         self._loaded = time.monotonic()
         self.ttl = ttl
         self._forwarded: dict[Identity, tuple[str, float]] = {}
+        self._verified: dict[str, tuple[Identity, float]] = {}
 
     @classmethod
     async def open(cls, source: SigningKeySource, ttl: float) -> TokenIssuer:
@@ -31,6 +32,7 @@ class TokenIssuer:
 
     def _use(self, ring: KeyRing) -> None:
         self._forwarded.clear()
+        self._verified.clear()
         self._ring = ring
         self._verifier = Verifier(ring.all())
         self._loaded = time.monotonic()
@@ -54,9 +56,16 @@ class TokenIssuer:
         return token
 
     async def verify(self, token: str) -> Identity:
+        cached = self._verified.get(token)  # a signature check is paid once per token, not once per call
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
         if not self._verifier.knows(token):
             await self._fresh()  # signed after a rotation elsewhere, perhaps
-        return self._verifier.verify(token)
+        who, expires = self._verifier.verify_until(token)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[token] = (who, expires)
+        return who
 
     async def jwks(self) -> list[dict[str, str]]:
         await self._fresh()

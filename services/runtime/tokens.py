@@ -46,6 +46,10 @@ class Verifier:
             return False
 
     def verify(self, token: str) -> Identity:
+        return self.verify_until(token)[0]
+
+    def verify_until(self, token: str) -> tuple[Identity, float]:
+        """The identity and the expiry (epoch seconds) of a valid token; raises Unauthenticated."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._keys.get(kid) if isinstance(kid, str) else None
@@ -60,4 +64,4 @@ class Verifier:
         role, scopes = claims.get("role"), claims.get("scopes", [])
         if role not in ROLES or not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise Unauthenticated("token claims are not valid", reason="TOKEN_INVALID")
-        return Identity(str(claims["sub"]), role, tuple(scopes))
+        return Identity(str(claims["sub"]), role, tuple(scopes)), float(claims["exp"])
