@@ -85,6 +85,13 @@ def _database_connections(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(parse_connections(raw).items()))
 
 
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number from 0 to 1")
+    return value
+
+
 def _tracing_mode(raw: str) -> str:
     from services.runtime.tracing import parse_mode
 
@@ -192,6 +199,10 @@ class Config:
     otlp_endpoint: str = _setting(
         "MCPMESH_OTLP_ENDPOINT", "OTLP/HTTP collector base URL for traces, e.g. http://127.0.0.1:4318 (the AWS Distro "
         "collector forwards to X-Ray); Envoy's spans go there too", str, "",
+    )
+    trace_sample: float = _setting(
+        "MCPMESH_TRACE_SAMPLE", "share of requests traced (0 to 1): Envoy's edge draws at this rate and every service "
+        "follows the traceparent's decision; calls that arrive without one are drawn at the same rate", _ratio, 0.1,
     )
     metrics_port: int = _setting("MCPMESH_METRICS_PORT", "Prometheus /metrics port of this process; 0: not served", _port, 0)
     emf_namespace: str = _setting(
