@@ -121,7 +121,11 @@ async def start(
     driving = asyncio.get_running_loop().create_task(reporter.drive(health, all_names))
     stop_telemetry = telemetry.start(config, port, reporter.metrics)
     log.info("serving", extra={"port": port, "services": names})
-    return Running(server, port, health, all_names, on_stop=[driving.cancel, stop_telemetry])
+
+    def stop_driving() -> None:
+        driving.cancel()
+
+    return Running(server, port, health, all_names, on_stop=[stop_driving, stop_telemetry])
 
 
 async def serve(running: Running, config: Config) -> None:
