@@ -74,12 +74,24 @@ class Notifier:
         self._all = asyncio.Event()
         self._each: dict[str, asyncio.Event] = {}
         self._recent: dict[str, collections.deque[Event]] = {}
+        # Writes seen per workflow ("" for all): a watcher that read the store before a write and waits after it
+        # sees the count moved and does not sleep through that write.
+        self._versions: collections.Counter[str] = collections.Counter()
+
+    def version(self, workflow_id: str = "") -> int:
+        return self._versions[workflow_id]
+
+    def _forget(self, workflow_id: str) -> None:
+        self._recent.pop(workflow_id, None)
+        self._versions.pop(workflow_id, None)
 
     def notify(self, workflow_id: str = "", written: Event | None = None) -> None:
+        self._versions[workflow_id] += 1
+        self._versions[""] += 1
         if written is not None:
             self._recent.setdefault(workflow_id, collections.deque(maxlen=RECENT_EVENTS)).append(written)
             if written.type in TERMINAL:  # nothing follows; late watchers read the store
-                asyncio.get_running_loop().call_later(POLL_SECONDS, self._recent.pop, workflow_id, None)
+                asyncio.get_running_loop().call_later(POLL_SECONDS, self._forget, workflow_id)
         self._all.set()
         self._all = asyncio.Event()
         event = self._each.pop(workflow_id, None)
@@ -93,7 +105,10 @@ class Notifier:
             return []
         return [e for n, e in enumerate(kept) if e.sequence == sequence + 1 + n]
 
-    async def wait(self, timeout: float, workflow_id: str = "") -> None:
+    async def wait(self, timeout: float, workflow_id: str = "", seen: int | None = None) -> None:
+        """Until the next write (of `workflow_id`, or of any workflow), or at once if one came after `seen`."""
+        if seen is not None and self._versions[workflow_id] != seen:
+            return
         event = self._each.setdefault(workflow_id, asyncio.Event()) if workflow_id else self._all
         # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the event fires.
         with contextlib.suppress(TimeoutError):
@@ -216,6 +231,7 @@ class WorkflowEngine:
             raise InvalidArgument.field("id", "is required")
         done = (await self.store.get(workflow_id)).done  # NotFound for an unknown id
         while True:
+            seen = self.notifier.version(workflow_id)
             for event in self.notifier.recent_after(workflow_id, after) or await self.store.events_after(workflow_id, after):
                 after = event.sequence
                 yield event
@@ -223,7 +239,7 @@ class WorkflowEngine:
                     return
             if done:
                 return
-            await self.notifier.wait(POLL_SECONDS, workflow_id)
+            await self.notifier.wait(POLL_SECONDS, workflow_id, seen)
 
     async def feed_start(self) -> FeedStart:
         """Fixes the starting point of a watch of every workflow: nothing written after this call is missed."""
@@ -234,6 +250,7 @@ class WorkflowEngine:
         """Events of every workflow written after `start`, each workflow's in sequence order."""
         since, seen = start.since, dict(start.seen)
         while True:
+            version = self.notifier.version()
             polled = utcnow() - CHANGE_WINDOW
             for workflow_id, last in await self.store.changed_since(since):
                 if last <= seen.get(workflow_id, 0):
@@ -242,7 +259,7 @@ class WorkflowEngine:
                     seen[workflow_id] = event.sequence
                     yield event
             since = polled
-            await self.notifier.wait(POLL_SECONDS)
+            await self.notifier.wait(POLL_SECONDS, seen=version)
 
     async def close(self) -> None:
         """Stops local runs without ending them: they stay `running`, their leases are released, and another
