@@ -112,13 +112,15 @@ class WebSocketEdge:
                 if pump is not None:
                     pump.cancel()
                 pump = None
+                acked = asyncio.Event()
                 if types:
                     ready = asyncio.Event()
-                    pump = asyncio.create_task(self._pump(connection, subscription, ready))
+                    pump = asyncio.create_task(self._pump(connection, subscription, ready, acked))
                     # Acknowledge once the feed is open, so no event after the ack is missed.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(ready.wait(), 10)
                 await connection.send(json.dumps({"type": "subscribed", "types": sorted(types)}))
+                acked.set()
         except ConnectionClosed:
             pass
         finally:
@@ -159,7 +161,9 @@ class WebSocketEdge:
             types = [*types, "workflow_update"]
         return Subscription(set(types), frozenset(workflow_ids), dict(resume))
 
-    async def _pump(self, connection: ServerConnection, subscription: Subscription, ready: asyncio.Event) -> None:
+    async def _pump(
+        self, connection: ServerConnection, subscription: Subscription, ready: asyncio.Event, acked: asyncio.Event
+    ) -> None:
         """The shared live feed, filtered; workflows being resumed come from their own watch (complete, in order)."""
         counter = itertools.count(1)
 
@@ -169,6 +173,7 @@ class WebSocketEdge:
             await connection.send(json.dumps(body))
 
         async def replay(workflow_id: str, after: int) -> None:
+            await acked.wait()  # replayed events follow the "subscribed" ack, like live ones
             try:
                 async for event in self._feed.workflow_events(workflow_id, after):
                     await send(event)
