@@ -22,6 +22,7 @@ MODES = ("auto", "otlp", "file", "console", "off")
 # W3C trace context only (no baggage): the one format Envoy and the services exchange, and the cheapest to parse.
 PROPAGATOR = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
+_service = ""
 _tracer: trace.Tracer = trace.get_tracer("mcpmesh")
 
 
@@ -64,7 +65,8 @@ def configure(service: str, version: str, mode: str, otlp_endpoint: str, data_di
 
     `sample` is the share of traces started here that are recorded; a caller's decision (the sampled flag of its
     traceparent, drawn by Envoy's edge at the same rate) is always followed, so a trace is whole or absent."""
-    global _provider, _tracer
+    global _provider, _tracer, _service
+    _service = service
     if mode == "auto":
         mode = "otlp" if otlp_endpoint else "file"
     if mode == "off" or _provider is not None:
@@ -96,6 +98,11 @@ def configure(service: str, version: str, mode: str, otlp_endpoint: str, data_di
 
 def enabled() -> bool:
     return _provider is not None
+
+
+def service() -> str:
+    """The service this process runs, as tracing was configured for it."""
+    return _service
 
 
 def tracer() -> trace.Tracer:
