@@ -21,6 +21,7 @@ from services.runtime.arguments import check_arguments
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.identity import Identity
 from services.runtime.protos import utcnow
+from services.runtime.tracing import span
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,9 @@ class AgentRunner:
                 async with self._slots:
                     self.active += 1
                     try:
-                        return await asyncio.to_thread(agent.run, arguments, context)
+                        # The span is current in the worker thread too (to_thread copies the context): model calls nest.
+                        with span("agent.run", **{"mcpmesh.agent": agent.name}):
+                            return await asyncio.to_thread(agent.run, arguments, context)
                     finally:
                         self.active -= 1
         except TimeoutError:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from services.runtime.arguments import check_arguments
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.identity import Identity
+from services.runtime.tracing import span
 from services.tools.execution import ExecutionLimiter, ToolFunction, ToolOutput, run_with_timeout
 from services.tools.permissions import Allowance, ToolPolicy
 from services.tools.registry_store import IdempotencyRecord, RegistryStore, request_hash
@@ -176,7 +177,8 @@ class ToolRegistry:
                 return Execution(ToolOutput.from_json(hit["output"]), True, int(hit["duration_ms"]))
         started = time.perf_counter()
         async with self.limiter.slot():
-            output = await run_with_timeout(tool.name, tool.run(arguments), self._settings.timeout_seconds)
+            with span("tool.execute", **{"mcpmesh.tool": tool.name}):
+                output = await run_with_timeout(tool.name, tool.run(arguments), self._settings.timeout_seconds)
         execution = Execution(output, False, int((time.perf_counter() - started) * 1000))
         if key and not output.is_error:
             entry = {"output": output.to_json(), "duration_ms": execution.duration_ms}

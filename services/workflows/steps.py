@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 
+from services.runtime.tracing import span
+
 log = logging.getLogger("mcpmesh.workflows")
 
 # Errors worth another try: the other side may answer next time. Every step is idempotent (its calls carry the
@@ -103,6 +105,11 @@ def step(hook: StepHook, name: str, body: StepBody, *, idempotent: bool = True, 
     Typed Any: LangGraph's add_node overloads want the state type the node is declared with."""
 
     async def node(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
+        # One span per LangGraph step, in the trace that created the workflow (its task inherits that context).
+        with span("workflow.step", **{"mcpmesh.workflow_id": workflow_id(runtime), "mcpmesh.step": name}):
+            return await run_step(state, runtime)
+
+    async def run_step(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
         thread = workflow_id(runtime)
         policy = retry or RETRY
         await hook(thread, name, "started")

@@ -137,6 +137,8 @@ def test_one_trace_links_edge_gateway_workflows_agents_and_tools(
     assert ("mcpmesh-workflows", "mcpmesh.workflows.v1.WorkflowService/CreateWorkflow") in names
     assert ("mcpmesh-agents", "mcpmesh.agents.v1.AgentService/RunAgent") in names
     assert ("mcpmesh-tools", "mcpmesh.tools.v1.ToolService/ExecuteTool") in names
+    # Inside the services: the LangGraph steps, the agent's run and the tool's execution.
+    assert {("mcpmesh-workflows", "workflow.step"), ("mcpmesh-agents", "agent.run"), ("mcpmesh-tools", "tool.execute")} <= names
 
 
 def _scrape(mesh: LocalMesh, name: str) -> str:
