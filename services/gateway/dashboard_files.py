@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import functools
 import mimetypes
+import os
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection
@@ -25,10 +28,16 @@ POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inlin
           "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
+@functools.cache
 def _files() -> dict[str, Path]:
-    """Every public path and the file behind it; nothing outside this map is ever read."""
-    own = {f"{PREFIX}{p.relative_to(FOLDER).as_posix()}": p for p in FOLDER.rglob("*")
-           if p.is_file() and p.suffix in OWN_SUFFIXES and "node_modules" not in p.parts}
+    """Every public path and the file behind it, listed once; nothing outside this map is ever read."""
+    own: dict[str, Path] = {}
+    for folder, subfolders, names in os.walk(FOLDER):
+        subfolders[:] = [d for d in subfolders if d != "node_modules"]  # thousands of files: never walked
+        for name in names:
+            path = Path(folder, name)
+            if path.suffix in OWN_SUFFIXES:
+                own[f"{PREFIX}{path.relative_to(FOLDER).as_posix()}"] = path
     own["/"] = FOLDER / "index.html"
     return own | {f"{PREFIX}{name}": FOLDER / target for name, target in VENDOR.items()}
 
@@ -61,8 +70,10 @@ def serve_file(path: str) -> Response:
     return _response(200, "OK", file.read_bytes(), kind, cache)
 
 
-def process_request(connection: ServerConnection, request: Request) -> Response | None:
-    """websockets' hook: WebSocket upgrades go on to the handshake, plain GETs get a dashboard file."""
+async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    """websockets' hook: WebSocket upgrades go on to the handshake, plain GETs get a dashboard file.
+
+    The file is read in a worker thread: this event loop also answers the gateway's gRPC calls and health checks."""
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return None
-    return serve_file(request.path)
+    return await asyncio.to_thread(serve_file, request.path)

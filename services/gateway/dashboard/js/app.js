@@ -57,6 +57,8 @@ async function start() {
 }
 
 function init() {
+  // The browser tests drop the socket through this, as a network failure would.
+  window.mcpmeshLive = live;
   overview.collect();
   live.onState((state) => {
     $(".live").dataset.state = state;

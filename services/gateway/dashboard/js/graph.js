@@ -90,10 +90,13 @@ export async function drawGraph(root, name) {
     };
     cy.on("tap", "node", (event) => show(event.target.id()));
     cy.on("tap", (event) => { if (event.target === cy) cy.elements().removeClass("faded near"); });
-    picker.addEventListener("change", () => {
-      const match = nodes.find((n) => (n.qualified_name || n.id) === picker.value || n.id === picker.value);
-      if (match) show(match.id);
-    });
+    const pick = () => {
+      const value = picker.value.trim();
+      const match = nodes.find((n) => (n.qualified_name || n.id) === value || n.id === value) || nodes.find((n) => n.name === value);
+      if (match) show(match.id); else if (value) status.textContent = `No node named ${value}`;
+    };
+    picker.addEventListener("change", pick);
+    picker.addEventListener("keydown", (event) => { if (event.key === "Enter") { event.preventDefault(); pick(); } });
     root.dataset.graphReady = "true";
     return { cy, show };
   } catch (error) {

@@ -80,19 +80,19 @@ export async function render(root, params, id) {
     }
     log.parentElement.scrollTop = log.parentElement.scrollHeight;
   };
+  let again = false;
   const reload = () => {
-    refreshing = refreshing || (async () => {
+    // One read at a time; an event that arrives during a read asks for one more, so the last state always lands.
+    if (refreshing) {
+      again = true;
+      return refreshing;
+    }
+    refreshing = (async () => {
       try {
-        workflow = (await api(`/v1/workflows/${id}`)).workflow;
-        drawHeader();
-        drawSteps();
-        // Fill any gap (events missed while the socket was down) from the event log.
-        addEvents(await eventsBetween(id, last, Number(workflow.lastSequence)));
-        const state = stateName(workflow.state);
-        if (state === "succeeded" && !resultsShown) {
-          resultsShown = true;
-          renderResults(results, workflow);
-        }
+        do {
+          again = false;
+          await readOnce();
+        } while (again);
       } catch (error) {
         toast(error.message, "error");
       } finally {
@@ -100,6 +100,17 @@ export async function render(root, params, id) {
       }
     })();
     return refreshing;
+  };
+  const readOnce = async () => {
+    workflow = (await api(`/v1/workflows/${id}`)).workflow;
+    drawHeader();
+    drawSteps();
+    // Fill any gap (events missed while the socket was down) from the event log.
+    addEvents(await eventsBetween(id, last, Number(workflow.lastSequence)));
+    if (stateName(workflow.state) === "succeeded" && !resultsShown) {
+      resultsShown = true;
+      renderResults(results, workflow);
+    }
   };
   async function cancel() {
     try {
@@ -109,25 +120,26 @@ export async function render(root, params, id) {
       toast(error.message, "error");
     }
   }
-  try {
-    await reload();
-  } catch (error) {
-    root.append(errorBox(error));
-    return undefined;
-  }
+  // Listen before the first read, so events that happen during it are not lost.
   const off = live.on("workflow_update", (event) => {
     if (!event) return reload();  // reconnected: resume from the last event seen
     if (event.workflow_id !== id) return undefined;
+    if (!workflow) return reload();  // still reading: one more read once this one is done
     const e = camel(event);
     if (e.sequence > last + 1) return reload();  // a gap: fetch what was missed
     addEvents([event]);
     workflow.progressPercent = e.progress;
     workflow.state = e.state;
     drawHeader();
-    // Step states and timings come from the stored workflow; one read per burst of events.
-    if (!refreshing) setTimeout(reload, 150);
+    // Step states and timings come from the stored workflow; reads coalesce over a burst of events.
+    setTimeout(reload, 150);
     return undefined;
   });
+  await reload();
+  if (!workflow) {
+    root.append(errorBox(`Workflow ${id} could not be read.`));
+    return off;
+  }
   const tick = setInterval(() => { if (workflow && !FINAL.has(stateName(workflow.state))) drawSteps(); }, 1000);
   return () => { off(); clearInterval(tick); };
 }
