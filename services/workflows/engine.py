@@ -331,7 +331,9 @@ class WorkflowEngine:
     def _start(self, workflow: Workflow, *, resume: bool) -> None:
         if workflow.id in self._tasks:  # the sweeper and create() may both claim a new workflow: one run only
             return
-        task = asyncio.create_task(self._run(workflow.id, resume), name=f"workflow-{workflow.id}")
+        # A workflow this instance just created is current as it is; one taken over is read again after the claim.
+        fresh = workflow if workflow.state == "pending" and workflow.last_sequence == 1 else None
+        task = asyncio.create_task(self._run(workflow.id, resume, fresh), name=f"workflow-{workflow.id}")
         self._tasks[workflow.id] = task
 
         def done(_: asyncio.Task[None]) -> None:
@@ -344,17 +346,17 @@ class WorkflowEngine:
 
         task.add_done_callback(done)
 
-    async def _run(self, workflow_id: str, resume: bool) -> None:
+    async def _run(self, workflow_id: str, resume: bool, fresh: Workflow | None) -> None:
         try:
-            await self._run_held(workflow_id, resume)
+            await self._run_held(workflow_id, resume, fresh)
         finally:
             # An ended workflow cannot be claimed again: its lease needs no release (one write less per run).
             if workflow_id not in self._lost and workflow_id not in self._ended:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.store.release(workflow_id, self.owner))
 
-    async def _run_held(self, workflow_id: str, resume: bool) -> None:
-        workflow = await self.store.get(workflow_id)
+    async def _run_held(self, workflow_id: str, resume: bool, fresh: Workflow | None) -> None:
+        workflow = fresh or await self.store.get(workflow_id)
         if workflow.done:  # ended between the sweep and the claim
             return
         self._held[workflow_id] = workflow
