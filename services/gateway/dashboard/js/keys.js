@@ -4,6 +4,7 @@ import { api, listAll } from "./api.js";
 import { age, badge, clear, errorBox, h, toast } from "./ui.js";
 
 export async function render(root) {
+  const me = await api("/v1/whoami");
   const body = h("tbody");
   const secret = h("div.secret", { role: "status" });
   const error = h("p.error", { role: "alert" });
@@ -24,7 +25,7 @@ export async function render(root) {
         h("td", {}, h("code", { text: k.id })), h("td", { text: k.displayName }), h("td", {}, badge(k.role)),
         h("td", { text: (k.toolScopes || []).join(", ") || "all" }), h("td", { title: k.createTime, text: age(k.createTime) }),
         h("td", {}, k.revokeTime ? h("span.badge.b-failed", { text: "revoked" }) : h("span.badge.b-serving", { text: "active" })),
-        h("td", {}, k.revokeTime ? null : h("button.danger", { type: "button", text: "Revoke", "aria-label": `Revoke ${k.displayName}`, onclick: () => revoke(k) })))));
+        h("td", {}, k.revokeTime ? null : me.principal === `key:${k.id}` ? h("span.muted", { text: "this session" }) : h("button.danger", { type: "button", text: "Revoke", "aria-label": `Revoke ${k.displayName}`, onclick: () => revoke(k) })))));
     } catch (e) {
       clear(body, h("tr", {}, h("td", { colspan: 7 }, errorBox(e))));
     }

@@ -67,7 +67,16 @@ function sparkline(points) {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("class", "spark");
   svg.setAttribute("aria-hidden", "true");
-  if (points.length < 2) return svg;
+  if (points.length < 2) {
+    // One snapshot arrives every 10 s over the WebSocket: say so rather than draw an empty box.
+    const wait = document.createElementNS(svg.namespaceURI, "text");
+    wait.setAttribute("x", "0");
+    wait.setAttribute("y", String(height / 2));
+    wait.setAttribute("class", "wait");
+    wait.textContent = "collecting…";
+    svg.append(wait);
+    return svg;
+  }
   // The time axis grows with the history (at least a minute) up to the window, so a fresh page is not a sliver.
   const now = Date.now();
   const span = Math.min(WINDOW_MS, Math.max(60_000, now - points[0][0]));
