@@ -114,7 +114,3 @@ def test_every_instance_reports_and_one_down_leaves_the_service_up(tmp_path: Pat
     finally:
         mesh.stop()
 
-
-def test_workflows_stay_single_until_leases_exist(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="workflows"):
-        LocalMesh(tmp_path, instances={"workflows": 2})

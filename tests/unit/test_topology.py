@@ -67,3 +67,9 @@ def test_instance_limits_live_in_the_topology(tmp_path: Path) -> None:
     assert topology.max_instances("agents") is None
     assert len(LocalMesh(tmp_path, instances={"workflows": 2}).plan) == 5
     assert len(LocalMesh(tmp_path, instances={"agents": 3}).plan) == 6
+
+
+def test_the_launcher_enforces_whatever_limit_the_topology_sets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(topology, "max_instances", lambda name: 1 if name == "tools" else None)
+    with pytest.raises(ValueError, match="tools runs as at most 1"):
+        LocalMesh(tmp_path, instances={"tools": 2})
