@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -201,3 +202,33 @@ def test_reconnect_resumes_from_the_last_event(open_page: PageFactory, mesh: Loc
     sequences = [int(s) for s in page.locator(".events li").evaluate_all("items => items.map(i => i.dataset.seq)")]
     assert sequences == list(range(1, len(sequences) + 1))
     expect(page.locator(".events li").last).to_contain_text("succeeded")
+
+
+def test_repository_review_shows_the_er_diagram_and_the_documentation(open_page: PageFactory, mesh: LocalMesh, admin_key: str,
+                                                                     sample_project: Path, artifacts: Path) -> None:
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    folder = sample_project.parent / "shop-review"
+    shutil.copytree(fixtures / "knowledge" / "shop", folder, dirs_exist_ok=True)
+    for name in ("shop_postgres.sql", "shop_queries.sql"):
+        shutil.copy(fixtures / "database" / name, folder / name)
+    page = open_page()
+    sign_in(page, mesh.edge_url, admin_key)
+    start_from_form(page, mesh.edge_url, "repository_review", folder)
+    wait_done(page)
+    expect(page.locator(".step.s-succeeded")).to_have_count(6)
+
+    page.get_by_role("tab", name="Database").click()
+    diagram = page.locator("#panel-database .er svg")
+    expect(diagram).to_be_visible(timeout=30_000)
+    for table in ("customers", "orders", "order_items", "products"):
+        expect(diagram.get_by_text(table, exact=True).first).to_be_visible()
+    expect(page.locator("#panel-database pre.snippet")).to_contain_text("CREATE INDEX")
+    page.screenshot(path=artifacts / "database.png", full_page=True)
+
+    page.get_by_role("tab", name="Documentation").click()
+    docs = page.locator("#panel-docs")
+    expect(docs.locator("article.doc h1")).to_be_visible(timeout=30_000)
+    docs.get_by_role("button", name="architecture.md").click()
+    expect(docs.locator("article.doc h1")).to_contain_text("Architecture")
+    expect(docs.locator("article.doc .mermaid-holder svg")).to_be_visible(timeout=30_000)
+    page.screenshot(path=artifacts / "documentation.png", full_page=True)
