@@ -95,15 +95,7 @@ export async function render(root, params) {
   };
   stateSelect.addEventListener("change", setFilter);
   typeSelect.addEventListener("change", setFilter);
-  await load();
-  try {
-    const all = await workflowTypes();
-    for (const t of all) typeSelect.append(h("option", { value: t.name, text: t.name, selected: t.name === typeFilter || undefined }));
-    layout.prepend(startForm(all, (w) => { location.hash = `#/workflows/${w.id}`; }));
-  } catch (e) {
-    layout.prepend(errorBox(e));
-  }
-  // Live: a change of a listed workflow updates its row; a new one reloads the first page.
+  // Live (listening before the first load, so nothing is missed): a change of a listed workflow updates its row; a new one reloads the first page.
   let pending = 0;
   const off = live.on("workflow_update", (event) => {
     if (!event) return load();
@@ -116,6 +108,14 @@ export async function render(root, params) {
     }
     return undefined;
   });
+  await load();
+  try {
+    const all = await workflowTypes();
+    for (const t of all) typeSelect.append(h("option", { value: t.name, text: t.name, selected: t.name === typeFilter || undefined }));
+    layout.prepend(startForm(all, (w) => { location.hash = `#/workflows/${w.id}`; }));
+  } catch (e) {
+    layout.prepend(errorBox(e));
+  }
   const tick = setInterval(() => rows.forEach((w, i) => { const cell = table.children[i] && table.children[i].children[4]; if (cell) cell.textContent = age(w.createTime); }), 10_000);
   return () => { off(); clearInterval(tick); clearTimeout(pending); };
 }
