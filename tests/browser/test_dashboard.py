@@ -232,3 +232,20 @@ def test_repository_review_shows_the_er_diagram_and_the_documentation(open_page:
     expect(docs.locator("article.doc h1")).to_contain_text("Architecture")
     expect(docs.locator("article.doc .mermaid-holder svg")).to_be_visible(timeout=30_000)
     page.screenshot(path=artifacts / "documentation.png", full_page=True)
+
+
+def test_a_viewer_sees_no_admin_page_and_no_start_form(open_page: PageFactory, mesh: LocalMesh, admin_key: str) -> None:
+    created = httpx.post(f"{mesh.edge_url}/v1/api-keys", json={"displayName": "browser-viewer", "role": "ROLE_VIEWER"},
+                         headers={"Authorization": f"Bearer {admin_key}"})
+    assert created.status_code == 200, created.text
+    page = open_page()
+    sign_in(page, mesh.edge_url, created.json()["secret"])
+    expect(page.locator(".who")).to_contain_text("viewer")
+    expect(page.locator("#nav a[data-page=keys]")).to_be_hidden()
+    page.goto(f"{mesh.edge_url}/#/workflows")
+    expect(page.get_by_text("it can watch workflows")).to_be_visible()
+    expect(page.locator("form.start-form")).to_have_count(0)
+    page.goto(f"{mesh.edge_url}/#/tools")
+    expect(page.get_by_text("Executing them needs an operator or admin key.")).to_be_visible()
+    for button in page.get_by_role("button", name="Execute").all():  # whatever the viewer may see, it cannot run
+        expect(button).to_be_disabled()

@@ -51,6 +51,7 @@ async function start() {
   who = await api("/v1/whoami");
   $(".who").textContent = `${who.displayName || who.principal} · ${stateName(who.role)}`;
   for (const el of document.querySelectorAll("[data-admin]")) el.hidden = who.role !== "ROLE_ADMIN";
+  document.body.dataset.role = who.role;  // pages leave out what this role may not do (the server still decides)
   showSignedIn(true);
   live.start();
   await route();

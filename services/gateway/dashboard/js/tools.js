@@ -19,6 +19,7 @@ function toolCard(tool) {
   const error = h("p.error", { role: "alert" });
   const submit = h("button.primary", { type: "submit", text: "Execute" });
   const form = h("form.tool-form", { "data-tool": tool.name }, schemaFields(tool.inputSchema), error, submit);
+  if (document.body.dataset.role === "ROLE_VIEWER") submit.disabled = true;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
@@ -41,7 +42,9 @@ function toolCard(tool) {
 export async function render(root) {
   const filter = h("input", { type: "search", placeholder: "Filter tools…", "aria-label": "Filter tools" });
   const list = h("div.tools");
-  clear(root, h("h1", { text: "Tools" }), h("p.muted", { text: "The tools this key may use. Open one to execute it." }), filter, list);
+  const viewer = document.body.dataset.role === "ROLE_VIEWER";
+  clear(root, h("h1", { text: "Tools" }), h("p.muted", { text: viewer
+    ? "The tools this key may see. Executing them needs an operator or admin key." : "The tools this key may use. Open one to execute it." }), filter, list);
   try {
     const tools = await listAll("/v1/tools", "tools");
     const draw = () => {

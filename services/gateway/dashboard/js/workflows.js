@@ -112,7 +112,9 @@ export async function render(root, params) {
   try {
     const all = await workflowTypes();
     for (const t of all) typeSelect.append(h("option", { value: t.name, text: t.name, selected: t.name === typeFilter || undefined }));
-    layout.prepend(startForm(all, (w) => { location.hash = `#/workflows/${w.id}`; }));
+    layout.prepend(document.body.dataset.role === "ROLE_VIEWER"
+      ? h("p.card.muted", { text: "This key is a viewer's: it can watch workflows; starting one needs an operator or admin key." })
+      : startForm(all, (w) => { location.hash = `#/workflows/${w.id}`; }));
   } catch (e) {
     layout.prepend(errorBox(e));
   }
