@@ -18,9 +18,9 @@ import jsonschema
 from services.agents.base import AgentSpec, Finding, Limits, ModelClient, RunContext, RunResult, RunTimedOut
 from services.agents.runs import AgentRun, RunStore
 from services.runtime.arguments import check_arguments
+from services.runtime.clock import utcnow
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.identity import Identity
-from services.runtime.protos import utcnow
 from services.runtime.tracing import span
 
 

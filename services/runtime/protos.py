@@ -7,10 +7,6 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from services.runtime.clock import utcnow
-
-__all__ = ["from_struct", "timestamp", "to_struct", "utcnow"]  # utcnow: kept for older imports; new code uses clock
-
 
 def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()

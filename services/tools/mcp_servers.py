@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from services.runtime.clock import utcnow
 from services.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.tools.execution import ToolOutput
 from services.tools.mcp_client import RemoteTool
@@ -56,7 +57,7 @@ class McpServerSpec:
     transport: str  # "stdio" or "http"
     command: tuple[str, ...] = ()
     url: str = ""
-    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    created: dt.datetime = field(default_factory=lambda: utcnow())
     approved: dict[str, str] = field(default_factory=dict, compare=False)  # remote tool name -> pinned hash
 
     def body(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Sequence
 
+from services.runtime.clock import utcnow
 from services.runtime.errors import NotFound
 from services.runtime.state import SqliteDatabase
 from services.tools.permissions import Permission, check_grant
@@ -27,7 +28,7 @@ class SqlitePermissionStore:
 
     async def grant(self, tool: str, principal: str) -> Permission:
         check_grant(tool, principal, "permission.")
-        now = dt.datetime.now(dt.UTC).isoformat()
+        now = utcnow().isoformat()
 
         def work(db: sqlite3.Connection) -> Permission:
             db.execute(

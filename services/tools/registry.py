@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services.runtime.arguments import check_arguments
+from services.runtime.clock import utcnow
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.runtime.identity import Identity
 from services.runtime.tracing import span
@@ -46,7 +47,7 @@ class ToolDefinition:
     source: str = "builtin"
     server: str = ""
     annotations: ToolAnnotations = ToolAnnotations()
-    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    created: dt.datetime = field(default_factory=lambda: utcnow())
     approved_hash: str = ""  # external tools: the hash an admin approved; built-in tools are approved as code
 
     @property
@@ -161,7 +162,7 @@ class ToolRegistry:
         if idempotency_key:
             record = IdempotencyRecord(
                 caller.principal, idempotency_key, asked, execution.output.to_json(), execution.duration_ms,
-                dt.datetime.now(dt.UTC),
+                utcnow(),
             )
             stored = await self._store.remember(record)
             if stored.request_hash != asked or stored.result != record.result:

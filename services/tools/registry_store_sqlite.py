@@ -7,6 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
+from services.runtime.clock import utcnow
 from services.runtime.state import SqliteDatabase
 from services.tools.registry_store import IDEMPOTENCY_RETENTION, IdempotencyRecord, Registration
 
@@ -42,7 +43,7 @@ class SqliteRegistryStore:
         self._retention = retention
 
     async def put(self, kind: str, name: str, body: dict[str, Any]) -> Registration:
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         text = json.dumps(body, sort_keys=True)
 
         def work(db: sqlite3.Connection) -> None:
@@ -79,7 +80,7 @@ class SqliteRegistryStore:
         return int(row["version"])
 
     async def remember(self, record: IdempotencyRecord) -> IdempotencyRecord:
-        expired = (dt.datetime.now(dt.UTC) - self._retention).isoformat()
+        expired = (utcnow() - self._retention).isoformat()
 
         def work(db: sqlite3.Connection) -> sqlite3.Row:
             db.execute("DELETE FROM tool_idempotency WHERE create_time < ?", (expired,))
@@ -98,7 +99,7 @@ class SqliteRegistryStore:
         return _record(await self._db.transaction(work))
 
     async def recall(self, caller: str, key: str) -> IdempotencyRecord | None:
-        expired = (dt.datetime.now(dt.UTC) - self._retention).isoformat()
+        expired = (utcnow() - self._retention).isoformat()
         row = await self._db.run(
             lambda db: db.execute(
                 "SELECT * FROM tool_idempotency WHERE caller = ? AND key = ? AND create_time >= ?", (caller, key, expired)
