@@ -12,7 +12,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The dashboard's pinned browser libraries (package-lock.json), served as files: no build step.
+DASHBOARD := services/gateway/dashboard
+DASHBOARD_LIBS := $(DASHBOARD)/node_modules/.package-lock.json
+
+$(DASHBOARD_LIBS): $(DASHBOARD)/package-lock.json
+	npm ci --prefix $(DASHBOARD) --no-audit --no-fund --silent
+
+install: $(STAMP) $(DASHBOARD_LIBS)
 
 generate: install
 	$(PY) scripts/generate.py
