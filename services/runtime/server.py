@@ -35,10 +35,11 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 2**20),
     ("grpc.max_send_message_length", 32 * 2**20),
     ("grpc.so_reuseport", 0),
-    # Above what the edge lets through (16 KiB of headers, the path twice after transcoding), so an
-    # over-long path is Envoy's 431 and never this server's RESOURCE_EXHAUSTED.
-    ("grpc.max_metadata_size", 64 * 1024),
-    ("grpc.absolute_max_metadata_size", 128 * 1024),
+    # Above what the edge lets through: 16 KiB of client headers (the path twice after transcoding), so an
+    # over-long path is Envoy's 431 and never this server's RESOURCE_EXHAUSTED, plus the edge's base64 copy
+    # of a JSON body up to the 1 MiB cap (x-mcpmesh-json-body, checked for unknown fields here).
+    ("grpc.max_metadata_size", 2 * 2**20),
+    ("grpc.absolute_max_metadata_size", 3 * 2**20),
 ]
 
 

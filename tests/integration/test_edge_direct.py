@@ -60,6 +60,16 @@ def test_unknown_field_is_refused_by_the_service_itself(mesh: LocalMesh, admin_k
     assert "UNKNOWN_FIELD" in reasons
 
 
+@pytest.mark.parametrize("credential", ["token", "key"])
+def test_unknown_field_of_a_large_body_is_refused(mesh: LocalMesh, admin_key: str, sample_project: Path, credential: str) -> None:
+    bearer = _token(mesh, admin_key) if credential == "token" else admin_key
+    # 700 KB: far above the 48 KiB the header copy used to carry, under the 1 MiB cap.
+    body = {"type": "code_analysis", "parameters": {"path": str(sample_project), "note": "x" * 700_000}, "colour": "red"}
+    response = httpx.post(f"{mesh.edge_url}/v1/workflows", json=body, headers={"Authorization": f"Bearer {bearer}"}, timeout=60)
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["message"].startswith("workflow.colour: ")
+
+
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory, sample_project: Path):  # type: ignore[no-untyped-def]
     running = start_mesh(tmp_path_factory.mktemp("direct-limits"), sample_project.parent, MCPMESH_RATE_LIMITS="viewer=0/5")
