@@ -113,7 +113,7 @@ def token(mesh: LocalMesh) -> str:
 def check_answers(mesh: LocalMesh) -> None:
     """h2load sees HTTP statuses only; make sure each path really answers the call before timing it."""
     request = tool_service_pb2.GetToolRequest(name="file_inventory")
-    metadata = [("authorization", f"Bearer {token(mesh)}")]
+    metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token(mesh)}"),)
     for address, options in [(f"127.0.0.1:{mesh.ports.service('tools')}", []),
                              (f"127.0.0.1:{mesh.ports.mesh}", [("grpc.default_authority", "tools")])]:
         with grpc.insecure_channel(address, options=options) as channel:
