@@ -9,18 +9,18 @@ from mcpmesh.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
 from services.gateway.api_keys import ApiKeys, ApiKeyStore
 from services.gateway.api_keys_sqlite import SCHEMA, SqliteApiKeyStore
-from services.gateway.auth import Authenticator, RateLimiter
+from services.gateway.auth import Authenticator
 from services.gateway.events import EventFeed
 from services.gateway.forwarding import FORWARDED, forwarded_service_names, forwarding_handlers
-from services.gateway.json_bodies import BODY_HEADER, JsonBodyChecker
-from services.gateway.rate_limits import open_buckets
 from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
 from services.gateway.token_issuer import TokenIssuer
 from services.gateway.websocket import WebSocketEdge
 from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
+from services.runtime.json_bodies import BODY_HEADER, JsonBodyChecker
 from services.runtime.mesh import Mesh
+from services.runtime.rate_limits import RateLimiter
 from services.runtime.server import Running, start
 from services.runtime.service_tokens import service_credentials
 from services.runtime.signing_keys import key_source
@@ -43,11 +43,7 @@ async def build(config: Config) -> Running:
     keys = ApiKeys(store)
     await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
     tokens = await TokenIssuer.open(key_source(config.signing_key_url, config.data_dir), config.token_ttl_seconds)
-    auth = Authenticator(keys, RateLimiter(
-        config.rate_limit_per_second, config.rate_limit_burst,
-        {role: (rate, burst) for role, rate, burst in config.rate_limits_per_role},
-        open_buckets(config.rate_limit_url),
-    ), tokens=tokens)
+    auth = Authenticator(keys, RateLimiter.from_config(config), tokens=tokens)
     # Calls the gateway makes for itself (instance reports, the event feed) carry its own service token.
     mesh = Mesh(config.mesh_address, ["agents", "tools", "workflows", "instance"], credentials=(await service_credentials(config)).interceptors())
 
@@ -67,10 +63,13 @@ async def build(config: Config) -> Running:
         return [SERVICE_NAME]
 
     bodies = JsonBodyChecker([*FORWARDED.values(), gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])
+    # Calls the gateway relays are rate-limited once, by the receiving service's guard (which every caller
+    # reaches, with a token straight from the edge or with a key through here); the gateway limits its own RPCs.
+    relayed = tuple(f"/{d.full_name}/" for d in FORWARDED.values())
 
     async def guard(method: str, role: str | None, context: grpc.aio.ServicerContext) -> None:
         headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-        await auth.guard(method, role, headers)
+        await auth.guard(method, role, headers, limit=not method.startswith(relayed))
         bodies.check(method, headers.get(BODY_HEADER))
 
     running = await start(config, reporter, add, extra_reflection=forwarded_service_names(), guard=guard)

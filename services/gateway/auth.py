@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 
 from services.gateway.api_keys import ApiKey, ApiKeys
-from services.gateway.rate_limits import Buckets, MemoryBuckets
 from services.gateway.token_issuer import TokenIssuer
 from services.runtime import identity
 from services.runtime.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.runtime.identity import Identity
+from services.runtime.rate_limits import RateLimiter
 from services.runtime.tokens import looks_like_jwt
 
 MAX_TOKEN = 4096  # longer bearer tokens are refused before any lookup
-
-
-class RateLimiter:
-    """A token bucket per identity; `per_role` overrides the default (rate, burst) for a role's callers. The
-    buckets are in-process by default, or in Redis so that several gateway instances share one budget."""
-
-    def __init__(
-        self, per_second: float, burst: int, per_role: Mapping[str, tuple[float, int]] | None = None,
-        buckets: Buckets | None = None,
-    ) -> None:
-        self._default = (per_second, burst)
-        self._per_role = dict(per_role or {})
-        self.buckets = buckets or MemoryBuckets()
-
-    async def wait_time(self, key: str, role: str = "") -> float:
-        """0.0 when a call is allowed now (and takes a token), else the seconds until one will be."""
-        rate, burst = self._per_role.get(role, self._default)
-        return await self.buckets.take(key, rate, burst)
-
-    async def allow(self, key: str, role: str = "") -> bool:
-        return await self.wait_time(key, role) == 0.0
 
 
 def bearer(authorization: str | None) -> str:
@@ -85,19 +63,21 @@ class Authenticator:
             raise Unauthenticated("API key is not valid, expired or was revoked", reason="API_KEY_INVALID")
         return key.identity()
 
-    async def check(self, method: str, role: str | None, token: str) -> Identity | None:
-        """The caller, or None when `role` is None (public by design); raises when the call is refused."""
+    async def check(self, method: str, role: str | None, token: str, limit: bool = True) -> Identity | None:
+        """The caller, or None when `role` is None (public by design); raises when the call is refused.
+
+        `limit` False: the receiving service takes the rate-limit token (calls the gateway only relays)."""
         if role is None:
             return None
         who = await self.identify(token)
         if not who.has_role(role):
             raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this caller has {who.role}",
                                    reason="ROLE_TOO_LOW", metadata={"required_role": role})
-        wait = await self._limiter.wait_time(who.principal, who.role)
+        wait = await self._limiter.wait_time(who.principal, who.role) if limit else 0.0
         if wait:
             raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED",
                                     metadata={"retry_after_seconds": f"{wait:.3f}"})
         return who
 
-    async def guard(self, method: str, role: str | None, headers: dict[str, str]) -> None:
-        identity.bind(await self.check(method, role, bearer(headers.get("authorization"))))
+    async def guard(self, method: str, role: str | None, headers: dict[str, str], limit: bool = True) -> None:
+        identity.bind(await self.check(method, role, bearer(headers.get("authorization")), limit))

@@ -27,7 +27,8 @@ PASSED_HEADERS = (
     "traceparent", "tracestate", "x-request-id", "x-client-type", "x-client-version",
     "mcp-protocol-version", "mcp-method", "mcp-name",
 )
-RELAYED_TRAILERS = ("grpc-status-details-bin",)
+# retry-after: the service's rate limit becomes the edge's 429 with Retry-After, as it did at the gateway.
+RELAYED_TRAILERS = ("grpc-status-details-bin", "retry-after", "www-authenticate")
 
 
 def _outgoing_metadata(context: grpc.aio.ServicerContext, tokens: TokenIssuer) -> list[tuple[str, str | bytes]]:

@@ -99,7 +99,8 @@ class _Loader(yaml.SafeLoader):
     """Reads edge.yaml's tags as markers; `_resolve` replaces them with values from the topology."""
 
 
-for _kind in ("port", "address", "descriptor", "deadline", "service_routes", "grpc_services", "tls", "envoy_file"):
+for _kind in ("port", "address", "descriptor", "deadline", "service_routes", "grpc_services", "tls", "envoy_file",
+              "token_bearer"):
     def _construct(loader: yaml.SafeLoader, node: yaml.Node, kind: str = _kind) -> _Tag:
         if isinstance(node, yaml.MappingNode):
             return _Tag(kind, loader.construct_mapping(node, deep=True))
@@ -162,23 +163,42 @@ def _snake(method: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in method).lstrip("_")
 
 
+# A bearer that is a JWT (three base64url parts): the gateway's token, which jwt_authn verifies at the edge
+# and the service verifies again. Anything else (an API key, junk, nothing) goes to the gateway.
+TOKEN_BEARER = r"^[Bb][Ee][Aa][Rr][Ee][Rr] +[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
+TOKEN_HEADER_MATCH = {"name": "authorization", "string_match": {"safe_regex": {"regex": TOKEN_BEARER}}}
+
+
 def edge_service_routes(via: str, streams: Mapping[str, list[str]]) -> list[dict[str, Any]]:
-    """The edge's generated routes: streams, one per service contract with its deadline, then the catch-all."""
-    if via not in ("gateway", "direct"):
-        raise ValueError(f"!service_routes via: expected gateway or direct, got {via!r}")
+    """The edge's generated routes: streams, one per service contract with its deadline, then the catch-all.
 
-    def cluster(service: topology.Service) -> str:
-        return "gateway" if via == "gateway" else service.name
+    `via: gateway` sends every service call to the gateway, `via: direct` to each service's cluster, and
+    `via: token` sends calls that carry a token straight to the service and the others (an API key, no
+    credentials) to the gateway, which checks the key and relays the call with a token."""
+    if via not in ("gateway", "direct", "token"):
+        raise ValueError(f"!service_routes via: expected gateway, direct or token, got {via!r}")
 
+    def routes_for(path: str, service: topology.Service, route: dict[str, Any], name: str, prefix: bool) -> list[dict[str, Any]]:
+        match = {"prefix": path} if prefix else {"path": path}
+        if via != "token":
+            return [{"name": name, "match": match, "route": {**route, "cluster": "gateway" if via == "gateway" else service.name}}]
+        return [
+            {"name": f"{name}_direct", "match": {**match, "headers": [TOKEN_HEADER_MATCH]},
+             "route": {**route, "cluster": service.name}},
+            {"name": name, "match": match, "route": {**route, "cluster": "gateway"}},
+        ]
+
+    stream_timeouts = {"timeout": "0s", "idle_timeout": _seconds(topology.STREAM_IDLE_SECONDS)}
     routes = [
-        _stream_route(f"/{s.grpc_service}/{method}", cluster(s), f"edge_{_snake(method)}")
+        route
         for s in topology.SERVICES for method in streams.get(s.grpc_service, [])
+        for route in routes_for(f"/{s.grpc_service}/{method}", s, stream_timeouts, f"edge_{_snake(method)}", True)
     ]
     routes.append(_stream_route(HEALTH_WATCH, "gateway", "edge_health_watch"))
     routes += [
-        {"name": f"edge_{s.name}", "match": {"prefix": s.proto_prefix},
-         "route": {"cluster": cluster(s), "timeout": _seconds(s.deadline)}}
+        route
         for s in topology.SERVICES
+        for route in routes_for(s.proto_prefix, s, {"timeout": _seconds(s.deadline)}, f"edge_{s.name}", True)
     ]
     routes.append({"name": "edge_default", "match": {"prefix": "/"},
                    "route": {"cluster": "gateway", "timeout": _seconds(topology.DEFAULT_DEADLINE)}})
@@ -362,6 +382,8 @@ def render_config(
                 return str(descriptor_path)
             if node.kind == "envoy_file":
                 return str(descriptor_path.parent / node.value)
+            if node.kind == "token_bearer":
+                return TOKEN_BEARER
             if node.kind == "tls":
                 return str(tls_files[node.value])
             if node.kind == "deadline":

@@ -141,14 +141,14 @@ class Config:
     grace_seconds: float = _setting("MCPMESH_GRACE_SECONDS", "time in-flight calls get to finish on SIGTERM", _seconds, 10.0)
     drain_seconds: float = _setting("MCPMESH_DRAIN_SECONDS", "time NOT_SERVING is shown before the listener closes", _seconds, 1.0)
     ws_port: int = _setting("MCPMESH_WS_PORT", "gateway only: WebSocket port behind Envoy's /ws route", _port, WEBSOCKET_PORT)
-    rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway only: requests per second per API key", _seconds, 50.0)
-    rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway only: burst size per API key", _count, 200)
+    rate_limit_per_second: float = _setting("MCPMESH_RATE_LIMIT", "gateway and services: requests per second per identity", _seconds, 50.0)
+    rate_limit_burst: int = _setting("MCPMESH_RATE_BURST", "gateway and services: burst size per identity", _count, 200)
     rate_limits_per_role: tuple[tuple[str, float, int], ...] = _setting(
-        "MCPMESH_RATE_LIMITS", "gateway only: budgets per role overriding the two above, as ROLE=RATE/BURST "
+        "MCPMESH_RATE_LIMITS", "gateway and services: budgets per role overriding the two above, as ROLE=RATE/BURST "
         "separated by commas (viewer=20/40,admin=100/400)", _role_budgets, (),
     )
     rate_limit_url: str = _setting(
-        "MCPMESH_RATE_LIMIT_URL", "gateway only: where the rate-limit buckets live: empty or memory (each instance "
+        "MCPMESH_RATE_LIMIT_URL", "gateway and services: where the rate-limit buckets live: empty or memory (each process "
         "its own), redis://HOST:PORT/DB (every instance shares one budget per identity)", _cache_url, "",
     )
     signing_key_url: str = _setting(

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import uvloop
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -21,6 +22,8 @@ from mcpmesh.health.v1 import health_pb2_grpc as report_pb2_grpc
 from services.runtime import telemetry
 from services.runtime.config import Config
 from services.runtime.health_report import HealthReporter
+from services.runtime.json_bodies import JsonBodyChecker
+from services.runtime.rate_limits import RateLimiter
 from services.runtime.roles import request_type, role_of
 from services.runtime.rpc_telemetry import instrument
 from services.runtime.service_tokens import Keys, TokenGuard
@@ -32,10 +35,11 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 2**20),
     ("grpc.max_send_message_length", 32 * 2**20),
     ("grpc.so_reuseport", 0),
-    # Above what the edge lets through (16 KiB of headers, the path twice after transcoding), so an
-    # over-long path is Envoy's 431 and never this server's RESOURCE_EXHAUSTED.
-    ("grpc.max_metadata_size", 64 * 1024),
-    ("grpc.absolute_max_metadata_size", 128 * 1024),
+    # Above what the edge lets through: 16 KiB of client headers (the path twice after transcoding), so an
+    # over-long path is Envoy's 431 and never this server's RESOURCE_EXHAUSTED, plus the edge's base64 copy
+    # of a JSON body up to the 1 MiB cap (x-mcpmesh-json-body, checked for unknown fields here).
+    ("grpc.max_metadata_size", 2 * 2**20),
+    ("grpc.absolute_max_metadata_size", 3 * 2**20),
 ]
 
 
@@ -100,10 +104,17 @@ async def start(
     Every service added through the registrar (the detailed report too) is checked against its contract's
     roles and passes through `guard`; grpc.health.v1 and reflection are added directly: public by design."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
+    bodies = None
+    on_stop: list[Callable[[], Awaitable[None] | None]] = []
     if guard is None:  # no open default: a service without its own guard verifies tokens itself
-        guard = TokenGuard(await Keys.open(config))
+        bodies = JsonBodyChecker([])
+        token_guard = TokenGuard(await Keys.open(config), RateLimiter.from_config(config), bodies)
+        on_stop.append(token_guard.close)
+        guard = token_guard
     registrar = _Registrar(server, ErrorMapping(f"{config.service}.mcpmesh", guard), config.service)
     names = list(add_servicers(registrar))
+    if bodies is not None:  # the edge routes token callers here directly: their JSON bodies are checked here
+        bodies.add([descriptor_pool.Default().FindServiceByName(name) for name in names])
     report_pb2_grpc.add_HealthReportServiceServicer_to_server(reporter, registrar)  # type: ignore[arg-type]
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -125,7 +136,7 @@ async def start(
     def stop_driving() -> None:
         driving.cancel()
 
-    return Running(server, port, health, all_names, on_stop=[stop_driving, stop_telemetry])
+    return Running(server, port, health, all_names, on_stop=[*on_stop, stop_driving, stop_telemetry])
 
 
 async def serve(running: Running, config: Config) -> None:

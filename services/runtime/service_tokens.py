@@ -14,12 +14,15 @@ import grpc
 
 from services.runtime import identity
 from services.runtime.config import Config
-from services.runtime.errors import PermissionDenied, Unauthenticated
+from services.runtime.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.runtime.identity import Identity
+from services.runtime.json_bodies import BODY_HEADER, JsonBodyChecker
+from services.runtime.rate_limits import RateLimiter
 from services.runtime.signing_keys import KeyRing, SigningKeySource, key_source
 from services.runtime.tokens import Verifier, issue
 
 SERVICE_ROLE = "operator"  # what one service may ask of another: run agents and tools, read workflows and health
+SERVICE_PRINCIPAL = "service:"
 SERVICE_TOKEN_TTL = 300.0
 RELOAD_EVERY = 10.0
 
@@ -30,6 +33,14 @@ def bearer_of(context: grpc.aio.ServicerContext) -> str:
             scheme, _, token = value.partition(" ")
             return token.strip() if scheme.lower() == "bearer" else ""
     return ""
+
+
+def body_copy(context: grpc.aio.ServicerContext) -> str | None:
+    """The edge's base64 copy of a small JSON request body (x-mcpmesh-json-body), if it attached one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == BODY_HEADER and isinstance(value, str):
+            return value
+    return None
 
 
 class Keys:
@@ -66,10 +77,20 @@ class Keys:
 
 
 class TokenGuard:
-    """The default guard of every service: a verified token with the role the method's contract declares."""
+    """The default guard of every service: a verified token with the role the method's contract declares.
 
-    def __init__(self, keys: Keys) -> None:
+    The edge sends token callers straight here, past the gateway, so this guard also takes the caller's
+    rate-limit token (the same port and budgets as the gateway's; other services' own calls are not
+    counted) and, with `bodies`, refuses unknown fields of the JSON body copy the edge attaches."""
+
+    def __init__(self, keys: Keys, limiter: RateLimiter | None = None, bodies: JsonBodyChecker | None = None) -> None:
         self._keys = keys
+        self._limiter = limiter
+        self._bodies = bodies
+
+    async def close(self) -> None:
+        if self._limiter is not None:
+            await self._limiter.buckets.close()
 
     async def __call__(self, method: str, role: str | None, context: grpc.aio.ServicerContext) -> None:
         if role is None:
@@ -83,6 +104,13 @@ class TokenGuard:
         if not who.has_role(role):
             raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this caller has {who.role}",
                                    reason="ROLE_TOO_LOW", metadata={"required_role": role})
+        if self._limiter is not None and not who.principal.startswith(SERVICE_PRINCIPAL):
+            wait = await self._limiter.wait_time(who.principal, who.role)
+            if wait:
+                raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED",
+                                        metadata={"retry_after_seconds": f"{wait:.3f}"})
+        if self._bodies is not None:
+            self._bodies.check(method, body_copy(context))
         identity.bind(who)
 
 
@@ -91,7 +119,7 @@ class ServiceCredentials:
 
     def __init__(self, keys: Keys, service: str) -> None:
         self._keys = keys
-        self._identity = Identity(f"service:{service}", SERVICE_ROLE)
+        self._identity = Identity(f"{SERVICE_PRINCIPAL}{service}", SERVICE_ROLE)
         self._token = ""
         self._renew_at = 0.0
 

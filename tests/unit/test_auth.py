@@ -143,7 +143,7 @@ async def test_refused_calls_do_not_spend_tokens(keys: ApiKeys) -> None:
 
 async def test_rate_limiter_refills_over_time(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr("services.gateway.rate_limits.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("services.runtime.rate_limits.time.monotonic", lambda: now[0])
     limiter = RateLimiter(per_second=2.0, burst=2)
     assert await limiter.allow("k") and await limiter.allow("k")
     assert await limiter.wait_time("k") == pytest.approx(0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def test_edge_address_is_loopback_unless_chosen() -> None:
     rendered = yaml.safe_load(render(PORTS))
     assert {a["address"] for a in collect(rendered, "socket_address")} == {"127.0.0.1"}
     chosen = yaml.safe_load(render(PORTS, edge_host="0.0.0.0"))
-    edge = [a for a in collect(chosen, "socket_address") if a["port_value"] == PORTS.edge]
+    edge = [a for a in collect(chosen["static_resources"]["listeners"], "socket_address") if a["port_value"] == PORTS.edge]
     assert [a["address"] for a in edge] == ["0.0.0.0"]
 
 
@@ -138,7 +139,7 @@ def test_several_instances_become_several_endpoints() -> None:
 
 
 def test_edge_routes_can_go_direct_to_each_service(tmp_path: Path) -> None:
-    base = (REPO_ENVOY_DIR / "edge.yaml").read_text().replace("!service_routes { via: gateway }", "!service_routes { via: direct }")
+    base = (REPO_ENVOY_DIR / "edge.yaml").read_text().replace("!service_routes { via: token }", "!service_routes { via: direct }")
     (tmp_path / "edge.yaml").write_text(base)
     rendered = render_config_from(tmp_path / "edge.yaml")
     routes = rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
@@ -146,6 +147,21 @@ def test_edge_routes_can_go_direct_to_each_service(tmp_path: Path) -> None:
     for service in topology.SERVICES:
         assert by_name[f"edge_{service.name}"]["cluster"] == service.name
     assert by_name["edge_watch_workflow"]["cluster"] == "workflows"
+
+
+def test_calls_with_a_token_go_straight_to_the_service_and_keys_to_the_gateway() -> None:
+    routes = envoy_config.edge_service_routes("token", {"mcpmesh.workflows.v1.WorkflowService": ["WatchWorkflow"]})
+    by_name = {r["name"]: r for r in routes}
+    for service in topology.SERVICES:
+        direct, keyed = by_name[f"edge_{service.name}_direct"], by_name[f"edge_{service.name}"]
+        assert direct["route"]["cluster"] == service.name and keyed["route"]["cluster"] == "gateway"
+        assert direct["match"]["headers"] == [envoy_config.TOKEN_HEADER_MATCH]
+        assert direct["route"]["timeout"] == keyed["route"]["timeout"] == f"{service.deadline:g}s"
+        assert routes.index(direct) < routes.index(keyed)  # the header-matched route is tried first
+    assert by_name["edge_watch_workflow_direct"]["route"]["cluster"] == "workflows"
+    bearer = re.compile(envoy_config.TOKEN_BEARER)
+    assert bearer.match("Bearer aaa.bbb.ccc") and bearer.match("bearer a-b_c.d.")
+    assert not bearer.match("Bearer mk_abc_def") and not bearer.match("Bearer a.b.c.d") and not bearer.match("a.b.c")
 
 
 def test_unknown_port_name_is_a_clear_error(tmp_path: Path) -> None:

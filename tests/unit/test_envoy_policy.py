@@ -77,10 +77,15 @@ def test_streams_have_no_deadline_but_an_idle_limit() -> None:
 @pytest.mark.parametrize(("prefix", "timeout"), [
     ("/mcpmesh.workflows.v1.", 300), ("/mcpmesh.agents.v1.", 120), ("/mcpmesh.tools.v1.", 60), ("/", 30),
 ])
-def test_edge_timeouts_per_service_all_to_the_gateway(prefix: str, timeout: int) -> None:
-    route = next(r for r in _routes("edge", "*") if r["match"].get("prefix") == prefix)
-    assert route["route"]["cluster"] == "gateway"
-    assert _seconds(route["route"]["timeout"]) == timeout
+def test_edge_timeouts_per_service_tokens_direct_keys_to_the_gateway(prefix: str, timeout: int) -> None:
+    matching = [r for r in _routes("edge", "*") if r["match"].get("prefix") == prefix]
+    keyed = next(r for r in matching if "headers" not in r["match"])
+    assert keyed["route"]["cluster"] == "gateway"
+    assert _seconds(keyed["route"]["timeout"]) == timeout
+    if prefix != "/":  # a call carrying a token skips the gateway, with the same deadline
+        direct = next(r for r in matching if "headers" in r["match"])
+        assert direct["route"]["cluster"] == prefix.split(".")[1]
+        assert _seconds(direct["route"]["timeout"]) == timeout
 
 
 def test_edge_transcoder_is_strict_and_converts_statuses() -> None:

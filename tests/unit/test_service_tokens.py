@@ -81,3 +81,42 @@ def test_the_standard_health_check_stays_open() -> None:
     assert role_of("grpc.health.v1.Health", "Check") is None
     with pytest.raises(KeyError):
         role_of(SERVICE, "NoSuchMethod")
+
+
+class _Context:
+    def __init__(self, metadata: list[tuple[str, str]]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return self._metadata
+
+
+async def test_the_service_guard_limits_each_caller_and_refuses_unknown_json_fields(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    from services.runtime.errors import InvalidArgument, ResourceExhausted
+    from services.runtime.json_bodies import BODY_HEADER, JsonBodyChecker
+    from services.runtime.rate_limits import RateLimiter
+    from services.runtime.service_tokens import TokenGuard
+
+    config = Config(service="svc", port=0, data_dir=tmp_path, workspace_roots=(tmp_path,))
+    keys = await Keys.open(config)
+    bodies = JsonBodyChecker([workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"]])
+    guard = TokenGuard(keys, RateLimiter(0.0, 2), bodies)
+    user, _ = issue(keys.ring, Identity("key:u", "operator"), 60)
+    service, _ = issue(keys.ring, Identity("service:workflows", "operator"), 60)
+    method = f"/{SERVICE}/GetWorkflow"
+    for _ in range(2):
+        await guard(method, "viewer", _Context([("authorization", f"Bearer {user}")]))
+    with pytest.raises(ResourceExhausted) as refused:
+        await guard(method, "viewer", _Context([("authorization", f"Bearer {user}")]))
+    assert float(refused.value.metadata["retry_after_seconds"]) > 0
+    for _ in range(5):  # calls between services are not counted
+        await guard(method, "viewer", _Context([("authorization", f"Bearer {service}")]))
+    body = base64.b64encode(json.dumps({"type": "t", "colour": "red"}).encode()).decode()
+    with pytest.raises(InvalidArgument) as unknown:
+        await guard(f"/{SERVICE}/CreateWorkflow", "operator",
+                    _Context([("authorization", f"Bearer {service}"), (BODY_HEADER, body)]))
+    assert unknown.value.violations[0].field == "workflow.colour"
+    await guard.close()

@@ -1,0 +1,89 @@
+"""Calls carrying a gateway token go from the edge straight to the service: verified by jwt_authn at the edge
+and by the service, rate-limited and strictly parsed by the service's shared runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.launcher.processes import LocalMesh
+from tests.conftest import start_mesh
+
+
+def _token(mesh: LocalMesh, key: str) -> str:
+    response = httpx.post(f"{mesh.edge_url}/v1/tokens", json={}, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
+def _stats(mesh: LocalMesh, *names: str) -> dict[str, int]:
+    found = httpx.get(f"{mesh.admin_url}/stats", params={"format": "json"}, timeout=10).json()["stats"]
+    values = {s["name"]: int(s.get("value", 0)) for s in found if "name" in s}
+    return {name: values.get(name, 0) for name in names}
+
+
+def test_a_token_call_skips_the_gateway(mesh: LocalMesh, admin_key: str) -> None:
+    headers = {"Authorization": f"Bearer {_token(mesh, admin_key)}"}
+    names = ("cluster.gateway.upstream_rq_total", "cluster.tools.upstream_rq_total", "http.edge.jwt_authn.allowed")
+    before = _stats(mesh, *names)
+    for _ in range(20):
+        response = httpx.get(f"{mesh.edge_url}/v1/tools/file_inventory", headers=headers, timeout=10)
+        assert response.status_code == 200 and response.json()["tool"]["name"] == "file_inventory"
+    after = _stats(mesh, *names)
+    assert after["http.edge.jwt_authn.allowed"] - before["http.edge.jwt_authn.allowed"] >= 20
+    assert after["cluster.tools.upstream_rq_total"] - before["cluster.tools.upstream_rq_total"] >= 20
+    # Only the edge's own JWKS refreshes may reach the gateway meanwhile, never the twenty calls.
+    assert after["cluster.gateway.upstream_rq_total"] - before["cluster.gateway.upstream_rq_total"] < 20
+
+
+def test_a_bad_token_is_refused_at_the_edge(mesh: LocalMesh, admin_key: str) -> None:
+    token = _token(mesh, admin_key)
+    head, body, signature = token.split(".")
+    forged = f"{head}.{body}.{signature[:-4]}AAAA"
+    before = _stats(mesh, "http.edge.jwt_authn.denied")["http.edge.jwt_authn.denied"]
+    response = httpx.get(f"{mesh.edge_url}/v1/tools", headers={"Authorization": f"Bearer {forged}"}, timeout=10)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer ")
+    assert _stats(mesh, "http.edge.jwt_authn.denied")["http.edge.jwt_authn.denied"] > before
+
+
+def test_unknown_field_is_refused_by_the_service_itself(mesh: LocalMesh, admin_key: str, sample_project: Path) -> None:
+    headers = {"Authorization": f"Bearer {_token(mesh, admin_key)}"}
+    body = {"type": "code_analysis", "parameters": {"path": str(sample_project)}, "colour": "red"}
+    response = httpx.post(f"{mesh.edge_url}/v1/workflows", json=body, headers=headers, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["message"].startswith("workflow.colour: ")
+    reasons = [d.get("reason") for d in error["details"]]
+    assert "UNKNOWN_FIELD" in reasons
+
+
+@pytest.mark.parametrize("credential", ["token", "key"])
+def test_unknown_field_of_a_large_body_is_refused(mesh: LocalMesh, admin_key: str, sample_project: Path, credential: str) -> None:
+    bearer = _token(mesh, admin_key) if credential == "token" else admin_key
+    # 700 KB: far above the 48 KiB the header copy used to carry, under the 1 MiB cap.
+    body = {"type": "code_analysis", "parameters": {"path": str(sample_project), "note": "x" * 700_000}, "colour": "red"}
+    response = httpx.post(f"{mesh.edge_url}/v1/workflows", json=body, headers={"Authorization": f"Bearer {bearer}"}, timeout=60)
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["message"].startswith("workflow.colour: ")
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory, sample_project: Path):  # type: ignore[no-untyped-def]
+    running = start_mesh(tmp_path_factory.mktemp("direct-limits"), sample_project.parent, MCPMESH_RATE_LIMITS="viewer=0/5")
+    yield running
+    running.stop()
+
+
+def test_token_calls_are_rate_limited_by_the_service(limited: LocalMesh) -> None:
+    admin = {"Authorization": f"Bearer {limited.admin_key()}"}
+    secret = httpx.post(f"{limited.edge_url}/v1/api-keys", json={"displayName": "v", "role": "ROLE_VIEWER"},
+                        headers=admin, timeout=10).json()["secret"]
+    headers = {"Authorization": f"Bearer {_token(limited, secret)}"}
+    responses = [httpx.get(f"{limited.edge_url}/v1/tools", headers=headers, timeout=10) for _ in range(10)]
+    codes = [r.status_code for r in responses]
+    # The viewer's five, counted by the tools service although the calls never passed the gateway.
+    assert codes.count(200) == 5 and codes.count(429) == 5, codes
+    assert int(next(r for r in responses if r.status_code == 429).headers["retry-after"]) >= 1
