@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from services.runtime.clock import utcnow
 from services.runtime.errors import InvalidArgument
 from services.runtime.identity import ROLES, Identity
 
@@ -93,7 +94,7 @@ class ApiKeys:
     async def create(
         self, display_name: str, role: str, *, expires: dt.datetime | None = None, scopes: tuple[str, ...] = ()
     ) -> tuple[ApiKey, str]:
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         _check(display_name, role, expires, scopes, now)
         key_id = secrets.token_hex(6)
         secret = f"mk_{key_id}_{secrets.token_urlsafe(32)}"
@@ -107,7 +108,7 @@ class ApiKeys:
     async def revoke(self, key_id: str) -> ApiKey:
         if not key_id:
             raise InvalidArgument.field("id", "is required")
-        return await self.store.revoke(key_id, dt.datetime.now(dt.UTC))
+        return await self.store.revoke(key_id, utcnow())
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The key whose secret this is, if it is neither revoked nor expired."""
@@ -117,7 +118,7 @@ class ApiKeys:
         stored = await self.store.get(parts[1])
         if stored is None or not hmac.compare_digest(stored.secret_hash, hash_secret(secret)):
             return None
-        return stored.key if stored.key.usable(dt.datetime.now(dt.UTC)) else None
+        return stored.key if stored.key.usable(utcnow()) else None
 
     async def ensure_key_file(self, path: Path, display_name: str, role: str) -> str:
         """Keeps a working key's secret in `path` (0600), making a new key when the file is missing or its key is

@@ -16,6 +16,7 @@ from mcpmesh.health.v1 import health_pb2
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
 
 from services.gateway.system_health import SystemHealth
+from services.runtime.clock import utcnow
 from services.runtime.errors import DomainError
 from services.runtime.mesh import Mesh
 
@@ -52,7 +53,7 @@ class _Subscriber:
             # Wake the reader so it notices at once, even with a full queue.
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
-            self.queue.put_nowait(FeedEvent("_dropped", {}, _now()))
+            self.queue.put_nowait(FeedEvent("_dropped", {}, utcnow()))
 
 
 class EventFeed:
@@ -131,7 +132,7 @@ class EventFeed:
         stream = self._workflows.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id=workflow_id, after_sequence=after_sequence))
         try:
             async for response in stream:
-                yield FeedEvent("workflow_update", json_format.MessageToDict(response.event, preserving_proto_field_name=True), _now())
+                yield FeedEvent("workflow_update", json_format.MessageToDict(response.event, preserving_proto_field_name=True), utcnow())
         except grpc.aio.AioRpcError as error:
             reason = "WORKFLOW_NOT_FOUND" if error.code() == grpc.StatusCode.NOT_FOUND else error.code().name
             raise DomainError(f"workflow {workflow_id}: {error.details()}", reason=reason) from None
@@ -153,7 +154,7 @@ class EventFeed:
                 async for response in stream:
                     backoff = 0.5
                     data = json_format.MessageToDict(response.event, preserving_proto_field_name=True)
-                    self._publish(FeedEvent("workflow_update", data, _now()))
+                    self._publish(FeedEvent("workflow_update", data, utcnow()))
             except grpc.aio.AioRpcError:
                 pass  # workflows restarting or unreachable: reconnect with back-off
             self._watch_open.clear()
@@ -174,20 +175,17 @@ class EventFeed:
             fingerprint = json.dumps(data, sort_keys=True)
             if fingerprint != last:
                 last = fingerprint
-                self._publish(FeedEvent("service_health", data, _now()))
+                self._publish(FeedEvent("service_health", data, utcnow()))
             await asyncio.sleep(self._health_every)
 
     async def _metrics_snapshots(self) -> None:
         while True:
             metrics = await self._health.metrics()
             data = {"metrics": [{"service": s, "name": n, "value": v} for s, n, v in metrics]}
-            self._publish(FeedEvent("system_metrics", data, _now()))
+            self._publish(FeedEvent("system_metrics", data, utcnow()))
             await asyncio.sleep(self._metrics_every)
 
 
 def _status_name(status: health_pb2.HealthStatus.ValueType) -> str:
     return health_pb2.HealthStatus.Name(status).removeprefix("HEALTH_STATUS_").lower()
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -14,6 +14,7 @@ from services.gateway.api_keys import ApiKey, ApiKeys
 from services.gateway.events import EventFeed, SlowSubscriber
 from services.gateway.system_health import SystemHealth
 from services.gateway.token_issuer import TokenIssuer
+from services.runtime.clock import utcnow
 from services.runtime.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from services.runtime.identity import ROLES, caller
 from services.runtime.pages import Page
@@ -93,7 +94,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         key_id = who.principal.removeprefix("key:")
         stored = await self._keys.store.get(key_id) if who.principal.startswith("key:") else None
         # A token is only ever made from a key that is usable now: a token cannot renew itself past a revocation.
-        if stored is None or not stored.key.usable(dt.datetime.now(dt.UTC)):
+        if stored is None or not stored.key.usable(utcnow()):
             raise Unauthenticated("tokens are made from a valid API key", reason="API_KEY_INVALID")
         not_after = stored.key.expires.timestamp() if stored.key.expires is not None else None
         token, expires = await self._tokens.issue(stored.key.identity(), not_after)

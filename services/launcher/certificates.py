@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from services.runtime.clock import utcnow
+
 # Where the CLI looks for the local CA too (clients/settings.py LOCAL_CA), relative to the data folder.
 TLS_FOLDER = "tls"
 CA_YEARS = 10
@@ -42,13 +44,10 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mcpmesh local"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
 
 def _make_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
+    now = utcnow()
     cert = (
         x509.CertificateBuilder().subject_name(_name("mcpmesh local CA")).issuer_name(_name("mcpmesh local CA"))
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -73,7 +72,7 @@ def _make_server(folder: Path, ca: x509.Certificate, ca_key: ec.EllipticCurvePri
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    now = _now()
+    now = utcnow()
     cert = (
         x509.CertificateBuilder().subject_name(_name(hosts[0])).issuer_name(ca.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -96,7 +95,7 @@ def _needs_new_server(folder: Path, ca: x509.Certificate, hosts: tuple[str, ...]
         return True
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     covered = {str(n) for n in san.get_values_for_type(x509.DNSName)} | {str(i) for i in san.get_values_for_type(x509.IPAddress)}
-    return cert.issuer != ca.subject or cert.not_valid_after_utc - RENEW_BEFORE < _now() or not set(hosts) <= covered
+    return cert.issuer != ca.subject or cert.not_valid_after_utc - RENEW_BEFORE < utcnow() or not set(hosts) <= covered
 
 
 def ensure_local(data_dir: Path, hosts: tuple[str, ...] = HOSTS) -> TlsFiles:
@@ -107,7 +106,7 @@ def ensure_local(data_dir: Path, hosts: tuple[str, ...] = HOSTS) -> TlsFiles:
     try:
         ca = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
         loaded = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
-        if not isinstance(loaded, ec.EllipticCurvePrivateKey) or ca.not_valid_after_utc - RENEW_BEFORE < _now():
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey) or ca.not_valid_after_utc - RENEW_BEFORE < utcnow():
             raise ValueError("replace the CA")
         ca_key = loaded
     except (OSError, ValueError):

@@ -31,6 +31,8 @@ SKIPPED_DIRS: frozenset[str] = frozenset(
         ".pytest_cache",
         ".ruff_cache",
         ".tox",
+        ".hypothesis",
+        ".tools",  # mcpmesh's own installs of test tools (virtual environments, npm packages)
         "dist",
         "build",
     }

@@ -10,14 +10,8 @@ from langgraph.runtime import Runtime
 
 from services.agents.base import SEVERITIES
 from services.runtime.workspace import path_input_schema
+from services.workflows.reports import finding_counts
 from services.workflows.steps import StepCalls, StepHook, WorkflowType, idempotency_key, step
-
-LLM_NOTES = {
-    "LLM_STATUS_NOT_CONFIGURED": "LLM review not run: no LLM is configured.",
-    "LLM_STATUS_SKIPPED": "LLM review skipped at the caller's request.",
-    "LLM_STATUS_COMPLETED": "LLM review included.",
-    "LLM_STATUS_FAILED": "LLM review failed; static analysis only.",
-}
 
 
 class CodeAnalysisState(TypedDict, total=False):
@@ -29,20 +23,21 @@ class CodeAnalysisState(TypedDict, total=False):
 
 
 def merge_result(analysis: dict[str, Any], inventory: dict[str, Any]) -> dict[str, Any]:
+    """The agent's run and the inventory as one result. Counts come from the agent, which saw every finding;
+    the findings list it sends is a bounded selection (the rest: ListAgentRunFindings on `agent_run`)."""
     findings = analysis.get("findings", [])
-    counts = dict.fromkeys(SEVERITIES, 0)
-    for finding in findings:
-        severity = str(finding.get("severity", "")).removeprefix("SEVERITY_").lower()
-        counts[severity] = counts.get(severity, 0) + 1
+    reported = analysis.get("finding_counts") or finding_counts(findings)
+    counts = {name: int(reported.get(name, 0)) for name in SEVERITIES}
+    total = int(analysis.get("total_findings") or len(findings))
     languages = ", ".join(f"{lang['language']} {lang['files']}" for lang in inventory.get("languages", [])[:5])
-    summary = (
-        f"{inventory.get('total_files', 0)} files, {inventory.get('total_lines', 0)} lines ({languages}). "
-        f"{analysis.get('summary', '')} {LLM_NOTES.get(analysis.get('llm_status', ''), 'LLM review not run.')}"
-    )
+    # The agent's summary already says whether its model step ran.
+    summary = f"{inventory.get('total_files', 0)} files, {inventory.get('total_lines', 0)} lines ({languages}). {analysis.get('summary', '')}"
     return {
-        "summary": summary,
+        "summary": summary.strip(),
         "finding_counts": counts,
+        "total_findings": total,
         "findings": findings,
+        "findings_truncated": bool(analysis.get("findings_truncated")) or total > len(findings),
         "code_stats": {**analysis.get("metrics", {}), **analysis.get("usage", {})},
         "agent_run": analysis.get("id", ""),
         "llm_status": analysis.get("llm_status", ""),
