@@ -42,7 +42,7 @@ def test_create_watch_get_list_workflow(mesh: LocalMesh, sample_project: Path) -
     assert done.returncode == 0, done.stderr
     workflow_id, summary = done.stdout.strip().splitlines()
     assert summary.startswith("5 files, 22 lines (Python 3, JavaScript 1, Markdown 1).")
-    assert summary.endswith("LLM review not run: no LLM is configured.")
+    assert summary.endswith("Model review not run: no model is configured; the findings are the static analysis alone.")
     assert "workflow succeeded" in done.stderr
     got = _json(_cli(mesh, "workflows", "get", workflow_id, "--json"))
     assert isinstance(got, dict) and got["state"] == "WORKFLOW_STATE_SUCCEEDED"
