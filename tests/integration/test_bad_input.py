@@ -182,3 +182,15 @@ def test_overlong_path_is_400_or_431_not_429(rest: httpx.Client) -> None:
     assert response.status_code in (400, 431, 414), response.text
     response = rest.get("/v1/workflows/" + "a" * 6000)
     assert response.status_code in (400, 431, 414), response.text
+
+
+def test_header_name_grpc_cannot_carry_is_400_and_never_ejects_a_host(mesh: LocalMesh, rest: httpx.Client) -> None:
+    """Before: `X-Weird!Key` (legal in HTTP, not in gRPC metadata) answered 500 from the upstream codec, and
+    five of them ejected the single gateway host for everyone."""
+    for _ in range(8):  # more than the 5 consecutive 5xx that would eject a host
+        response = rest.get("/v1/tools", headers={"X-Weird!Key": "1"})
+        assert response.status_code == 400, response.text
+        assert "x-weird!key" in response.json()["message"]
+    assert rest.get("/v1/tools").status_code == 200
+    stats = httpx.get(f"http://127.0.0.1:{mesh.ports.admin}/stats", params={"filter": r"outlier_detection\.ejections_enforced_total"}).text
+    assert all(line.endswith(": 0") for line in stats.splitlines() if line.strip()), stats
