@@ -36,9 +36,8 @@ def _setup() -> list[tuple[Any, list[re.Pattern[str]] | None]]:
         # What detect_secrets.settings.default_settings() sets (every plugin, default filters), kept for the
         # lifetime of this process instead of inside a context manager.
         cache_bust()
-        configure_settings_from_baseline(
-            {"plugins_used": [{"name": kind.__name__} for kind in get_mapping_from_secret_type_to_class().values()]}
-        )
+        plugin_types: list[type[Any]] = list(get_mapping_from_secret_type_to_class().values())
+        configure_settings_from_baseline({"plugins_used": [{"name": kind.__name__} for kind in plugin_types]})
         gated: list[tuple[Any, list[re.Pattern[str]] | None]] = []
         for plugin in get_plugins():
             gate: list[re.Pattern[str]] | None
