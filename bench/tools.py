@@ -85,10 +85,17 @@ def redis_server() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def _token(mesh: LocalMesh) -> tuple[tuple[str, str | bytes], ...]:
-    """A gateway-issued token for the admin: what a call that skips the edge carries."""
+def _bearer(mesh: LocalMesh) -> str:
+    """The admin key exchanged for a gateway token, as the CLI and the dashboard do: such calls go from the edge
+    straight to the service (a raw key would take the gateway's hop)."""
     response = httpx.post(f"{mesh.edge_url}/v1/tokens", json={}, headers={"Authorization": f"Bearer {mesh.admin_key()}"})
-    return (("authorization", f"Bearer {response.json()['token']}"),) if response.status_code == 200 else ()
+    response.raise_for_status()
+    return f"Bearer {response.json()['token']}"
+
+
+def _token(mesh: LocalMesh) -> tuple[tuple[str, str | bytes], ...]:
+    """The same token as gRPC metadata: what a call that skips the edge carries."""
+    return (("authorization", _bearer(mesh)),)
 
 
 def interleaved(paths: dict[str, Callable[[], object]], count: int, rounds: int) -> dict[str, float]:
@@ -110,7 +117,7 @@ def builtin_figures(mesh: LocalMesh, label: str, folder: Path, count: int, round
 
     metadata = _token(mesh)
     with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.service('tools')}") as channel, httpx.Client(
-        base_url=mesh.edge_url, headers={"Authorization": f"Bearer {mesh.admin_key()}"}
+        base_url=mesh.edge_url, headers={"Authorization": _bearer(mesh)}
     ) as rest:
         stub = tool_service_pb2_grpc.ToolServiceStub(channel)
 
@@ -162,7 +169,7 @@ async def mcp_figures(mesh: LocalMesh, count: int, callers: int, rounds: int) ->
         await asyncio.gather(*(caller() for _ in range(callers)))
         return per_caller * callers / (time.perf_counter() - started)
 
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {mesh.admin_key()}"}, timeout=60)
+    http = httpx2.AsyncClient(headers={"Authorization": _bearer(mesh)}, timeout=60)
     async with Client(StdioServerParameters(command=str(TIME_SERVER))) as direct, Client(
         streamable_http_client(f"{mesh.edge_url}/mcp", http_client=http)
     ) as edge:
