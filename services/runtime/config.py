@@ -108,6 +108,13 @@ def _cache_url(raw: str) -> str:
     return raw
 
 
+# Settings whose value may hold a credential (a URL with a password, a DSN): a start-up error never prints them.
+SECRET_SETTINGS = frozenset({
+    "MCPMESH_STATE_URL", "MCPMESH_RATE_LIMIT_URL", "MCPMESH_SIGNING_KEY", "MCPMESH_TOOL_CACHE_URL",
+    "MCPMESH_DATABASE_CONNECTIONS", "MCPMESH_ARTIFACTS_URL",
+})
+
+
 def _setting(env: str, help: str, parse: Callable[[str], Any], default: Any = None, **kwargs: Any) -> Any:
     """A config field read from `env` with `parse`; the parser travels with the field, so none stays a string by accident."""
     metadata = {"env": env, "help": help, "parse": parse}
@@ -236,7 +243,8 @@ class Config:
             try:
                 values[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
-                raise SystemExit(f"{name}={raw!r} is not valid: {exc}") from exc
+                shown = name if name in SECRET_SETTINGS else f"{name}={raw!r}"
+                raise SystemExit(f"{shown} is not valid: {exc}") from None
         return cls(**values)
 
     @classmethod

@@ -106,3 +106,12 @@ def test_config_is_frozen() -> None:
     config = Config.from_env("tools", {})
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
+
+
+def test_a_setting_that_may_hold_a_password_is_not_printed_when_invalid() -> None:
+    raw = '{"shop": "mysql://reader:hunter2@db/shop"}'
+    with pytest.raises(SystemExit) as exited:
+        Config.from_env("agents", {"MCPMESH_DATABASE_CONNECTIONS": raw})
+    message = str(exited.value.code)
+    assert message.startswith("MCPMESH_DATABASE_CONNECTIONS is not valid")
+    assert "hunter2" not in message
