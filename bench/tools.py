@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -39,6 +38,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
 from services.launcher.envoy_config import Ports
+from services.launcher.ports import free_port, wait_for_port
 from services.launcher.processes import LocalMesh
 from services.tools.file_tools import FileTools
 
@@ -66,19 +66,12 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server not found: apt-get install redis-server (.ci/run does)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        if not wait_for_port(port, 10, interval=0.05):
+            raise SystemExit(f"redis-server did not listen on port {port} within 10 s")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()

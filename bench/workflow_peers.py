@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -25,6 +24,7 @@ import httpx
 from langgraph_sdk import get_client
 
 from bench.workflows import percentile, running_service, service_one
+from services.launcher.ports import free_port
 
 PEER_VENV = Path(__file__).resolve().parent.parent / ".tools" / "langgraph-peers"
 GRAPH = '''
@@ -63,12 +63,6 @@ builder.add_edge(["a", "b"], "merge")
 builder.add_edge("merge", END)
 graph = builder.compile()
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_peer(folder: Path, port: int) -> subprocess.Popen[bytes]:

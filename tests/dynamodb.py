@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from services.launcher.ports import free_port, wait_for_port
+
 EMULATOR = Path(__file__).resolve().parent.parent / ".tools/node_modules/amplify-dynamodb-simulator/emulator"
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +24,7 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory, monkeypatch_sess
     # boto3 wants credentials and a region even for DynamoDB Local; any values do.
     for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch_session.setenv(name, value)
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("dynamodb") / "dynamodb-local.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -47,11 +33,8 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory, monkeypatch_sess
             cwd=EMULATOR, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"DynamoDB Local did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+        if not wait_for_port(port, 60, process=process, interval=0.2):
+            pytest.fail(f"DynamoDB Local did not start: {log.read_text()[-2000:]}")
         endpoint = f"http://127.0.0.1:{port}"
         monkeypatch_session.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)  # boto3 clients made in tests use it
         yield endpoint

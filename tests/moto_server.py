@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
+
+from services.launcher.ports import free_port, wait_for_port
 
 # moto accepts any credentials; boto3 only needs some to sign requests.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The server's URL, such as http://127.0.0.1:PORT; it is stopped at the end of the session."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start (exit {process.poll()})") from None
-                time.sleep(0.05)
+        if not wait_for_port(port, 30, process=process, interval=0.05):
+            raise RuntimeError(f"moto server did not start (exit {process.poll()})")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -5,15 +5,15 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from services.launcher.ports import free_port, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,6 @@ def pg_binary(name: str) -> str:
     if not found:
         pytest.fail(f"{name} not found: install Debian's postgresql package (.ci/run does)")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -57,7 +51,7 @@ def postgres() -> Iterator[PostgresServer]:
         shutil.chown(folder, "postgres", "postgres")
     data, log = folder / "data", folder / "server.log"
     _run([pg_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], "initdb")
-    port = _free_port()
+    port = free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     _run([pg_binary("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"], "pg_ctl start")
     try:
@@ -71,10 +65,5 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 def _wait_ready(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"PostgreSQL did not accept connections on port {port} within {timeout}s")
+    if not wait_for_port(port, timeout):
+        pytest.fail(f"PostgreSQL did not accept connections on port {port} within {timeout}s")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import yaml
 from google.protobuf import descriptor_pb2
 
 from services.launcher.envoy_tracing import add_tracing
+from services.launcher.ports import free_ports
 from services.runtime import topology
 
 ENVOY_DIR_ENV = "MCPMESH_ENVOY_DIR"
@@ -31,17 +31,6 @@ def envoy_dir() -> Path:
     if not (folder / BASE_NAME).is_file():
         raise SystemExit(f"{folder / BASE_NAME} not found: set {ENVOY_DIR_ENV} to the folder holding {BASE_NAME} and {DESCRIPTOR_NAME}")
     return folder
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclass(frozen=True)

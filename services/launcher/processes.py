@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 
 from services.launcher.certificates import TlsFiles, edge_tls
-from services.launcher.envoy_config import Instance, Ports, free_ports, render
+from services.launcher.envoy_config import Instance, Ports, render
+from services.launcher.ports import free_ports
 from services.runtime import topology
 from services.runtime.config import Config
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from services.launcher.ports import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools"
@@ -26,12 +26,6 @@ def require(path: str | Path, what: str) -> str:
     return str(path)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def everything_server() -> Iterator[str]:
     """server-everything over streamable HTTP on a free loopback port; yields its /mcp URL."""
@@ -43,14 +37,7 @@ def everything_server() -> Iterator[str]:
         env={**os.environ, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
+        if not wait_for_port(port, 20):
             pytest.fail("server-everything did not listen within 20 s")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 from clients.rest import CLIENT_VERSION
 from services.launcher.certificates import ensure_local
-from services.launcher.envoy_config import free_ports
+from services.launcher.ports import free_ports
 from tests.unit.stub_edge import Answer, stub_edge
 
 

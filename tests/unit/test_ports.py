@@ -1,0 +1,38 @@
+"""Tests for the loopback port helpers the launcher, the test servers and the benchmarks share."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+from services.launcher.ports import free_port, free_ports, wait_for_port
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", free_port()))
+
+
+def test_wait_for_port_sees_a_listener() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert wait_for_port(server.getsockname()[1], 5)
+
+
+def test_wait_for_port_gives_up_at_the_deadline() -> None:
+    started = time.monotonic()
+    assert not wait_for_port(free_port(), 0.3, interval=0.05)
+    assert time.monotonic() - started < 3
+
+
+def test_wait_for_port_stops_when_the_process_has_exited() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    started = time.monotonic()
+    assert not wait_for_port(free_port(), 30, process=process)
+    assert time.monotonic() - started < 3
