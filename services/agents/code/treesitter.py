@@ -30,7 +30,9 @@ class TreeFileResult:
     parsed: bool = True
 
 
-def _parser(language: str) -> Any:
+def parser(language: str) -> Any:
+    """The tree-sitter parser of "javascript", "typescript", "tsx" or "go", made once per process (the Knowledge
+    Builder reads the same languages with it)."""
     if language not in _parsers:
         from tree_sitter import Language, Parser
 
@@ -213,7 +215,7 @@ def _go(root: Any, out: _Collector, lines: list[str]) -> None:
 
 def analyze_tree(path: str, data: bytes, language: str) -> TreeFileResult:
     """Parse one file (never run it) and report its functions' complexity and its security sinks."""
-    tree = _parser(language).parse(data)
+    tree = parser(language).parse(data)
     lines = data.decode("utf-8", "replace").splitlines()
     result = TreeFileResult(parsed=not tree.root_node.has_error)
     out = _Collector(path, "tree-sitter")

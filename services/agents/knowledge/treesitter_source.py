@@ -5,37 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from services.agents.code.treesitter import LANGUAGES, parser
 from services.agents.knowledge.python_source import Call, Definition, Extraction, Import
-
-LANGUAGES = {".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-             ".ts": "typescript", ".tsx": "tsx", ".go": "go"}
-_parsers: dict[str, Any] = {}
 
 
 def language_of(path: str) -> str:
     """"javascript", "typescript", "tsx" or "go" by the file's suffix; "" for anything else."""
     dot = path.rfind(".")
     return LANGUAGES.get(path[dot:].lower(), "") if dot > path.rfind("/") else ""
-
-
-def _parser(language: str) -> Any:
-    if language not in _parsers:
-        from tree_sitter import Language, Parser
-
-        if language == "javascript":
-            import tree_sitter_javascript as javascript
-
-            grammar = javascript.language()
-        elif language in ("typescript", "tsx"):
-            import tree_sitter_typescript as typescript
-
-            grammar = typescript.language_typescript() if language == "typescript" else typescript.language_tsx()
-        else:
-            import tree_sitter_go as go
-
-            grammar = go.language()
-        _parsers[language] = Parser(Language(grammar))
-    return _parsers[language]
 
 
 def _span(node: Any) -> list[int]:
@@ -187,7 +164,7 @@ def extract(source: str, path: str, language: str) -> Extraction:
     """One file's definitions, imports and calls; `error` is set when tree-sitter had to recover from syntax errors
     (what it could read is kept)."""
     data = source.encode("utf-8")
-    tree = _parser(language).parse(data)
+    tree = parser(language).parse(data)
     out = _Reader(path, language).read(tree.root_node)
     out.lines = source.count("\n") + (1 if source and not source.endswith("\n") else 0)
     if tree.root_node.has_error:
