@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.gateway.rate_limits import Buckets, MemoryBuckets, RedisBuckets, open_buckets
+from services.runtime.rate_limits import Buckets, MemoryBuckets, RedisBuckets, open_buckets
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from services.gateway.forwarding import FORWARDED
-from services.gateway.json_bodies import JsonBodyChecker
 from services.runtime.errors import InvalidArgument
+from services.runtime.json_bodies import JsonBodyChecker
 
 CREATE = "/mcpmesh.workflows.v1.WorkflowService/CreateWorkflow"
 CANCEL = "/mcpmesh.workflows.v1.WorkflowService/CancelWorkflow"
