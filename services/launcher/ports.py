@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
+from pathlib import Path
+
+# Ports are picked below the kernel's ephemeral range. A port handed out by bind(0) comes from that range, and
+# between picking it and the child process binding it (seconds later, or after a restart) any outgoing
+# connection on the host may take it as its local port: "Address already in use" in a child, now and then.
+_LOWEST = 10000
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all held at once while picking, so none repeats)."""
+    """`count` distinct free loopback ports outside the ephemeral range (all held at once while picking)."""
+    top = _ephemeral_start()
+    if top - _LOWEST < 1000:  # an unusual kernel setting: fall back to what the kernel hands out
+        return _kernel_ports(count)
+    held: list[socket.socket] = []
+    try:
+        for port in random.sample(range(_LOWEST, top), min(top - _LOWEST, 50 * count + 100)):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+            if len(held) == count:
+                return [h.getsockname()[1] for h in held]
+        return [h.getsockname()[1] for h in held] + _kernel_ports(count - len(held))
+    finally:
+        for s in held:
+            s.close()
+
+
+def _kernel_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from services.launcher.ports import free_port, free_ports, wait_for_port
 
@@ -15,6 +16,12 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     assert len(set(ports)) == 5
     with socket.socket() as s:
         s.bind(("127.0.0.1", free_port()))
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range() -> None:
+    """Outgoing connections take their local port from the ephemeral range; a planned port must not be one."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(port < low for port in free_ports(20))
 
 
 def test_wait_for_port_sees_a_listener() -> None:
