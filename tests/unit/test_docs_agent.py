@@ -74,7 +74,7 @@ def test_pages_are_stored_and_byte_stable(project: Path, tmp_path: Path) -> None
     agent.run({"path": str(project), "project": "Shop"}, context)  # schema.sql is found without being named
     found = _contents(store, prefix)["docs/schema.md"].decode()
     assert found.startswith("# Database schema\n\nRead from `schema.sql`: 2 tables.")
-    assert 'customers ||--|{ orders : "customer_id"' in found
+    assert 'customers ||--o{ orders : "customer_id"' in found
 
 
 def test_reuses_what_the_knowledge_builder_read(project: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from services.agents.docs.api_model import load_api
+from services.agents.docs.render import er_diagram
 from services.agents.docs.site import generate_site
 from services.agents.knowledge.schema import Column, ForeignKey, Table
 
@@ -87,7 +88,7 @@ erDiagram
         INTEGER customer_id FK
         REAL amount
     }
-    customers ||--|{ orders : "customer_id"
+    customers ||--o{ orders : "customer_id"
 ```'''
 
 IMPORTS_DIAGRAM = '''```mermaid
@@ -177,3 +178,11 @@ def test_a_folder_that_is_itself_a_package(tmp_path: Path) -> None:
     assert [m.path for m in modules] == ["engine", "engine.core"] and problems == []
     assert modules[1].members[0].signature == "def run(fast: bool = False) -> int"
     assert modules[1].file == "core.py"
+
+
+def test_er_diagram_draws_a_nullable_key_as_an_optional_parent() -> None:
+    """A null foreign key means a child may have no parent (|o); a parent may always have no children (o{)."""
+    teams = Table("teams", (Column("id", "INTEGER", nullable=False, primary_key=True),))
+    people = Table("people", (Column("id", "INTEGER", nullable=False, primary_key=True), Column("team_id", "INTEGER")),
+                   (ForeignKey(("team_id",), "teams", ("id",)),))
+    assert er_diagram([teams, people]).splitlines()[-1] == '    teams |o--o{ people : "team_id"'

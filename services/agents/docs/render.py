@@ -162,8 +162,11 @@ def er_diagram(tables: Sequence[Table]) -> str:
         lines.append("    }")
     for table in tables:
         for key in table.foreign_keys:
+            # Parent side: exactly one, or zero or one when the key may be null; child side: a parent row may
+            # have any number of children, none included (the Database Analyzer's er_diagram draws the same).
             nullable = any(c.nullable for c in table.columns if c.name in key.columns)
-            lines.append(f'    {_mermaid_id(key.table)} ||--{"o{" if nullable else "|{"} {_mermaid_id(table.name)} : "{", ".join(key.columns)}"')
+            relation = f'{"|o" if nullable else "||"}--o{{'
+            lines.append(f'    {_mermaid_id(key.table)} {relation} {_mermaid_id(table.name)} : "{", ".join(key.columns)}"')
     return "\n".join(lines)
 
 
