@@ -39,7 +39,7 @@ async def open_state(config: Config, stack: AsyncExitStack) -> tuple[WorkflowSto
             AsyncSqliteSaver.from_conn_string(str(config.data_dir / "workflow-checkpoints.db"))
         )
         await saver.setup()
-        return SqliteWorkflowStore(database), saver
+        return await SqliteWorkflowStore.open(database), saver
     if url.scheme == "dynamodb":
         client = dynamodb_client(url)
         # The adapter's set-up: tables that do not exist yet are created (also DynamoDBSaver's, which it does not make).

@@ -22,6 +22,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from services.runtime.arguments import check_arguments
 from services.runtime.clock import utcnow
 from services.runtime.errors import DomainError, FailedPrecondition, InvalidArgument
+from services.runtime.tracing import current_traceparent, resumed
 from services.runtime.workspace import resolve_folder_argument
 from services.workflows.steps import StepCalls, WorkflowType
 from services.workflows.store import TERMINAL, Event, Workflow, WorkflowStore
@@ -178,7 +179,9 @@ class WorkflowEngine:
 
     async def create(self, type_name: str, parameters: dict[str, Any], request_id: str) -> Workflow:
         workflow_type = self.validate(type_name, parameters)
-        workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id)
+        # The record keeps the creating call's trace: the run (here now, or resumed elsewhere later) continues it.
+        workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id,
+                                                    current_traceparent())
         if created:
             self.notifier.notify(workflow.id)
             # At capacity the workflow waits, pending, for whichever instance has room first.
@@ -360,6 +363,15 @@ class WorkflowEngine:
         if workflow.done:  # ended between the sweep and the claim
             return
         self._held[workflow_id] = workflow
+        # Whichever task runs it (create's, the sweeper's, another instance's), the run is a child of the call that
+        # created the workflow, so its steps, agent runs and tool calls are in that trace.
+        with resumed("workflow.run", workflow.traceparent, **{"mcpmesh.workflow_id": workflow_id,
+                                                              "mcpmesh.workflow_type": workflow.type,
+                                                              "mcpmesh.resumed": resume}):
+            await self._run_traced(workflow, resume)
+
+    async def _run_traced(self, workflow: Workflow, resume: bool) -> None:
+        workflow_id = workflow.id
         workflow_type = self.types[workflow.type]
         if not resume:
             await self._update(workflow_id, lambda w: _started(w, self.owner))

@@ -41,6 +41,14 @@ class Workflow:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # {"code": str, "message": str, "reason": str}
     last_sequence: int = 0
+    # W3C traceparent of the call that created the workflow: its runs, here or resumed elsewhere, join that trace.
+    traceparent: str = ""
+
+    @property
+    def trace_id(self) -> str:
+        """The 32 hex digits of the creating trace, "" when the creation was not traced."""
+        parts = self.traceparent.split("-")
+        return parts[1] if len(parts) == 4 else ""
 
     @property
     def done(self) -> bool:
@@ -67,9 +75,11 @@ class WorkflowStore(Protocol):
     """Where workflows and their events live. Every write of a state change and its event is atomic."""
 
     async def create(
-        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str
+        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
+        traceparent: str = "",
     ) -> tuple[Workflow, bool]:
-        """Saves a new workflow with its `created` event; (earlier workflow, False) for a reused request id."""
+        """Saves a new workflow (with the trace that created it) and its `created` event; (earlier workflow, False)
+        for a reused request id."""
         ...
 
     async def get(self, workflow_id: str) -> Workflow:

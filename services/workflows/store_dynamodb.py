@@ -139,6 +139,7 @@ def _workflow(item: dict[str, Any]) -> Workflow:
         result=json.loads(row["result"]) if row.get("result") else None,
         error=json.loads(row["error"]) if row.get("error") else None,
         last_sequence=int(row.get("last_sequence", 0)),
+        traceparent=row.get("traceparent", ""),
     )
 
 
@@ -181,18 +182,20 @@ class DynamoDBWorkflowStore:
         }}
 
     async def create(
-        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str
+        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
+        traceparent: str = "",
     ) -> tuple[Workflow, bool]:
         now = utcnow()
         workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now,
-                            last_sequence=1)
+                            last_sequence=1, traceparent=traceparent)
         writes: list[dict[str, Any]] = [
             {"Put": {
                 "TableName": self._tables["workflows"],
                 "Item": _item({"id": workflow.id, "type": type_name, "parameters": json.dumps(parameters),
                                "state": "pending", "progress": 0, "steps": _steps_json(workflow.steps),
                                "request_id": request_id or None, "create_time": now.isoformat(),
-                               "update_time": now.isoformat(), "last_sequence": 1, "feed": FEED}),
+                               "update_time": now.isoformat(), "last_sequence": 1, "feed": FEED,
+                               "traceparent": traceparent or None}),
             }},
             self._event_put(workflow, 1, "created", "", f"{type_name} workflow created", now),
         ]

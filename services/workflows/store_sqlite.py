@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS workflows (
     request_id TEXT UNIQUE,
     create_time TEXT NOT NULL,
     update_time TEXT NOT NULL,
-    last_sequence INTEGER NOT NULL DEFAULT 0
+    last_sequence INTEGER NOT NULL DEFAULT 0,
+    traceparent TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS workflows_by_state ON workflows (state, create_time);
 CREATE INDEX IF NOT EXISTS workflows_by_update ON workflows (update_time);
@@ -81,6 +82,7 @@ def _workflow(row: sqlite3.Row) -> Workflow:
         result=json.loads(row["result"]) if row["result"] else None,
         error=json.loads(row["error"]) if row["error"] else None,
         last_sequence=row["last_sequence"],
+        traceparent=row["traceparent"],
     )
 
 
@@ -106,15 +108,34 @@ def _append(db: sqlite3.Connection, workflow: Workflow, event_type: str, step: s
     return Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now)
 
 
+# Columns added after the first release: a data folder made by an older version gets them at start-up.
+_ADDED_COLUMNS = {"traceparent": "TEXT NOT NULL DEFAULT ''"}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    present = {row["name"] for row in db.execute("PRAGMA table_info(workflows)")}
+    for column, kind in _ADDED_COLUMNS.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE workflows ADD COLUMN {column} {kind}")
+
+
 class SqliteWorkflowStore:
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
 
+    @classmethod
+    async def open(cls, database: SqliteDatabase) -> SqliteWorkflowStore:
+        """The store over a database file that may have been made by an older version (columns added)."""
+        await database.transaction(_migrate)
+        return cls(database)
+
     async def create(
-        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str
+        self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
+        traceparent: str = "",
     ) -> tuple[Workflow, bool]:
         now = utcnow()
-        workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now)
+        workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now,
+                            traceparent=traceparent)
 
         def insert(db: sqlite3.Connection) -> tuple[Workflow, bool]:
             if request_id:
@@ -122,10 +143,10 @@ class SqliteWorkflowStore:
                 if row is not None:
                     return _workflow(row), False
             db.execute(
-                "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time, "
+                "traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (workflow.id, type_name, json.dumps(parameters), "pending", _steps_json(workflow.steps),
-                 request_id or None, now.isoformat(), now.isoformat()),
+                 request_id or None, now.isoformat(), now.isoformat(), traceparent),
             )
             _append(db, workflow, "created", "", f"{type_name} workflow created")
             return workflow, True

@@ -68,6 +68,18 @@ async def test_create_records_created_event_with_sequence_one(store: WorkflowSto
     assert stored.last_sequence == 1
 
 
+async def test_create_keeps_the_creating_trace(store: WorkflowStore) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    traced, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "", traceparent)
+    untraced, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    stored = await store.get(traced.id)
+    assert stored.traceparent == traceparent and stored.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    stored.state = "running"
+    await store.record(stored, "started", "", "started")  # a state change keeps it
+    assert (await store.get(traced.id)).traceparent == traceparent
+    assert (await store.get(untraced.id)).traceparent == "" and untraced.trace_id == ""
+
+
 async def test_record_increments_sequence_without_gaps(store: WorkflowStore) -> None:
     workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
     workflow.state = "running"

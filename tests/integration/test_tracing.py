@@ -119,8 +119,10 @@ def test_one_trace_links_edge_gateway_workflows_agents_and_tools(
         created = rest.post("/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(sample_project)}})
         assert created.status_code == 200, created.text
         workflow_id = created.json()["workflow"]["id"]
+        assert created.json()["workflow"]["traceId"] == trace_id  # the record keeps the trace that created it
         wait_until(lambda: rest.get(f"/v1/workflows/{workflow_id}").json()["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED",
                    90, "the workflow to succeed")
+        assert rest.get(f"/v1/workflows/{workflow_id}").json()["workflow"]["traceId"] == trace_id
 
     wanted = {"envoy-edge", "envoy-mesh", "mcpmesh-gateway", "mcpmesh-workflows", "mcpmesh-agents", "mcpmesh-tools"}
 
@@ -139,6 +141,7 @@ def test_one_trace_links_edge_gateway_workflows_agents_and_tools(
     assert ("mcpmesh-tools", "mcpmesh.tools.v1.ToolService/ExecuteTool") in names
     # Inside the services: the LangGraph steps, the agent's run and the tool's execution.
     assert {("mcpmesh-workflows", "workflow.step"), ("mcpmesh-agents", "agent.run"), ("mcpmesh-tools", "tool.execute")} <= names
+    assert ("mcpmesh-workflows", "workflow.run") in names  # the background run, a child of CreateWorkflow
 
 
 def _scrape(mesh: LocalMesh, name: str) -> str:

@@ -10,7 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from services.runtime import tracing
 from services.runtime.state import SqliteDatabase
 from services.workflows import steps
 from services.workflows.clients import UpstreamError
@@ -200,3 +204,38 @@ async def test_retention_prunes_checkpoints_and_keeps_the_record(tmp_path: Path)
         kept = await engine.store.get(workflow.id)
         assert kept.state == "succeeded" and kept.result is not None
         assert types_of(await engine.store.events_after(workflow.id, 0))[-1] == "succeeded"
+
+
+@pytest.fixture()
+def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """Spans of this test, kept in memory: the tracing module's tracer swapped for one of a private provider."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    return exporter
+
+
+async def test_the_record_keeps_its_trace_and_a_resumed_run_continues_it(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    first, second = FakeCalls(), FakeCalls()
+    first.agent_gate = asyncio.Event()
+    async with engines(tmp_path, first, second) as (a, b):
+        a.start()
+        with tracing.span("CreateWorkflow") as creating:  # what the gRPC instrumentation makes of the call
+            workflow = await a.create("code_analysis", {"path": str(tmp_path)}, "")
+        trace_id = creating.get_span_context().trace_id
+        assert workflow.trace_id == format(trace_id, "032x")
+        assert (await b.store.get(workflow.id)).traceparent == workflow.traceparent
+        await eventually(lambda: first.agent_calls, "the agent step to start on the first instance")
+        crash(a)
+        b.start()  # the sweeper's task has no trace of its own: the run joins the stored one
+        await eventually(ended(b.store, workflow.id), "the second instance to finish the run")
+    runs = [s for s in spans.get_finished_spans() if s.name == "workflow.run"]
+    assert sorted(bool(s.attributes and s.attributes["mcpmesh.resumed"]) for s in runs) == [False, True]
+    assert all(s.context.trace_id == trace_id and s.parent is not None
+               and s.parent.span_id == creating.get_span_context().span_id for s in runs)
+    steps_seen = [s for s in spans.get_finished_spans() if s.name == "workflow.step"]
+    assert {s.attributes["mcpmesh.step"] for s in steps_seen if s.attributes} == {"analyze_code", "inventory_files", "merge"}
+    assert all(s.context.trace_id == trace_id for s in steps_seen)

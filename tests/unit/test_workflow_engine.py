@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -490,3 +491,22 @@ def test_watch_all_sees_every_workflow_and_writes_of_other_processes(tmp_path: P
             assert [e.sequence for e in seen if e.workflow_id == later.id] == [1]
 
     run(scenario)
+
+
+async def test_a_workflow_file_of_an_older_version_gets_the_trace_column(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "w.db")
+    old.executescript(SCHEMA.replace(",\n    traceparent TEXT NOT NULL DEFAULT ''", ""))
+    old.execute("INSERT INTO workflows (id, type, parameters, state, steps, create_time, update_time) "
+                "VALUES ('old', 'code_analysis', '{}', 'succeeded', '[]', '2026-01-01T00:00:00+00:00', "
+                "'2026-01-01T00:00:00+00:00')")
+    old.commit()
+    assert "traceparent" not in {row[1] for row in old.execute("PRAGMA table_info(workflows)")}
+    old.close()
+    database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
+    try:
+        store = await SqliteWorkflowStore.open(database)
+        assert (await store.get("old")).traceparent == ""
+        made, _ = await store.create("code_analysis", {}, ["a"], "", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        assert (await store.get(made.id)).trace_id == "0af7651916cd43dd8448eb211c80319c"
+    finally:
+        database.close()

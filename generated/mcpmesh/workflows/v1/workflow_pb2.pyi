@@ -217,6 +217,7 @@ class Workflow(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned identifier."""
     type: _builtins.str
@@ -227,6 +228,11 @@ class Workflow(_message.Message):
     """Output only. Progress from 0 to 100."""
     last_sequence: _builtins.int
     """Output only. Sequence number of the workflow's latest event."""
+    trace_id: _builtins.str
+    """Output only. W3C trace id (32 hex digits) of the request that created the
+    workflow; its steps, also after a resume on another instance, belong to
+    that trace. Empty when the request was not traced.
+    """
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:
         """Parameters of the type; for "code_analysis": {"path": "<folder>"}."""
@@ -265,10 +271,11 @@ class Workflow(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         last_sequence: _builtins.int = ...,
+        trace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "parameters", b"parameters", "result", b"result", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "id", b"id", "last_sequence", b"last_sequence", "parameters", b"parameters", "progress_percent", b"progress_percent", "result", b"result", "state", b"state", "steps", b"steps", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "id", b"id", "last_sequence", b"last_sequence", "parameters", b"parameters", "progress_percent", b"progress_percent", "result", b"result", "state", b"state", "steps", b"steps", "trace_id", b"trace_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
