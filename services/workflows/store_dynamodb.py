@@ -16,11 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from services.runtime import dynamodb
 from services.runtime.clock import utcnow
+from services.runtime.dynamodb import TTL, dynamodb_client, failed_condition, index
+from services.runtime.dynamodb import item as _item
+from services.runtime.dynamodb import plain as _plain
 from services.runtime.state import StateUrl
 from services.workflows.store import TERMINAL, Event, LeaseState, Step, Workflow, not_found
 
@@ -28,25 +30,10 @@ T = TypeVar("T")
 UNFINISHED = ("pending", "running")
 FEED = "all"  # the one partition of the by_create and by_update indexes: workflows are few next to their events
 MAX_RETRIES = 50
-_to = TypeSerializer()
-_from = TypeDeserializer()
-
-
-def dynamodb_client(url: StateUrl) -> Any:
-    """A boto3 DynamoDB client for the state URL's endpoint and region (the environment's when empty)."""
-    return boto3.client("dynamodb", endpoint_url=url.endpoint or None, region_name=url.region or None)
 
 
 def table_names(prefix: str) -> dict[str, str]:
     return {name: f"{prefix}-{name}" for name in ("workflows", "workflow-events", "workflow-requests", "checkpoints")}
-
-
-def _index(name: str, key: str, sort: str) -> dict[str, Any]:
-    return {
-        "IndexName": name,
-        "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": sort, "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "ALL"},
-    }
 
 
 def table_definitions(prefix: str) -> list[dict[str, Any]]:
@@ -58,9 +45,9 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
             "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in strings],
             "GlobalSecondaryIndexes": [
-                _index("by_state", "state", "create_time"),
-                _index("by_create", "feed", "create_time"),
-                _index("by_update", "feed", "update_time"),
+                index("by_state", "state", "create_time"),
+                index("by_create", "feed", "create_time"),
+                index("by_update", "feed", "update_time"),
             ],
         },
         {
@@ -78,39 +65,14 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
             "TableName": names["checkpoints"],
             "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
             "AttributeDefinitions": [{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
+            TTL: "ttl",
         },
     ]
 
 
 def create_tables(client: Any, prefix: str) -> list[str]:
-    """Creates the tables that do not exist yet (on-demand capacity) and waits until they are active."""
-    made = []
-    for definition in table_definitions(prefix):
-        name = definition["TableName"]
-        try:
-            client.describe_table(TableName=name)
-            continue
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
-        try:
-            client.create_table(BillingMode="PAY_PER_REQUEST", **definition)
-        except ClientError as error:  # another instance created it first
-            if error.response["Error"]["Code"] != "ResourceInUseException":
-                raise
-        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        if name.endswith("-checkpoints"):
-            client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
-        made.append(name)
-    return made
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _to.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _from.deserialize(v) for k, v in item.items()}
+    """The adapter's set-up: creates the tables that do not exist yet (also DynamoDBSaver's checkpoint table)."""
+    return dynamodb.create_tables(client, table_definitions(prefix))
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -147,10 +109,6 @@ def _event(item: dict[str, Any]) -> Event:
     row = _plain(item)
     return Event(row["workflow_id"], int(row["sequence"]), row["type"], row["step"], row["state"], int(row["progress"]),
                  row["message"], dt.datetime.fromisoformat(row["create_time"]))
-
-
-def _failed_condition(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] in {"ConditionalCheckFailedException", "TransactionCanceledException"}
 
 
 class DynamoDBWorkflowStore:
@@ -212,7 +170,7 @@ class DynamoDBWorkflowStore:
                     self._client.transact_write_items(TransactItems=writes)
                     return workflow, True
                 except ClientError as error:
-                    if not (request_id and _failed_condition(error)):
+                    if not (request_id and failed_condition(error)):
                         raise
                 # The request id is taken (or a racing caller's transaction is in flight): its workflow is the answer.
                 earlier = self._client.get_item(TableName=self._tables["workflow-requests"], ConsistentRead=True,
@@ -293,7 +251,7 @@ class DynamoDBWorkflowStore:
                     self._client.transact_write_items(
                         TransactItems=[update, self._event_put(workflow, sequence, event_type, step, message, workflow.updated)])
                 except ClientError as error:
-                    if not _failed_condition(error):
+                    if not failed_condition(error):
                         raise
                     current = self._client.get_item(TableName=self._tables["workflows"], ConsistentRead=True,
                                                     Key=_item({"id": workflow.id}), ProjectionExpression="last_sequence")
@@ -333,7 +291,7 @@ class DynamoDBWorkflowStore:
             return dict(self._client.update_item(TableName=self._tables["workflows"], Key=_item({"id": workflow_id}),
                                                  **kwargs))
         except ClientError as error:
-            if _failed_condition(error):
+            if failed_condition(error):
                 return None
             raise
 
