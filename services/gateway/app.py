@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from mcpmesh.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
+from services.gateway import api_keys_dynamodb
 from services.gateway.api_keys import ApiKeys, ApiKeyStore
 from services.gateway.api_keys_sqlite import SCHEMA, SqliteApiKeyStore
 from services.gateway.auth import Authenticator
@@ -17,6 +20,7 @@ from services.gateway.system_health import SystemHealth
 from services.gateway.token_issuer import TokenIssuer
 from services.gateway.websocket import WebSocketEdge
 from services.runtime.config import VERSION, Config
+from services.runtime.dynamodb import dynamodb_client
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.json_bodies import BODY_HEADER, JsonBodyChecker
 from services.runtime.mesh import Mesh
@@ -30,16 +34,21 @@ SERVICE_NAME = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]
 ADMIN_KEY_FILE = "admin.key"
 
 
-async def open_key_store(url: StateUrl) -> tuple[ApiKeyStore, SqliteDatabase]:
-    """The API key store for the configured state URL; an unknown scheme stops the start-up."""
+async def open_key_store(url: StateUrl) -> tuple[ApiKeyStore, Callable[[], None]]:
+    """The API key store for the configured state URL, set up, and what closes it; an unknown scheme stops the start-up."""
     if url.scheme == "sqlite" and url.path is not None:
         database = SqliteDatabase(url.path, SCHEMA)
-        return await SqliteApiKeyStore.open(database), database
-    raise SystemExit(f"gateway: no API key store for state URL scheme {url.scheme!r} (have: sqlite)")
+        return await SqliteApiKeyStore.open(database), database.close
+    if url.scheme == "dynamodb":
+        client = dynamodb_client(url)
+        await asyncio.to_thread(api_keys_dynamodb.create_tables, client, url.table_prefix)  # creates what is missing
+        store = api_keys_dynamodb.DynamoDBApiKeyStore(client, url.table_prefix)
+        return store, store.close
+    raise SystemExit(f"gateway: no API key store for state URL scheme {url.scheme!r} (have: sqlite, dynamodb)")
 
 
 async def build(config: Config) -> Running:
-    store, database = await open_key_store(StateUrl.of_service(config.state_url, config.data_dir, "gateway"))
+    store, close_store = await open_key_store(StateUrl.of_service(config.state_url, config.data_dir, "gateway"))
     keys = ApiKeys(store)
     await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
     tokens = await TokenIssuer.open(key_source(config.signing_key_url, config.data_dir), config.token_ttl_seconds)
@@ -82,7 +91,7 @@ async def build(config: Config) -> Running:
         await auth.close()
         await health.close()
         await mesh.close()
-        database.close()
+        close_store()
 
     running.on_stop.append(close)
     return running

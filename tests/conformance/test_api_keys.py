@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from services.gateway.api_keys import ApiKey, ApiKeys, ApiKeyStore, hash_secret
+from services.gateway.api_keys_dynamodb import DynamoDBApiKeyStore, create_tables
 from services.gateway.api_keys_sqlite import SCHEMA, SqliteApiKeyStore
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "dynamodb"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ApiKeyStore]:
     if request.param == "sqlite":
         database = SqliteDatabase(tmp_path / "gateway.db", SCHEMA)
         yield await SqliteApiKeyStore.open(database)
         database.close()
+    else:
+        request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
+        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
+        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one table per test
+        create_tables(client, prefix)
+        dynamo = DynamoDBApiKeyStore(client, prefix)
+        yield dynamo
+        dynamo.close()
 
 
 @pytest.fixture()
