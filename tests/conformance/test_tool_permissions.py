@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
 from services.tools.permissions import PermissionStore
+from services.tools.permissions_dynamodb import DynamoDBPermissionStore, create_tables
 from services.tools.permissions_sqlite import SCHEMA, SqlitePermissionStore
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "dynamodb"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PermissionStore]:
     if request.param == "sqlite":
         database = SqliteDatabase(tmp_path / "tools.db", SCHEMA)
         yield SqlitePermissionStore(database)
         database.close()
+    else:
+        request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
+        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
+        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one table per test
+        create_tables(client, prefix)
+        dynamo = DynamoDBPermissionStore(client, prefix)
+        yield dynamo
+        dynamo.close()
 
 
 async def test_grant_is_listed_and_granting_twice_keeps_the_first(store: PermissionStore) -> None:
