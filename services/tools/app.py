@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
 from services.runtime.config import VERSION, Config
+from services.runtime.dynamodb import dynamodb_client
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.server import Running, start
 from services.runtime.state import SqliteDatabase, StateUrl
+from services.tools import permissions_dynamodb, registry_store_dynamodb
 from services.tools.builtin import builtin_tools
 from services.tools.mcp_client import SdkConnection
 from services.tools.mcp_endpoint import McpEndpoint
@@ -28,12 +32,26 @@ from services.tools.servicer import ToolServicer
 SERVICE_NAME = tool_service_pb2.DESCRIPTOR.services_by_name["ToolService"].full_name
 
 
-def open_stores(url: StateUrl) -> tuple[PermissionStore, RegistryStore, SqliteDatabase]:
-    """The adapters the state URL names; an unknown scheme stops the start-up with a clear message."""
+async def open_stores(url: StateUrl) -> tuple[PermissionStore, RegistryStore, Callable[[], None]]:
+    """The adapters the state URL names, set up, and what closes them; an unknown scheme stops the start-up with a
+    clear message."""
     if url.scheme == "sqlite" and url.path is not None:
         database = SqliteDatabase(url.path, PERMISSIONS_SCHEMA + REGISTRY_SCHEMA)
-        return SqlitePermissionStore(database), SqliteRegistryStore(database), database
-    raise SystemExit(f"tools: no tool permission or registry store for state URL scheme {url.scheme!r} (have: sqlite)")
+        return SqlitePermissionStore(database), SqliteRegistryStore(database), database.close
+    if url.scheme == "dynamodb":
+        client, prefix = dynamodb_client(url), url.table_prefix
+        for adapter in (permissions_dynamodb, registry_store_dynamodb):  # each creates its tables that are missing
+            await asyncio.to_thread(adapter.create_tables, client, prefix)
+        permissions = permissions_dynamodb.DynamoDBPermissionStore(client, prefix)
+        registrations = registry_store_dynamodb.DynamoDBRegistryStore(client, prefix)
+
+        def close() -> None:
+            permissions.close()
+            registrations.close()
+
+        return permissions, registrations, close
+    raise SystemExit(
+        f"tools: no tool permission or registry store for state URL scheme {url.scheme!r} (have: sqlite, dynamodb)")
 
 
 def open_cache(url: str) -> ResultCache:
@@ -44,7 +62,7 @@ def open_cache(url: str) -> ResultCache:
 
 
 async def build(config: Config) -> Running:
-    permissions, registrations, database = open_stores(StateUrl.of_service(config.state_url, config.data_dir, "tools"))
+    permissions, registrations, close_stores = await open_stores(StateUrl.of_service(config.state_url, config.data_dir, "tools"))
     cache = open_cache(config.tool_cache_url)
 
     def connect(spec: McpServerSpec) -> SdkConnection:
@@ -87,5 +105,5 @@ async def build(config: Config) -> Running:
     running.on_stop.append(endpoint.close)
     running.on_stop.append(servers.close)
     running.on_stop.append(cache.close)
-    running.on_stop.append(database.close)
+    running.on_stop.append(close_stores)
     return running

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from services.runtime.state import SqliteDatabase
 from services.tools.registry_store import IdempotencyRecord, RegistryStore, request_hash
+from services.tools.registry_store_dynamodb import DynamoDBRegistryStore, create_tables
 from services.tools.registry_store_sqlite import SCHEMA, SqliteRegistryStore
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "dynamodb"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RegistryStore]:
     if request.param == "sqlite":
         database = SqliteDatabase(tmp_path / "tools.db", SCHEMA)
         yield SqliteRegistryStore(database)
         database.close()
+    else:
+        request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
+        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
+        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one set of tables per test
+        create_tables(client, prefix)
+        dynamo = DynamoDBRegistryStore(client, prefix)
+        yield dynamo
+        dynamo.close()
 
 
 def _record(caller: str, key: str, result: dict[str, object], asked: str = "h1") -> IdempotencyRecord:
