@@ -6,13 +6,25 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from services.agents.base import ModelReply
+from services.runtime import tracing
 from services.runtime.errors import ResourceExhausted, Unavailable
 
 log = logging.getLogger("mcpmesh.agents.model")
 THROTTLED = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
 UNAVAILABLE = {"ServiceUnavailableException", "ModelNotReadyException", "InternalServerException", "ModelTimeoutException"}
 RETRY_AFTER_SECONDS = 5  # what a caller is told to wait once botocore's own retries are spent
+
+
+def error_type(error: BaseException) -> str:
+    """What failed, in words a trace view can group by: Bedrock's error code (ThrottlingException ...) or the class
+    of the error botocore raised, also when it was turned into one of ours."""
+    original = error.__context__ if isinstance(error, (ResourceExhausted, Unavailable)) and error.__context__ else error
+    response = getattr(original, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return str(code) if code else type(original).__name__
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,25 @@ class BedrockModel:
         )
 
     def complete(self, system: str, prompt: str, *, max_tokens: int = 1024) -> ModelReply:
+        """One Converse call, as a span with the OpenTelemetry GenAI attributes (model, token usage, stop reason)."""
+        with tracing.span(
+            f"chat {self.model_id}", **{
+                "gen_ai.system": "aws.bedrock", "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": self.model_id, "gen_ai.request.max_tokens": max_tokens,
+                "server.address": self._settings.endpoint_url or f"bedrock-runtime.{self._settings.region}.amazonaws.com",
+            },
+        ) as span:
+            try:
+                reply = self._converse(system, prompt, max_tokens, span)
+            except Exception as exc:
+                # The span itself records the exception and the error status as it ends.
+                span.set_attribute("error.type", error_type(exc))
+                raise
+            span.set_attribute("gen_ai.usage.input_tokens", reply.input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", reply.output_tokens)
+            return reply
+
+    def _converse(self, system: str, prompt: str, max_tokens: int, span: Span) -> ModelReply:
         from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
         from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -75,6 +106,9 @@ class BedrockModel:
         except BotoCoreError:
             raise
         usage = getattr(message, "usage_metadata", None) or {}
+        stop = (getattr(message, "response_metadata", None) or {}).get("stopReason")
+        if stop:
+            span.set_attribute("gen_ai.response.finish_reasons", [str(stop)])
         text = message.content if isinstance(message.content, str) else "".join(
             block.get("text", "") for block in message.content if isinstance(block, dict)
         )

@@ -1,5 +1,6 @@
 """The Bedrock model step through the real langchain-aws and boto3 code, against a small local stand-in of the
-Bedrock Runtime Converse HTTP API (moto does not implement Converse): a review, token usage, throttling."""
+Bedrock Runtime Converse HTTP API (moto does not implement Converse): a review, token usage, throttling, and the
+span each call makes."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from services.agents import code_analyzer
 from services.agents.base import RunContext
 from services.agents.model import BedrockModel, BedrockSettings
+from services.runtime import tracing
 from services.runtime.errors import ResourceExhausted, Unavailable
 
 PLANTED = Path(__file__).parent.parent / "fixtures" / "code" / "planted"
@@ -138,3 +144,52 @@ def test_another_model_error_leaves_the_static_result_marked_failed(bedrock: Con
     assert result.llm_status == "failed" and "Model review failed" in result.summary
     assert "## Model review" not in result.artifacts[0].content
     assert len(result.findings) == 25
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """Spans made through services.runtime.tracing, kept in memory for this test only."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    return exporter
+
+
+def test_a_model_call_is_a_span_with_the_model_and_its_token_usage(bedrock: ConverseStandIn, spans: InMemorySpanExporter) -> None:
+    bedrock.plan.append(bedrock.reply("fine", tokens_in=120, tokens_out=7))
+    _model(bedrock).complete("system", "prompt", max_tokens=256)
+    (span,) = spans.get_finished_spans()
+    assert span.name == f"chat {MODEL}"
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.system"] == "aws.bedrock"
+    assert attributes["gen_ai.request.model"] == MODEL
+    assert attributes["gen_ai.request.max_tokens"] == 256
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (120, 7)
+    assert attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
+    assert attributes["server.address"] == bedrock.url
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_a_throttled_model_call_is_a_failed_span_naming_the_bedrock_error(bedrock: ConverseStandIn, spans: InMemorySpanExporter) -> None:
+    bedrock.plan += [bedrock.throttled(), bedrock.throttled()]
+    with pytest.raises(ResourceExhausted):
+        _model(bedrock, attempts=2).complete("system", "prompt")
+    (span,) = spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert dict(span.attributes or {})["error.type"] == "ThrottlingException"
+    assert "gen_ai.usage.input_tokens" not in (span.attributes or {})
+    assert [event.name for event in span.events] == ["exception"]
+
+
+def test_an_unreachable_model_is_a_failed_span_naming_the_connection_error(
+    monkeypatch: pytest.MonkeyPatch, spans: InMemorySpanExporter
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    model = BedrockModel(BedrockSettings(MODEL, endpoint_url="http://127.0.0.1:9", max_attempts=1, timeout_seconds=2))
+    with pytest.raises(Unavailable):
+        model.complete("system", "prompt")
+    (span,) = spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert dict(span.attributes or {})["error.type"] == "EndpointConnectionError"
