@@ -8,6 +8,7 @@ missing, so every instance may run it) and kept in step with deploy/cloudformati
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -76,6 +77,20 @@ def plain(found: dict[str, Any]) -> dict[str, Any]:
 def failed_condition(error: ClientError) -> bool:
     """A conditional write or a transaction refused because its condition did not hold."""
     return error.response["Error"]["Code"] in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+def batch_write(client: Any, table: str, requests: Sequence[dict[str, Any]], max_rounds: int = 20) -> None:
+    """Puts and deletes (`{"PutRequest": ...}` / `{"DeleteRequest": ...}`) on one table, 25 per BatchWriteItem, until
+    every one is done: the unprocessed ones (throttling) are sent again after a growing pause."""
+    for start in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table: list(requests[start:start + 25])}
+        for round_ in range(max_rounds):
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**round_, 2.0))
+        else:
+            raise RuntimeError(f"{table}: {len(pending[table])} writes still unprocessed after {max_rounds} rounds")
 
 
 class BlockingCalls:
