@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
@@ -14,9 +16,11 @@ from services.agents.knowledge.stores import open_knowledge_stores
 from services.agents.model import BedrockModel, BedrockSettings
 from services.agents.runner import AgentRunner
 from services.agents.runs import RunStore
+from services.agents.runs_dynamodb import DynamoDBRunStore, create_tables
 from services.agents.runs_sqlite import SCHEMA, SqliteRunStore
 from services.agents.servicer import AgentServicer
 from services.runtime.config import VERSION, Config
+from services.runtime.dynamodb import dynamodb_client
 from services.runtime.health_report import (
     SERVING,
     CheckResult,
@@ -35,12 +39,18 @@ class Servicer(GraphApi, ArtifactApi, AgentServicer):
     """AgentService: agent runs (AgentServicer), graph queries (GraphApi) and stored artifacts (ArtifactApi)."""
 
 
-def open_run_store(url: StateUrl) -> tuple[RunStore, SqliteDatabase]:
-    """The run store for the configured state URL; an unknown scheme stops the start-up."""
+async def open_run_store(url: StateUrl) -> tuple[RunStore, Callable[[], None]]:
+    """The run store for the configured state URL, set up and ready, and how to close it; an unknown scheme stops
+    the start-up."""
     if url.scheme == "sqlite" and url.path is not None:
         database = SqliteDatabase(url.path, SCHEMA)
-        return SqliteRunStore(database), database
-    raise SystemExit(f"agents: no agent run store for state URL scheme {url.scheme!r} (have: sqlite)")
+        return SqliteRunStore(database), database.close
+    if url.scheme == "dynamodb":
+        client = dynamodb_client(url)
+        await asyncio.to_thread(create_tables, client, url.table_prefix)  # creates only the tables that are missing
+        store = DynamoDBRunStore(client, url.table_prefix)
+        return store, store.close
+    raise SystemExit(f"agents: no agent run store for state URL scheme {url.scheme!r} (have: sqlite, dynamodb)")
 
 
 def open_model(config: Config) -> ModelClient | None:
@@ -52,7 +62,7 @@ def open_model(config: Config) -> ModelClient | None:
 
 async def build(config: Config) -> Running:
     url = StateUrl.of_service(config.state_url, config.data_dir, "agents")
-    store, database = open_run_store(url)
+    store, close_store = await open_run_store(url)
     stores = open_knowledge_stores(config.data_dir, config.artifacts_url)
     runner = AgentRunner(
         agents(stores),
@@ -89,6 +99,6 @@ async def build(config: Config) -> Running:
 
     running = await start(config, reporter, add)
 
-    running.on_stop.append(database.close)
+    running.on_stop.append(close_store)
     running.on_stop.append(stores.close)
     return running

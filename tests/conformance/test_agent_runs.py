@@ -4,25 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import boto3
 import pytest
 
 from services.agents.base import Artifact, FileSpan, Finding, NamedObject, RunResult
 from services.agents.runs import AgentRun, RunStore
+from services.agents.runs_dynamodb import DynamoDBRunStore, create_tables
 from services.agents.runs_sqlite import SCHEMA, SqliteRunStore
 from services.runtime.errors import NotFound
 from services.runtime.state import SqliteDatabase
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["dynamodb", "sqlite"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
     if request.param == "sqlite":
         database = SqliteDatabase(tmp_path / "agents.db", SCHEMA)
         yield SqliteRunStore(database)
         database.close()
+    else:
+        request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
+        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
+        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one set of tables per test
+        create_tables(client, prefix)
+        dynamo = DynamoDBRunStore(client, prefix)
+        yield dynamo
+        dynamo.close()
 
 
 def _findings(count: int) -> list[Finding]:
@@ -123,3 +134,17 @@ async def test_save_replaces_state_and_findings(store: RunStore) -> None:
 
 async def test_ping_answers(store: RunStore) -> None:
     await store.ping()
+
+
+async def test_many_findings_and_a_large_report_round_trip(store: RunStore) -> None:
+    run = _run("r1", findings=250)
+    report = Artifact("report.md", "text/markdown", "".join(f"{i:x}{(i * 7919) % 104729:x}" for i in range(150_000)))
+    run = replace(run, result=replace(run.result, artifacts=[report]))
+    await store.create(run)
+    assert (await store.get("r1")).result.artifacts == [report]
+    for offset, limit in ((0, 250), (99, 3), (100, 100), (199, 60), (249, 5), (250, 5)):
+        page, total = await store.findings("r1", offset, limit)
+        assert total == 250 and page == run.result.findings[offset:offset + limit]
+    await store.save(replace(run, result=replace(run.result, artifacts=[], findings=_findings(120))))
+    assert (await store.get("r1")).result.artifacts == []
+    assert await store.findings("r1", 90, 40) == (_findings(120)[90:], 120)
