@@ -47,7 +47,8 @@ class StoredKey:
 
 
 class ApiKeyStore(Protocol):
-    """Where keys live. Adapters: SQLite (api_keys_sqlite.py); chosen in app.py by the state URL."""
+    """Where keys live. Adapters: SQLite (api_keys_sqlite.py), DynamoDB (api_keys_dynamodb.py); chosen in app.py by the
+    state URL."""
 
     async def insert(self, key: ApiKey, secret_hash: str) -> None: ...
 

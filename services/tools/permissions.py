@@ -39,7 +39,8 @@ class Permission:
 
 
 class PermissionStore(Protocol):
-    """Port: where grants live. Adapters: permissions_sqlite.SqlitePermissionStore."""
+    """Port: where grants live. Adapters: permissions_sqlite.SqlitePermissionStore,
+    permissions_dynamodb.DynamoDBPermissionStore."""
 
     async def grant(self, tool: str, principal: str) -> Permission:
         """Stores the grant (granting twice keeps the first); returns it."""

@@ -1,5 +1,6 @@
 """What the tool registry keeps in the state store, shared by every tools instance: registrations and
-idempotency records. The port is `RegistryStore`; adapters: registry_store_sqlite.SqliteRegistryStore."""
+idempotency records. The port is `RegistryStore`; adapters: registry_store_sqlite.SqliteRegistryStore,
+registry_store_dynamodb.DynamoDBRegistryStore."""
 
 from __future__ import annotations
 
