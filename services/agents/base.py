@@ -126,10 +126,14 @@ class Limits:
     max_file_bytes: int = 1_000_000
 
 
-Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
+class Progress(Protocol):
+    """How an agent reports what it is doing: a stage, the share done (0..1) and, when the stage counts them, the
+    items (files, tables) done of their total. Called from the agent's worker thread; cheap, may be called often."""
+
+    def __call__(self, stage: str, fraction: float, done: int = 0, total: int = 0) -> None: ...
 
 
-def _no_progress(step: str, fraction: float) -> None:
+def _no_progress(stage: str, fraction: float, done: int = 0, total: int = 0) -> None:
     return None
 
 

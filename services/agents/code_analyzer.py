@@ -135,7 +135,12 @@ def run(arguments: dict[str, Any], context: RunContext) -> RunResult:
     formats = _formats(arguments)
     baseline = _baseline(arguments, root, context)
     context.progress("analysing files", 0.0)
-    report = analyze(root, context.limits, context.check, _cache(context), baseline)
+
+    def files_done(done: int, total: int) -> None:
+        # Analysis is most of the run; the exports and the model review are the rest.
+        context.progress("analysing files", 0.9 * done / total if total else 0.9, done, total)
+
+    report = analyze(root, context.limits, context.check, _cache(context), baseline, progress=files_done)
     total_files = sum(report.files_by_language.values())
     summary = _summary(report, total_files)
     metrics = _metrics(report)

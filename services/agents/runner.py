@@ -8,7 +8,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,35 @@ class RunOptions:
     max_files: int = 0  # 0: the server's limit
     disable_llm: bool = False
     idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """What a streaming caller hears while a run works (StreamAgentRun's AgentProgress)."""
+
+    stage: str
+    fraction: float
+    done: int = 0
+    total: int = 0
+
+
+PROGRESS_SECONDS = 0.25  # at most about four reports a second reach the caller; a stage's first and last always do
+
+
+def _forward(sink: Callable[[ProgressReport], None]) -> Callable[..., None]:
+    """The agent's progress callback (worker thread) handing reports to `sink` on the event loop, throttled."""
+    loop = asyncio.get_running_loop()
+    last_at, last_stage = 0.0, ""
+
+    def report(stage: str, fraction: float, done: int = 0, total: int = 0) -> None:
+        nonlocal last_at, last_stage
+        now = time.monotonic()
+        if stage == last_stage and now - last_at < PROGRESS_SECONDS and not (total and done >= total):
+            return
+        last_at, last_stage = now, stage
+        loop.call_soon_threadsafe(sink, ProgressReport(stage, min(max(fraction, 0.0), 1.0), done, total))
+
+    return report
 
 
 class AgentRunner:
@@ -71,7 +100,12 @@ class AgentRunner:
             raise NotFound(f"agent {name!r} does not exist", reason="AGENT_NOT_FOUND", metadata={"agent": name})
         return agent
 
-    async def run(self, name: str, arguments: dict[str, Any], options: RunOptions, caller: Identity) -> AgentRun:
+    async def run(
+        self, name: str, arguments: dict[str, Any], options: RunOptions, caller: Identity,
+        progress: Callable[[ProgressReport], None] | None = None,
+    ) -> AgentRun:
+        """Runs an agent (or replays the run of an earlier call with the same idempotency key); `progress`, when
+        given, hears the agent's reports on the event loop while it works (a replay reports nothing)."""
         agent = self.get(name)
         if options.max_files < 0:
             raise InvalidArgument.field("options.max_files", "must not be negative")
@@ -92,6 +126,8 @@ class AgentRunner:
             caller=caller,
             data_dir=self._data_dir,
         )
+        if progress is not None:
+            context.progress = _forward(progress)
         started, created = time.perf_counter(), utcnow()
         result = await self._execute(agent, arguments, context, deadline)
         run = AgentRun(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import grpc
 from mcpmesh.agents.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc
 
 from services.agents.base import SEVERITIES, AgentSpec, FileSpan, Finding
-from services.agents.runner import AgentRunner, RunOptions
+from services.agents.runner import AgentRunner, ProgressReport, RunOptions
 from services.agents.runs import AgentRun, MessageBounds, bounded
 from services.runtime.identity import caller
 from services.runtime.pages import Page
@@ -127,6 +129,30 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         )
         run = await self._runner.run(request.name, from_struct(request.input), options, caller(context))
         return agent_service_pb2.RunAgentResponse(run=run_message(run, self._bounds))
+
+    async def StreamAgentRun(
+        self, request: agent_service_pb2.StreamAgentRunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[agent_service_pb2.StreamAgentRunResponse]:
+        options = RunOptions(
+            max_files=request.options.max_files,
+            disable_llm=request.options.disable_llm,
+            idempotency_key=request.options.idempotency_key,
+        )
+        reports: asyncio.Queue[ProgressReport | None] = asyncio.Queue()
+        run = asyncio.create_task(
+            self._runner.run(request.name, from_struct(request.input), options, caller(context), reports.put_nowait)
+        )
+        run.add_done_callback(lambda _: reports.put_nowait(None))  # after every report the run made
+        try:
+            while (report := await reports.get()) is not None:
+                yield agent_service_pb2.StreamAgentRunResponse(progress=agent_service_pb2.AgentProgress(
+                    stage=report.stage, fraction=report.fraction, items_done=report.done, items_total=report.total))
+            finished = await run  # the run's error, if it failed, ends the stream with its status
+            yield agent_service_pb2.StreamAgentRunResponse(run=run_message(finished, self._bounds))
+        finally:
+            if not run.done():  # the caller went away: the run (and its worker thread) stops
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)
 
     async def GetAgentRun(
         self, request: agent_service_pb2.GetAgentRunRequest, context: grpc.aio.ServicerContext

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
+from mcpmesh.agents.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
-from services.runtime.errors import DomainError
+from services.runtime.errors import DomainError, Unavailable
 from services.runtime.mesh import Mesh
 from services.runtime.protos import from_struct, to_struct
+from services.workflows.steps import StepProgress, progress_sink
 
 
 class UpstreamError(DomainError):
@@ -42,17 +44,35 @@ class MeshStepCalls:
         self._mesh = mesh
 
     async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]:
-        request = agent_service_pb2.RunAgentRequest(
-            name=agent, input=to_struct(inputs), options=agent_service_pb2.RunOptions(idempotency_key=key)
-        )
+        """The agent's finished run. Inside a step the run is streamed (StreamAgentRun) and its progress reports go
+        to the step's sink as they come; the idempotency key is the same either way."""
+        options = agent_service_pb2.RunOptions(idempotency_key=key)
+        sink = progress_sink()
         try:
-            response = await self._agents.RunAgent(request, timeout=self._mesh.deadline("agents"))
+            if sink is None:
+                request = agent_service_pb2.RunAgentRequest(name=agent, input=to_struct(inputs), options=options)
+                finished = (await self._agents.RunAgent(request, timeout=self._mesh.deadline("agents"))).run
+            else:
+                finished = await self._stream_run(
+                    agent_service_pb2.StreamAgentRunRequest(name=agent, input=to_struct(inputs), options=options), sink)
         except grpc.aio.AioRpcError as error:
             raise UpstreamError("agents", error) from None
-        run = json_format.MessageToDict(response.run, preserving_proto_field_name=True)
+        run = json_format.MessageToDict(finished, preserving_proto_field_name=True)
         # proto3 JSON writes int64 as strings; the merged result wants plain numbers.
         run["usage"] = {name: int(value) for name, value in run.get("usage", {}).items()}
         return run
+
+    async def _stream_run(
+        self, request: agent_service_pb2.StreamAgentRunRequest, sink: Callable[[StepProgress], Awaitable[None]]
+    ) -> agent_pb2.AgentRun:
+        call = self._agents.StreamAgentRun(request, timeout=self._mesh.deadline("agents"))
+        async for message in call:
+            if message.HasField("run"):
+                return message.run
+            report = message.progress
+            await sink(StepProgress(report.stage, report.fraction, report.items_done, report.items_total))
+        # The stream closed cleanly but early (an instance stopping): transient, so the step is tried again.
+        raise Unavailable("agents: the run's stream ended before the run", reason="AGENT_STREAM_ENDED")
 
     async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
         request = tool_service_pb2.ExecuteToolRequest(name=tool, arguments=to_struct(arguments), idempotency_key=key)

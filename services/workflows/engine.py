@@ -24,7 +24,7 @@ from services.runtime.clock import utcnow
 from services.runtime.errors import DomainError, FailedPrecondition, InvalidArgument
 from services.runtime.tracing import current_traceparent, resumed
 from services.runtime.workspace import resolve_folder_argument
-from services.workflows.steps import StepCalls, WorkflowType
+from services.workflows.steps import StepCalls, StepProgress, WorkflowType
 from services.workflows.store import TERMINAL, Event, Workflow, WorkflowStore
 
 log = logging.getLogger("mcpmesh.workflows")
@@ -150,6 +150,7 @@ class WorkflowEngine:
         self._ended: set[str] = set()  # local runs whose terminal event is written
         self._held: dict[str, Workflow] = {}  # the record of each run held here, as last written
         self._renewed: dict[str, float] = {}  # loop time of the last successful claim or renewal per local run
+        self._fractions: dict[str, dict[str, float]] = {}  # share done of each running step, as last reported
         self._wake = asyncio.Event()
         self._maintainer: asyncio.Task[None] | None = None
         self._closing = False
@@ -343,6 +344,7 @@ class WorkflowEngine:
             self._tasks.pop(workflow.id, None)
             self._lost.discard(workflow.id)
             self._renewed.pop(workflow.id, None)
+            self._fractions.pop(workflow.id, None)
             self._held.pop(workflow.id, None)
             self._ended.discard(workflow.id)
             self._wake.set()  # room for a queued workflow
@@ -417,7 +419,13 @@ class WorkflowEngine:
 
         await self._update(workflow_id, finish)
 
-    async def _on_step(self, workflow_id: str, step_name: str, outcome: str) -> None:
+    async def _on_step(
+        self, workflow_id: str, step_name: str, outcome: str, progress: StepProgress | None = None
+    ) -> None:
+        if outcome == "progress":
+            if progress is not None:
+                await self._update(workflow_id, lambda w: self._progressed(w, step_name, progress))
+            return
         if outcome == "started" and not self._fresh(workflow_id):
             # Fencing before each step's side effects: only the lease holder runs it, and a cancel stops it here.
             # A lease renewed less than a beat ago still has three quarters of its life: no other instance can
@@ -446,11 +454,27 @@ class WorkflowEngine:
             else:
                 step.state, step.ended, step.error = "failed", utcnow(), outcome.removeprefix("failed: ")
                 event = "step_failed"
-            done = sum(1 for s in workflow.steps if s.state == "succeeded")
-            workflow.progress = int(100 * done / len(workflow.steps))
+            self._fractions.get(workflow_id, {}).pop(step_name, None)
+            workflow.progress = max(workflow.progress, self._percent(workflow))
             return event, step_name, f"{step_name} {outcome}"
 
         await self._update(workflow_id, change)
+
+    def _percent(self, workflow: Workflow) -> int:
+        """Steps done, and the share each running step reported of itself; below 100 until the workflow ends."""
+        running = self._fractions.get(workflow.id, {})
+        share = workflow.steps_done + sum(running.get(s.name, 0.0) for s in workflow.steps if s.state == "running")
+        return min(99, int(100 * share / len(workflow.steps)))
+
+    def _progressed(self, workflow: Workflow, step_name: str, progress: StepProgress) -> Change | None:
+        """A step_progress event: the step's own report (items done of total) and the workflow's percent."""
+        step = next(s for s in workflow.steps if s.name == step_name)
+        if step.state != "running":  # a late report of a step that has ended
+            return None
+        self._fractions.setdefault(workflow.id, {})[step_name] = progress.fraction
+        workflow.progress = max(workflow.progress, self._percent(workflow))
+        counted = f": {progress.done} of {progress.total}" if progress.total else ""
+        return "step_progress", step_name, f"{step_name} {progress.stage}{counted}", progress.done, progress.total
 
     async def _update(self, workflow_id: str, change: Callable[[Workflow], Change | None]) -> None:
         """Read, change, write one workflow; parallel steps of one run take turns, so neither overwrites the other."""
@@ -468,7 +492,8 @@ class WorkflowEngine:
                     self._ended.add(workflow_id)
 
 
-Change = tuple[str, str, str]  # (event type, step, message) recorded with a workflow's new state
+# (event type, step, message[, items done, items total]) recorded with a workflow's new state
+Change = tuple[str, str, str] | tuple[str, str, str, int, int]
 
 
 def _started(workflow: Workflow, owner: str) -> Change:

@@ -75,6 +75,10 @@ def event_message(event: Event) -> workflow_pb2.WorkflowEvent:
         progress_percent=event.progress,
         message=event.message,
         create_time=timestamp(event.created),
+        steps_done=event.steps_done,
+        steps_total=event.steps_total,
+        items_done=event.items_done,
+        items_total=event.items_total,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,33 @@ class StepCalls(Protocol):
     async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]: ...
 
 
-StepHook = Callable[[str, str, str], Awaitable[None]]  # (workflow id, step, "started"|"succeeded"|"failed: ...")
+@dataclass(frozen=True)
+class StepProgress:
+    """Progress inside a running step, as its agent reports it: a stage, the share done, items done of total."""
+
+    stage: str
+    fraction: float
+    done: int = 0
+    total: int = 0
+
+
+class StepHook(Protocol):
+    """Told when a step starts, succeeds, fails ("failed: <error>") or reports progress ("progress", with it)."""
+
+    def __call__(
+        self, workflow_id: str, step: str, outcome: str, progress: StepProgress | None = None, /
+    ) -> Awaitable[None]: ...
+
+
+ProgressSink = Callable[[StepProgress], Awaitable[None]]
+# The running step's progress sink: set by `step` around its body, so a StepCalls implementation can pass on what
+# the agent reports (StreamAgentRun) without every workflow type threading it through.
+_progress: contextvars.ContextVar[ProgressSink | None] = contextvars.ContextVar("step_progress", default=None)
+
+
+def progress_sink() -> ProgressSink | None:
+    """Where the step running in this task reports progress; None outside a step."""
+    return _progress.get()
 StepBody = Callable[[Any, Runtime[Any]], Awaitable[dict[str, Any]]]
 
 
@@ -113,8 +140,13 @@ def step(hook: StepHook, name: str, body: StepBody, *, idempotent: bool = True, 
         thread = workflow_id(runtime)
         policy = retry or RETRY
         await hook(thread, name, "started")
+
+        async def report(progress: StepProgress) -> None:
+            await hook(thread, name, "progress", progress)
+
         attempt = 1
         while True:
+            token = _progress.set(report)  # only for the body: parallel steps run in tasks of their own
             try:
                 update = await body(state, runtime)
                 break
@@ -127,6 +159,8 @@ def step(hook: StepHook, name: str, body: StepBody, *, idempotent: bool = True, 
                     continue
                 await hook(thread, name, f"failed: {exc}")
                 raise
+            finally:
+                _progress.reset(token)
         await hook(thread, name, "succeeded")
         return {**update, "completed": [name]}
 

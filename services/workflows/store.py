@@ -54,6 +54,10 @@ class Workflow:
     def done(self) -> bool:
         return self.state in TERMINAL
 
+    @property
+    def steps_done(self) -> int:
+        return sum(1 for s in self.steps if s.state == "succeeded")
+
 
 @dataclass(frozen=True)
 class Event:
@@ -65,6 +69,10 @@ class Event:
     progress: int
     message: str
     created: dt.datetime
+    steps_done: int = 0  # steps succeeded after the event, of steps_total
+    steps_total: int = 0
+    items_done: int = 0  # a step_progress event's items (files, tables) done of items_total, as its agent reported
+    items_total: int = 0
 
 
 def not_found(workflow_id: str) -> NotFound:
@@ -94,8 +102,11 @@ class WorkflowStore(Protocol):
         """Pending and running workflows, oldest first."""
         ...
 
-    async def record(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
-        """Writes the workflow's new state and the event that describes it, with the next sequence number."""
+    async def record(
+        self, workflow: Workflow, event_type: str, step: str, message: str, items_done: int = 0, items_total: int = 0
+    ) -> Event:
+        """Writes the workflow's new state and the event that describes it (with the steps done of total, and a
+        step's items done of total on step_progress), with the next sequence number."""
         ...
 
     async def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:

@@ -108,7 +108,8 @@ def _workflow(item: dict[str, Any]) -> Workflow:
 def _event(item: dict[str, Any]) -> Event:
     row = _plain(item)
     return Event(row["workflow_id"], int(row["sequence"]), row["type"], row["step"], row["state"], int(row["progress"]),
-                 row["message"], dt.datetime.fromisoformat(row["create_time"]))
+                 row["message"], dt.datetime.fromisoformat(row["create_time"]), int(row.get("steps_done", 0)),
+                 int(row.get("steps_total", 0)), int(row.get("items_done", 0)), int(row.get("items_total", 0)))
 
 
 class DynamoDBWorkflowStore:
@@ -130,12 +131,13 @@ class DynamoDBWorkflowStore:
             yield from page.get("Items", [])
 
     def _event_put(self, workflow: Workflow, sequence: int, event_type: str, step: str, message: str,
-                   now: dt.datetime) -> dict[str, Any]:
+                   now: dt.datetime, items: tuple[int, int] = (0, 0)) -> dict[str, Any]:
         return {"Put": {
             "TableName": self._tables["workflow-events"],
             "Item": _item({"workflow_id": workflow.id, "sequence": sequence, "type": event_type, "step": step,
                            "state": workflow.state, "progress": workflow.progress, "message": message,
-                           "create_time": now.isoformat()}),
+                           "create_time": now.isoformat(), "steps_done": workflow.steps_done,
+                           "steps_total": len(workflow.steps), "items_done": items[0], "items_total": items[1]}),
             "ConditionExpression": "attribute_not_exists(workflow_id)",
         }}
 
@@ -223,8 +225,11 @@ class DynamoDBWorkflowStore:
     async def unfinished(self) -> builtins.list[Workflow]:
         return await self._call(self._unfinished)
 
-    async def record(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
+    async def record(
+        self, workflow: Workflow, event_type: str, step: str, message: str, items_done: int = 0, items_total: int = 0
+    ) -> Event:
         workflow.updated = utcnow()
+        items = (items_done, items_total)
 
         def write() -> Event:
             seen = workflow.last_sequence
@@ -249,7 +254,8 @@ class DynamoDBWorkflowStore:
                 }}
                 try:
                     self._client.transact_write_items(
-                        TransactItems=[update, self._event_put(workflow, sequence, event_type, step, message, workflow.updated)])
+                        TransactItems=[update, self._event_put(workflow, sequence, event_type, step, message,
+                                                               workflow.updated, items)])
                 except ClientError as error:
                     if not failed_condition(error):
                         raise
@@ -261,7 +267,7 @@ class DynamoDBWorkflowStore:
                     continue
                 workflow.last_sequence = sequence
                 return Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message,
-                             workflow.updated)
+                             workflow.updated, workflow.steps_done, len(workflow.steps), *items)
             raise RuntimeError(f"workflow {workflow.id}: no free sequence after {MAX_RETRIES} tries")
 
         return await self._call(write)

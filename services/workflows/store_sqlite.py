@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS workflow_event_log (
     progress INTEGER NOT NULL,
     message TEXT NOT NULL,
     create_time TEXT NOT NULL,
+    steps_done INTEGER NOT NULL DEFAULT 0,
+    steps_total INTEGER NOT NULL DEFAULT 0,
+    items_done INTEGER NOT NULL DEFAULT 0,
+    items_total INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (workflow_id, sequence)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS workflow_runs (
@@ -90,33 +94,44 @@ def _event(row: sqlite3.Row) -> Event:
     return Event(
         row["workflow_id"], row["sequence"], row["type"], row["step"], row["state"], row["progress"],
         row["message"], dt.datetime.fromisoformat(row["create_time"]),
+        row["steps_done"], row["steps_total"], row["items_done"], row["items_total"],
     )
 
 
-def _append(db: sqlite3.Connection, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
+def _append(
+    db: sqlite3.Connection, workflow: Workflow, event_type: str, step: str, message: str, items: tuple[int, int] = (0, 0)
+) -> Event:
     """Inside a transaction: the next sequence of this workflow, and its event."""
     sequence = db.execute(
         "UPDATE workflows SET last_sequence = last_sequence + 1 WHERE id = ? RETURNING last_sequence", (workflow.id,)
     ).fetchone()[0]
     workflow.last_sequence = sequence
     now = utcnow()
+    event = Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now,
+                  workflow.steps_done, len(workflow.steps), *items)
     db.execute(
-        "INSERT INTO workflow_event_log (workflow_id, sequence, type, step, state, progress, message, create_time) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now.isoformat()),
+        "INSERT INTO workflow_event_log (workflow_id, sequence, type, step, state, progress, message, create_time, "
+        "steps_done, steps_total, items_done, items_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now.isoformat(),
+         event.steps_done, event.steps_total, event.items_done, event.items_total),
     )
-    return Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now)
+    return event
 
 
 # Columns added after the first release: a data folder made by an older version gets them at start-up.
-_ADDED_COLUMNS = {"traceparent": "TEXT NOT NULL DEFAULT ''"}
+_COUNT = "INTEGER NOT NULL DEFAULT 0"
+_ADDED_COLUMNS = {
+    "workflows": {"traceparent": "TEXT NOT NULL DEFAULT ''"},
+    "workflow_event_log": {"steps_done": _COUNT, "steps_total": _COUNT, "items_done": _COUNT, "items_total": _COUNT},
+}
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    present = {row["name"] for row in db.execute("PRAGMA table_info(workflows)")}
-    for column, kind in _ADDED_COLUMNS.items():
-        if column not in present:
-            db.execute(f"ALTER TABLE workflows ADD COLUMN {column} {kind}")
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 class SqliteWorkflowStore:
@@ -177,7 +192,9 @@ class SqliteWorkflowStore:
         )
         return [_workflow(r) for r in rows]
 
-    async def record(self, workflow: Workflow, event_type: str, step: str, message: str) -> Event:
+    async def record(
+        self, workflow: Workflow, event_type: str, step: str, message: str, items_done: int = 0, items_total: int = 0
+    ) -> Event:
         workflow.updated = utcnow()
 
         def write(db: sqlite3.Connection) -> Event:
@@ -190,7 +207,7 @@ class SqliteWorkflowStore:
             ).rowcount
             if not updated:
                 raise not_found(workflow.id)
-            return _append(db, workflow, event_type, step, message)
+            return _append(db, workflow, event_type, step, message, (items_done, items_total))
 
         return await self._db.transaction(write)
 

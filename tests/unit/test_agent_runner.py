@@ -53,8 +53,18 @@ def _slow_tracked(arguments: dict[str, Any], context: RunContext) -> RunResult:
         SLOW_STOPPED.set()
 
 
+def _counting(arguments: dict[str, Any], context: RunContext) -> RunResult:
+    """Forty files, reported one by one (faster than the runner passes them on), then one more stage."""
+    for done in range(41):
+        context.progress("analysing files", done / 40, done, 40)
+        time.sleep(0.01)
+    context.progress("writing the report", 1.0)
+    return RunResult(summary="counted", files_analyzed=40)
+
+
 AGENTS = [
     AgentSpec("many", "Many", "many findings", path_input_schema(), _many),
+    AgentSpec("counting", "Counting", "reports progress", {"type": "object", "properties": {}}, _counting),
     AgentSpec("slow", "Slow", "never ends by itself", {"type": "object", "properties": {}}, _slow_tracked),
 ]
 
@@ -183,3 +193,29 @@ async def test_the_whole_schema_is_checked_and_the_field_named(tmp_path: Path) -
         assert bad.value.violations[0].field == "input.path"
     finally:
         database.close()
+
+
+async def test_stream_agent_run_sends_throttled_progress_then_the_run(runner: AgentRunner) -> None:
+    servicer = AgentServicer(runner)
+    request = agent_service_pb2.StreamAgentRunRequest(
+        name="counting", options=agent_service_pb2.RunOptions(idempotency_key="stream-1"))
+    messages = [m async for m in servicer.StreamAgentRun(request, FakeContext(ADMIN))]  # type: ignore[arg-type]
+    *reports, last = messages
+    assert last.WhichOneof("event") == "run" and last.run.summary == "counted"
+    assert all(m.WhichOneof("event") == "progress" for m in reports)
+    files = [(m.progress.items_done, m.progress.items_total) for m in reports if m.progress.stage == "analysing files"]
+    assert files[0] == (0, 40) and files[-1] == (40, 40)  # the first and the last of a stage always come
+    assert len(files) < 41  # about 0.4 s of reports every 10 ms: throttled to a few a second
+    assert [n for n, _ in files] == sorted(n for n, _ in files)  # in order
+    assert reports[-1].progress.stage == "writing the report" and reports[-1].progress.fraction == 1.0
+    # A retry with the same key replays the run: the run alone, the same one.
+    again = [m async for m in servicer.StreamAgentRun(request, FakeContext(ADMIN))]  # type: ignore[arg-type]
+    assert [m.WhichOneof("event") for m in again] == ["run"] and again[0].run.id == last.run.id
+
+
+async def test_stream_agent_run_ends_with_the_runs_error(runner: AgentRunner) -> None:
+    servicer = AgentServicer(runner)
+    request = agent_service_pb2.StreamAgentRunRequest(name="slow")
+    with pytest.raises(DomainError) as failed:
+        [m async for m in servicer.StreamAgentRun(request, FakeContext(ADMIN))]  # type: ignore[arg-type]
+    assert failed.value.reason == "AGENT_RUN_TIMED_OUT"

@@ -19,6 +19,7 @@ from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.state import SqliteDatabase
 from services.workflows.clients import UpstreamError
 from services.workflows.engine import WorkflowEngine
+from services.workflows.steps import StepProgress, progress_sink
 from services.workflows.store import Event, WorkflowStore
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 from services.workflows.types.code_analysis import CODE_ANALYSIS
@@ -51,10 +52,15 @@ class FakeCalls:
         self.agent_gate: asyncio.Event | None = None
         self.tool_gate: asyncio.Event | None = None
         self.agent_error: Exception | None = None
+        self.agent_progress: list[StepProgress] = []  # reported to the step, as the agents service streams them
 
     async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]:
         self.agent_calls.append((agent, inputs, key))
         await self._meet()
+        sink = progress_sink()
+        for report in self.agent_progress:
+            assert sink is not None, "a step's calls have a progress sink"
+            await sink(report)
         if self.agent_gate is not None:
             await self.agent_gate.wait()
         if self.agent_error is not None:
@@ -168,6 +174,30 @@ def test_code_analysis_succeeds_with_parallel_steps(tmp_path: Path) -> None:
             assert keys[0] != keys[1]
             assert keys[0].split(":")[1] == keys[1].split(":")[1]  # same superstep checkpoint
             await eventually(lambda: engine.active == 0, "the run to release its lease and end")
+
+    run(scenario)
+
+
+def test_agent_progress_inside_a_step_is_recorded_as_step_progress_events(tmp_path: Path) -> None:
+    calls = FakeCalls()
+    calls.agent_progress = [StepProgress("analysing files", 0.9 * n / 40, n, 40) for n in (0, 10, 20, 40)]
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            events = await engine.store.events_after(workflow.id, 0)
+            progress = [e for e in events if e.type == "step_progress"]
+            assert [(e.step, e.items_done, e.items_total) for e in progress] == [
+                ("analyze_code", 0, 40), ("analyze_code", 10, 40), ("analyze_code", 20, 40), ("analyze_code", 40, 40)]
+            assert progress[-1].message == "analyze_code analysing files: 40 of 40"
+            assert all(e.steps_total == 3 and e.steps_done <= 1 for e in progress)  # inventory may finish first
+            percents = [e.progress for e in events]
+            assert percents == sorted(percents) and percents[-1] == 100  # never goes back
+            assert progress[-1].progress >= 30  # 0.9 of one step of three
+            assert [e.steps_done for e in events if e.type in ("step_succeeded", "succeeded")] == [1, 2, 3, 3]
+            first = types_of(events).index("step_progress")
+            assert "step_started" in types_of(events)[:first]  # progress only between the step's start and end
 
     run(scenario)
 

@@ -149,8 +149,10 @@ def analyze(
     cache: FileCache,
     baseline: frozenset[str] = frozenset(),
     timeout: float = 120.0,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> CodeReport:
-    """Analyses every source and config file under root; `check` raises to stop (cancel, deadline)."""
+    """Analyses every source and config file under root; `check` raises to stop (cancel, deadline); `progress`
+    hears (files done, files in all) after the cache lookup and as the files are analysed."""
     paths, truncated = walk_files(root, max_files=limits.max_files)
     tools = _tool_versions()
     salt = VERSION + repr(sorted(tools.items())) + ruff_lint.SELECT
@@ -178,6 +180,7 @@ def analyze(
         if key in cached:
             outcomes[relative] = cached[key]
     missing = sorted(r for r in files if r not in outcomes)
+    progress(len(outcomes), len(files))
     ruff_files = [r for r in missing if files[r][0] == "python"]
     with tempfile.TemporaryDirectory(prefix="mcpmesh-ruff-") as copy:
         # ruff reads a private copy of the bytes read here: what it checks is what was hashed and cached, and a
@@ -188,7 +191,7 @@ def analyze(
             target.write_bytes(files[relative][1])
         processes = ruff_lint.start(Path(copy), ruff_files) if ruff_files else []
         try:
-            fresh = _run_workers(missing, files, check)
+            fresh = _run_workers(missing, files, check, lambda done: progress(len(outcomes) + done, len(files)))
             lint = ruff_lint.collect(Path(copy), processes, timeout) if processes else {}
         finally:
             ruff_lint.stop(processes)
@@ -219,13 +222,17 @@ def analyze(
     )
 
 
-def _run_workers(missing: list[str], files: dict[str, tuple[str, bytes, str]], check: Callable[[], None]) -> dict[str, FileOutcome]:
+def _run_workers(
+    missing: list[str], files: dict[str, tuple[str, bytes, str]], check: Callable[[], None], progress: Callable[[int], None]
+) -> dict[str, FileOutcome]:
+    """Analyses the files not in the cache; `progress` hears how many are done, per file (or per batch of workers)."""
     if len(missing) < _SMALL_RUN:
         done: dict[str, FileOutcome] = {}
         for relative in missing:
             check()
             language, data, _ = files[relative]
             done[relative] = analyze_file(relative, data, language)
+            progress(len(done))
         return done
     pool = _workers()
     # Largest first, so the last file to finish is a small one and both workers end together.
@@ -237,6 +244,8 @@ def _run_workers(missing: list[str], files: dict[str, tuple[str, bytes, str]], c
             finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 results[pending.pop(future)] = future.result()
+            if finished:
+                progress(len(results))
             check()
     finally:
         for future in pending:

@@ -30,7 +30,7 @@ from mcpmesh.agents.v1 import graph_pb2 as mcpmesh_dot_agents_dot_v1_dot_graph__
 from mcpmesh.auth.v1 import annotations_pb2 as mcpmesh_dot_auth_dot_v1_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mcpmesh/agents/v1/agent_service.proto\x12\x11mcpmesh.agents.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmcpmesh/agents/v1/agent.proto\x1a mcpmesh/agents/v1/artifact.proto\x1a\x1dmcpmesh/agents/v1/graph.proto\x1a!mcpmesh/auth/v1/annotations.proto\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.mcpmesh.agents.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x0fGetAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetAgentResponse\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.mcpmesh.agents.v1.Agent\"M\n\nRunOptions\x12\x13\n\x0b\x64isable_llm\x18\x01 \x01(\x08\x12\x11\n\tmax_files\x18\x02 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"w\n\x0fRunAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.mcpmesh.agents.v1.RunOptions\"<\n\x10RunAgentResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun\" \n\x12GetAgentRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x13GetAgentRunResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun\"P\n\x1bListAgentRunFindingsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"y\n\x1cListAgentRunFindingsResponse\x12,\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x1a.mcpmesh.agents.v1.Finding\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\":\n\x11ListGraphsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListGraphsResponse\x12(\n\x06graphs\x18\x01 \x03(\x0b\x32\x18.mcpmesh.agents.v1.Graph\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x13GetGraphNodeRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\"B\n\x14GetGraphNodeResponse\x12*\n\x04node\x18\x01 \x01(\x0b\x32\x1c.mcpmesh.agents.v1.GraphNode\"m\n\x17SearchGraphNodesRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"t\n\x18SearchGraphNodesResponse\x12+\n\x05nodes\x18\x01 \x03(\x0b\x32\x1c.mcpmesh.agents.v1.GraphNode\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\x86\x01\n\x19ListGraphNeighborsRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\tdirection\x18\x03 \x01(\t\x12\x12\n\nedge_kinds\x18\x04 \x03(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"~\n\x1aListGraphNeighborsResponse\x12\x33\n\tneighbors\x18\x01 \x03(\x0b\x32 .mcpmesh.agents.v1.GraphNeighbor\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"E\n\x14\x46indGraphPathRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\"q\n\x15\x46indGraphPathResponse\x12+\n\x05nodes\x18\x01 \x03(\x0b\x32\x1c.mcpmesh.agents.v1.GraphNode\x12+\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x1c.mcpmesh.agents.v1.GraphEdge\"3\n\x12\x45xportGraphRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\":\n\x13\x45xportGraphResponse\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"M\n\x14ListArtifactsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"f\n\x15ListArtifactsResponse\x12\x34\n\tartifacts\x18\x01 \x03(\x0b\x32!.mcpmesh.agents.v1.StoredArtifact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44ownloadArtifactRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x18\x44ownloadArtifactResponse\x12\x33\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32!.mcpmesh.agents.v1.StoredArtifact\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x32\xf0\r\n\x0c\x41gentService\x12q\n\nListAgents\x12$.mcpmesh.agents.v1.ListAgentsRequest\x1a%.mcpmesh.agents.v1.ListAgentsResponse\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/agents\x12r\n\x08GetAgent\x12\".mcpmesh.agents.v1.GetAgentRequest\x1a#.mcpmesh.agents.v1.GetAgentResponse\"\x1d\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/agents/{name}\x12y\n\x08RunAgent\x12\".mcpmesh.agents.v1.RunAgentRequest\x1a#.mcpmesh.agents.v1.RunAgentResponse\"$\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/agents/{name}:run:\x01*\x12}\n\x0bGetAgentRun\x12%.mcpmesh.agents.v1.GetAgentRunRequest\x1a&.mcpmesh.agents.v1.GetAgentRunResponse\"\x1f\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/agent-runs/{id}\x12\xa1\x01\n\x14ListAgentRunFindings\x12..mcpmesh.agents.v1.ListAgentRunFindingsRequest\x1a/.mcpmesh.agents.v1.ListAgentRunFindingsResponse\"(\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/agent-runs/{id}/findings\x12q\n\nListGraphs\x12$.mcpmesh.agents.v1.ListGraphsRequest\x1a%.mcpmesh.agents.v1.ListGraphsResponse\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/graphs\x12\x8f\x01\n\x0cGetGraphNode\x12&.mcpmesh.agents.v1.GetGraphNodeRequest\x1a\'.mcpmesh.agents.v1.GetGraphNodeResponse\".\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/graphs/{graph}/nodes/{node=**}\x12\x91\x01\n\x10SearchGraphNodes\x12*.mcpmesh.agents.v1.SearchGraphNodesRequest\x1a+.mcpmesh.agents.v1.SearchGraphNodesResponse\"$\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/graphs/{graph}/nodes\x12\x9b\x01\n\x12ListGraphNeighbors\x12,.mcpmesh.agents.v1.ListGraphNeighborsRequest\x1a-.mcpmesh.agents.v1.ListGraphNeighborsResponse\"(\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/graphs/{graph}/neighbors\x12\x8b\x01\n\rFindGraphPath\x12\'.mcpmesh.agents.v1.FindGraphPathRequest\x1a(.mcpmesh.agents.v1.FindGraphPathResponse\"\'\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/graphs/{graph}:findPath\x12\x83\x01\n\x0b\x45xportGraph\x12%.mcpmesh.agents.v1.ExportGraphRequest\x1a&.mcpmesh.agents.v1.ExportGraphResponse\"%\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/graphs/{graph}:export\x12}\n\rListArtifacts\x12\'.mcpmesh.agents.v1.ListArtifactsRequest\x1a(.mcpmesh.agents.v1.ListArtifactsResponse\"\x19\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/artifacts\x12\x90\x01\n\x10\x44ownloadArtifact\x12*.mcpmesh.agents.v1.DownloadArtifactRequest\x1a+.mcpmesh.agents.v1.DownloadArtifactResponse\"#\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/artifacts/{name=**}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mcpmesh/agents/v1/agent_service.proto\x12\x11mcpmesh.agents.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmcpmesh/agents/v1/agent.proto\x1a mcpmesh/agents/v1/artifact.proto\x1a\x1dmcpmesh/agents/v1/graph.proto\x1a!mcpmesh/auth/v1/annotations.proto\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.mcpmesh.agents.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x0fGetAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetAgentResponse\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.mcpmesh.agents.v1.Agent\"M\n\nRunOptions\x12\x13\n\x0b\x64isable_llm\x18\x01 \x01(\x08\x12\x11\n\tmax_files\x18\x02 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"w\n\x0fRunAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.mcpmesh.agents.v1.RunOptions\"<\n\x10RunAgentResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun\"}\n\x15StreamAgentRunRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.mcpmesh.agents.v1.RunOptions\"Y\n\rAgentProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x12\n\nitems_done\x18\x03 \x01(\x03\x12\x13\n\x0bitems_total\x18\x04 \x01(\x03\"\x83\x01\n\x16StreamAgentRunResponse\x12\x34\n\x08progress\x18\x01 \x01(\x0b\x32 .mcpmesh.agents.v1.AgentProgressH\x00\x12*\n\x03run\x18\x02 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRunH\x00\x42\x07\n\x05\x65vent\" \n\x12GetAgentRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x13GetAgentRunResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x1b.mcpmesh.agents.v1.AgentRun\"P\n\x1bListAgentRunFindingsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"y\n\x1cListAgentRunFindingsResponse\x12,\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x1a.mcpmesh.agents.v1.Finding\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\":\n\x11ListGraphsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x12ListGraphsResponse\x12(\n\x06graphs\x18\x01 \x03(\x0b\x32\x18.mcpmesh.agents.v1.Graph\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x13GetGraphNodeRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\"B\n\x14GetGraphNodeResponse\x12*\n\x04node\x18\x01 \x01(\x0b\x32\x1c.mcpmesh.agents.v1.GraphNode\"m\n\x17SearchGraphNodesRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"t\n\x18SearchGraphNodesResponse\x12+\n\x05nodes\x18\x01 \x03(\x0b\x32\x1c.mcpmesh.agents.v1.GraphNode\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\x86\x01\n\x19ListGraphNeighborsRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\tdirection\x18\x03 \x01(\t\x12\x12\n\nedge_kinds\x18\x04 \x03(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"~\n\x1aListGraphNeighborsResponse\x12\x33\n\tneighbors\x18\x01 \x03(\x0b\x32 .mcpmesh.agents.v1.GraphNeighbor\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"E\n\x14\x46indGraphPathRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\"q\n\x15\x46indGraphPathResponse\x12+\n\x05nodes\x18\x01 \x03(\x0b\x32\x1c.mcpmesh.agents.v1.GraphNode\x12+\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x1c.mcpmesh.agents.v1.GraphEdge\"3\n\x12\x45xportGraphRequest\x12\r\n\x05graph\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\":\n\x13\x45xportGraphResponse\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"M\n\x14ListArtifactsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"f\n\x15ListArtifactsResponse\x12\x34\n\tartifacts\x18\x01 \x03(\x0b\x32!.mcpmesh.agents.v1.StoredArtifact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44ownloadArtifactRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x18\x44ownloadArtifactResponse\x12\x33\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32!.mcpmesh.agents.v1.StoredArtifact\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x32\xdf\x0e\n\x0c\x41gentService\x12q\n\nListAgents\x12$.mcpmesh.agents.v1.ListAgentsRequest\x1a%.mcpmesh.agents.v1.ListAgentsResponse\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/agents\x12r\n\x08GetAgent\x12\".mcpmesh.agents.v1.GetAgentRequest\x1a#.mcpmesh.agents.v1.GetAgentResponse\"\x1d\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/agents/{name}\x12y\n\x08RunAgent\x12\".mcpmesh.agents.v1.RunAgentRequest\x1a#.mcpmesh.agents.v1.RunAgentResponse\"$\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/agents/{name}:run:\x01*\x12m\n\x0eStreamAgentRun\x12(.mcpmesh.agents.v1.StreamAgentRunRequest\x1a).mcpmesh.agents.v1.StreamAgentRunResponse\"\x04\xc8\xf3\x18\x02\x30\x01\x12}\n\x0bGetAgentRun\x12%.mcpmesh.agents.v1.GetAgentRunRequest\x1a&.mcpmesh.agents.v1.GetAgentRunResponse\"\x1f\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/agent-runs/{id}\x12\xa1\x01\n\x14ListAgentRunFindings\x12..mcpmesh.agents.v1.ListAgentRunFindingsRequest\x1a/.mcpmesh.agents.v1.ListAgentRunFindingsResponse\"(\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/agent-runs/{id}/findings\x12q\n\nListGraphs\x12$.mcpmesh.agents.v1.ListGraphsRequest\x1a%.mcpmesh.agents.v1.ListGraphsResponse\"\x16\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/graphs\x12\x8f\x01\n\x0cGetGraphNode\x12&.mcpmesh.agents.v1.GetGraphNodeRequest\x1a\'.mcpmesh.agents.v1.GetGraphNodeResponse\".\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/graphs/{graph}/nodes/{node=**}\x12\x91\x01\n\x10SearchGraphNodes\x12*.mcpmesh.agents.v1.SearchGraphNodesRequest\x1a+.mcpmesh.agents.v1.SearchGraphNodesResponse\"$\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/graphs/{graph}/nodes\x12\x9b\x01\n\x12ListGraphNeighbors\x12,.mcpmesh.agents.v1.ListGraphNeighborsRequest\x1a-.mcpmesh.agents.v1.ListGraphNeighborsResponse\"(\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/graphs/{graph}/neighbors\x12\x8b\x01\n\rFindGraphPath\x12\'.mcpmesh.agents.v1.FindGraphPathRequest\x1a(.mcpmesh.agents.v1.FindGraphPathResponse\"\'\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/graphs/{graph}:findPath\x12\x83\x01\n\x0b\x45xportGraph\x12%.mcpmesh.agents.v1.ExportGraphRequest\x1a&.mcpmesh.agents.v1.ExportGraphResponse\"%\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/graphs/{graph}:export\x12}\n\rListArtifacts\x12\'.mcpmesh.agents.v1.ListArtifactsRequest\x1a(.mcpmesh.agents.v1.ListArtifactsResponse\"\x19\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/artifacts\x12\x90\x01\n\x10\x44ownloadArtifact\x12*.mcpmesh.agents.v1.DownloadArtifactRequest\x1a+.mcpmesh.agents.v1.DownloadArtifactResponse\"#\xc8\xf3\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/artifacts/{name=**}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._serialized_options = b'\310\363\030\001\202\323\344\223\002\023\022\021/v1/agents/{name}'
   _globals['_AGENTSERVICE'].methods_by_name['RunAgent']._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['RunAgent']._serialized_options = b'\310\363\030\002\202\323\344\223\002\032\"\025/v1/agents/{name}:run:\001*'
+  _globals['_AGENTSERVICE'].methods_by_name['StreamAgentRun']._loaded_options = None
+  _globals['_AGENTSERVICE'].methods_by_name['StreamAgentRun']._serialized_options = b'\310\363\030\002'
   _globals['_AGENTSERVICE'].methods_by_name['GetAgentRun']._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['GetAgentRun']._serialized_options = b'\310\363\030\001\202\323\344\223\002\025\022\023/v1/agent-runs/{id}'
   _globals['_AGENTSERVICE'].methods_by_name['ListAgentRunFindings']._loaded_options = None
@@ -77,46 +79,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNAGENTREQUEST']._serialized_end=692
   _globals['_RUNAGENTRESPONSE']._serialized_start=694
   _globals['_RUNAGENTRESPONSE']._serialized_end=754
-  _globals['_GETAGENTRUNREQUEST']._serialized_start=756
-  _globals['_GETAGENTRUNREQUEST']._serialized_end=788
-  _globals['_GETAGENTRUNRESPONSE']._serialized_start=790
-  _globals['_GETAGENTRUNRESPONSE']._serialized_end=853
-  _globals['_LISTAGENTRUNFINDINGSREQUEST']._serialized_start=855
-  _globals['_LISTAGENTRUNFINDINGSREQUEST']._serialized_end=935
-  _globals['_LISTAGENTRUNFINDINGSRESPONSE']._serialized_start=937
-  _globals['_LISTAGENTRUNFINDINGSRESPONSE']._serialized_end=1058
-  _globals['_LISTGRAPHSREQUEST']._serialized_start=1060
-  _globals['_LISTGRAPHSREQUEST']._serialized_end=1118
-  _globals['_LISTGRAPHSRESPONSE']._serialized_start=1120
-  _globals['_LISTGRAPHSRESPONSE']._serialized_end=1207
-  _globals['_GETGRAPHNODEREQUEST']._serialized_start=1209
-  _globals['_GETGRAPHNODEREQUEST']._serialized_end=1259
-  _globals['_GETGRAPHNODERESPONSE']._serialized_start=1261
-  _globals['_GETGRAPHNODERESPONSE']._serialized_end=1327
-  _globals['_SEARCHGRAPHNODESREQUEST']._serialized_start=1329
-  _globals['_SEARCHGRAPHNODESREQUEST']._serialized_end=1438
-  _globals['_SEARCHGRAPHNODESRESPONSE']._serialized_start=1440
-  _globals['_SEARCHGRAPHNODESRESPONSE']._serialized_end=1556
-  _globals['_LISTGRAPHNEIGHBORSREQUEST']._serialized_start=1559
-  _globals['_LISTGRAPHNEIGHBORSREQUEST']._serialized_end=1693
-  _globals['_LISTGRAPHNEIGHBORSRESPONSE']._serialized_start=1695
-  _globals['_LISTGRAPHNEIGHBORSRESPONSE']._serialized_end=1821
-  _globals['_FINDGRAPHPATHREQUEST']._serialized_start=1823
-  _globals['_FINDGRAPHPATHREQUEST']._serialized_end=1892
-  _globals['_FINDGRAPHPATHRESPONSE']._serialized_start=1894
-  _globals['_FINDGRAPHPATHRESPONSE']._serialized_end=2007
-  _globals['_EXPORTGRAPHREQUEST']._serialized_start=2009
-  _globals['_EXPORTGRAPHREQUEST']._serialized_end=2060
-  _globals['_EXPORTGRAPHRESPONSE']._serialized_start=2062
-  _globals['_EXPORTGRAPHRESPONSE']._serialized_end=2120
-  _globals['_LISTARTIFACTSREQUEST']._serialized_start=2122
-  _globals['_LISTARTIFACTSREQUEST']._serialized_end=2199
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=2201
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=2303
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=2305
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=2344
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=2346
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=2442
-  _globals['_AGENTSERVICE']._serialized_start=2445
-  _globals['_AGENTSERVICE']._serialized_end=4221
+  _globals['_STREAMAGENTRUNREQUEST']._serialized_start=756
+  _globals['_STREAMAGENTRUNREQUEST']._serialized_end=881
+  _globals['_AGENTPROGRESS']._serialized_start=883
+  _globals['_AGENTPROGRESS']._serialized_end=972
+  _globals['_STREAMAGENTRUNRESPONSE']._serialized_start=975
+  _globals['_STREAMAGENTRUNRESPONSE']._serialized_end=1106
+  _globals['_GETAGENTRUNREQUEST']._serialized_start=1108
+  _globals['_GETAGENTRUNREQUEST']._serialized_end=1140
+  _globals['_GETAGENTRUNRESPONSE']._serialized_start=1142
+  _globals['_GETAGENTRUNRESPONSE']._serialized_end=1205
+  _globals['_LISTAGENTRUNFINDINGSREQUEST']._serialized_start=1207
+  _globals['_LISTAGENTRUNFINDINGSREQUEST']._serialized_end=1287
+  _globals['_LISTAGENTRUNFINDINGSRESPONSE']._serialized_start=1289
+  _globals['_LISTAGENTRUNFINDINGSRESPONSE']._serialized_end=1410
+  _globals['_LISTGRAPHSREQUEST']._serialized_start=1412
+  _globals['_LISTGRAPHSREQUEST']._serialized_end=1470
+  _globals['_LISTGRAPHSRESPONSE']._serialized_start=1472
+  _globals['_LISTGRAPHSRESPONSE']._serialized_end=1559
+  _globals['_GETGRAPHNODEREQUEST']._serialized_start=1561
+  _globals['_GETGRAPHNODEREQUEST']._serialized_end=1611
+  _globals['_GETGRAPHNODERESPONSE']._serialized_start=1613
+  _globals['_GETGRAPHNODERESPONSE']._serialized_end=1679
+  _globals['_SEARCHGRAPHNODESREQUEST']._serialized_start=1681
+  _globals['_SEARCHGRAPHNODESREQUEST']._serialized_end=1790
+  _globals['_SEARCHGRAPHNODESRESPONSE']._serialized_start=1792
+  _globals['_SEARCHGRAPHNODESRESPONSE']._serialized_end=1908
+  _globals['_LISTGRAPHNEIGHBORSREQUEST']._serialized_start=1911
+  _globals['_LISTGRAPHNEIGHBORSREQUEST']._serialized_end=2045
+  _globals['_LISTGRAPHNEIGHBORSRESPONSE']._serialized_start=2047
+  _globals['_LISTGRAPHNEIGHBORSRESPONSE']._serialized_end=2173
+  _globals['_FINDGRAPHPATHREQUEST']._serialized_start=2175
+  _globals['_FINDGRAPHPATHREQUEST']._serialized_end=2244
+  _globals['_FINDGRAPHPATHRESPONSE']._serialized_start=2246
+  _globals['_FINDGRAPHPATHRESPONSE']._serialized_end=2359
+  _globals['_EXPORTGRAPHREQUEST']._serialized_start=2361
+  _globals['_EXPORTGRAPHREQUEST']._serialized_end=2412
+  _globals['_EXPORTGRAPHRESPONSE']._serialized_start=2414
+  _globals['_EXPORTGRAPHRESPONSE']._serialized_end=2472
+  _globals['_LISTARTIFACTSREQUEST']._serialized_start=2474
+  _globals['_LISTARTIFACTSREQUEST']._serialized_end=2551
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=2553
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=2655
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=2657
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=2696
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=2698
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=2794
+  _globals['_AGENTSERVICE']._serialized_start=2797
+  _globals['_AGENTSERVICE']._serialized_end=4684
 # @@protoc_insertion_point(module_scope)

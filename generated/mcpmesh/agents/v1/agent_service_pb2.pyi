@@ -216,6 +216,106 @@ class RunAgentResponse(_message.Message):
 Global___RunAgentResponse: _TypeAlias = RunAgentResponse  # noqa: Y015
 
 @_typing.final
+class StreamAgentRunRequest(_message.Message):
+    """Request for StreamAgentRun: the same as RunAgentRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. Agent name."""
+    @_builtins.property
+    def input(self) -> _struct_pb2.Struct:
+        """Required. Agent input; for "code-analyzer": {"path": "<folder>"}."""
+
+    @_builtins.property
+    def options(self) -> Global___RunOptions:
+        """Run options."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        input: _struct_pb2.Struct | None = ...,
+        options: Global___RunOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "options", b"options"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "name", b"name", "options", b"options"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAgentRunRequest: _TypeAlias = StreamAgentRunRequest  # noqa: Y015
+
+@_typing.final
+class AgentProgress(_message.Message):
+    """How far a running agent is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    FRACTION_FIELD_NUMBER: _builtins.int
+    ITEMS_DONE_FIELD_NUMBER: _builtins.int
+    ITEMS_TOTAL_FIELD_NUMBER: _builtins.int
+    stage: _builtins.str
+    """What the agent is doing, such as "analysing files"."""
+    fraction: _builtins.float
+    """Share of the run done, from 0 to 1."""
+    items_done: _builtins.int
+    """Items (files, tables) done so far; 0 when the stage does not count items."""
+    items_total: _builtins.int
+    """Items the stage has in all; 0 when it does not count items."""
+    def __init__(
+        self,
+        *,
+        stage: _builtins.str = ...,
+        fraction: _builtins.float = ...,
+        items_done: _builtins.int = ...,
+        items_total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fraction", b"fraction", "items_done", b"items_done", "items_total", b"items_total", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentProgress: _TypeAlias = AgentProgress  # noqa: Y015
+
+@_typing.final
+class StreamAgentRunResponse(_message.Message):
+    """One message of StreamAgentRun."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___AgentProgress:
+        """Progress of the run so far."""
+
+    @_builtins.property
+    def run(self) -> _agent_pb2.AgentRun:
+        """The finished run; the last message of the stream."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___AgentProgress | None = ...,
+        run: _agent_pb2.AgentRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "run"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___StreamAgentRunResponse: _TypeAlias = StreamAgentRunResponse  # noqa: Y015
+
+@_typing.final
 class GetAgentRunRequest(_message.Message):
     """Request for GetAgentRun."""
 

@@ -51,6 +51,11 @@ class AgentServiceStub:
                 request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.RunAgentRequest.SerializeToString,
                 response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.RunAgentResponse.FromString,
                 _registered_method=True)
+        self.StreamAgentRun = channel.unary_stream(
+                '/mcpmesh.agents.v1.AgentService/StreamAgentRun',
+                request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.StreamAgentRunRequest.SerializeToString,
+                response_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.StreamAgentRunResponse.FromString,
+                _registered_method=True)
         self.GetAgentRun = channel.unary_unary(
                 '/mcpmesh.agents.v1.AgentService/GetAgentRun',
                 request_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.GetAgentRunRequest.SerializeToString,
@@ -124,6 +129,16 @@ class AgentServiceServicer:
 
     def RunAgent(self, request, context):
         """Runs an agent to completion and returns the run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamAgentRun(self, request, context):
+        """Runs an agent like RunAgent, streaming its progress: zero or more
+        progress messages (such as files done of total) while it works, then one
+        message with the finished run. Idempotency keys work as in RunAgent (a
+        replayed run sends the run alone). Workflows call it for their agent steps.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -221,6 +236,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.RunAgent,
                     request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.RunAgentRequest.FromString,
                     response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.RunAgentResponse.SerializeToString,
+            ),
+            'StreamAgentRun': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAgentRun,
+                    request_deserializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.StreamAgentRunRequest.FromString,
+                    response_serializer=mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.StreamAgentRunResponse.SerializeToString,
             ),
             'GetAgentRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAgentRun,
@@ -356,6 +376,33 @@ class AgentService:
             '/mcpmesh.agents.v1.AgentService/RunAgent',
             mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.RunAgentRequest.SerializeToString,
             mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.RunAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAgentRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mcpmesh.agents.v1.AgentService/StreamAgentRun',
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.StreamAgentRunRequest.SerializeToString,
+            mcpmesh_dot_agents_dot_v1_dot_agent__service__pb2.StreamAgentRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,12 @@ class AgentServiceStub:
     """Returns one agent."""
     RunAgent: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.RunAgentRequest, _agent_service_pb2.RunAgentResponse]
     """Runs an agent to completion and returns the run."""
+    StreamAgentRun: _grpc.UnaryStreamMultiCallable[_agent_service_pb2.StreamAgentRunRequest, _agent_service_pb2.StreamAgentRunResponse]
+    """Runs an agent like RunAgent, streaming its progress: zero or more
+    progress messages (such as files done of total) while it works, then one
+    message with the finished run. Idempotency keys work as in RunAgent (a
+    replayed run sends the run alone). Workflows call it for their agent steps.
+    """
     GetAgentRun: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.GetAgentRunRequest, _agent_service_pb2.GetAgentRunResponse]
     """Returns a past run."""
     ListAgentRunFindings: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentRunFindingsRequest, _agent_service_pb2.ListAgentRunFindingsResponse]
@@ -85,6 +91,12 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """Returns one agent."""
     RunAgent: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.RunAgentRequest, _agent_service_pb2.RunAgentResponse]  # type: ignore[assignment]
     """Runs an agent to completion and returns the run."""
+    StreamAgentRun: _aio.UnaryStreamMultiCallable[_agent_service_pb2.StreamAgentRunRequest, _agent_service_pb2.StreamAgentRunResponse]  # type: ignore[assignment]
+    """Runs an agent like RunAgent, streaming its progress: zero or more
+    progress messages (such as files done of total) while it works, then one
+    message with the finished run. Idempotency keys work as in RunAgent (a
+    replayed run sends the run alone). Workflows call it for their agent steps.
+    """
     GetAgentRun: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.GetAgentRunRequest, _agent_service_pb2.GetAgentRunResponse]  # type: ignore[assignment]
     """Returns a past run."""
     ListAgentRunFindings: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentRunFindingsRequest, _agent_service_pb2.ListAgentRunFindingsResponse]  # type: ignore[assignment]
@@ -144,6 +156,18 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.RunAgentResponse, _abc.Awaitable[_agent_service_pb2.RunAgentResponse]]:
         """Runs an agent to completion and returns the run."""
+
+    @_abc_1.abstractmethod
+    def StreamAgentRun(
+        self,
+        request: _agent_service_pb2.StreamAgentRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_service_pb2.StreamAgentRunResponse], _abc.AsyncIterator[_agent_service_pb2.StreamAgentRunResponse]]:
+        """Runs an agent like RunAgent, streaming its progress: zero or more
+        progress messages (such as files done of total) while it works, then one
+        message with the finished run. Idempotency keys work as in RunAgent (a
+        replayed run sends the run alone). Workflows call it for their agent steps.
+        """
 
     @_abc_1.abstractmethod
     def GetAgentRun(

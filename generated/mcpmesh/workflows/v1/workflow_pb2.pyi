@@ -295,6 +295,10 @@ class WorkflowEvent(_message.Message):
     PROGRESS_PERCENT_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STEPS_DONE_FIELD_NUMBER: _builtins.int
+    STEPS_TOTAL_FIELD_NUMBER: _builtins.int
+    ITEMS_DONE_FIELD_NUMBER: _builtins.int
+    ITEMS_TOTAL_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """Workflow the event belongs to."""
     sequence: _builtins.int
@@ -309,6 +313,16 @@ class WorkflowEvent(_message.Message):
     """Progress from 0 to 100 after the event."""
     message: _builtins.str
     """Human-readable description."""
+    steps_done: _builtins.int
+    """Steps that had succeeded after the event."""
+    steps_total: _builtins.int
+    """Steps of the workflow in all."""
+    items_done: _builtins.int
+    """On STEP_PROGRESS events: items (files, tables) the step has done so far,
+    as its agent reports them; 0 otherwise.
+    """
+    items_total: _builtins.int
+    """On STEP_PROGRESS events: items the step has in all; 0 otherwise."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -324,10 +338,14 @@ class WorkflowEvent(_message.Message):
         progress_percent: _builtins.int = ...,
         message: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        steps_done: _builtins.int = ...,
+        steps_total: _builtins.int = ...,
+        items_done: _builtins.int = ...,
+        items_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "message", b"message", "progress_percent", b"progress_percent", "sequence", b"sequence", "state", b"state", "step", b"step", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "items_done", b"items_done", "items_total", b"items_total", "message", b"message", "progress_percent", b"progress_percent", "sequence", b"sequence", "state", b"state", "step", b"step", "steps_done", b"steps_done", "steps_total", b"steps_total", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
