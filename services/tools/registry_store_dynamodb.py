@@ -11,6 +11,8 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import json
+import random
+import time
 import zlib
 from typing import Any
 
@@ -19,7 +21,7 @@ from botocore.exceptions import ClientError
 from services.runtime import dynamodb
 from services.runtime.clock import utcnow
 from services.runtime.dynamodb import TTL, BlockingCalls, failed_condition, item, plain
-from services.runtime.errors import ResourceExhausted
+from services.runtime.errors import ResourceExhausted, Unavailable
 from services.tools.registry_store import IDEMPOTENCY_RETENTION, IdempotencyRecord, Registration
 
 VERSION_ID = "registry"  # the one item of the version table
@@ -61,6 +63,13 @@ def create_tables(client: Any, prefix: str) -> list[str]:
     return dynamodb.create_tables(client, table_definitions(prefix))
 
 
+def _reasons(error: ClientError) -> set[str]:
+    """Why a transaction was cancelled, one code per item (`None` for items that were fine)."""
+    if error.response["Error"]["Code"] == "TransactionConflictException":
+        return {"TransactionConflict"}
+    return {str(r.get("Code")) for r in error.response.get("CancellationReasons") or []}
+
+
 def _registration(found: dict[str, Any]) -> Registration:
     row = plain(found)
     return Registration(row["kind"], row["name"], json.loads(row["body"]), dt.datetime.fromisoformat(row["update_time"]))
@@ -91,6 +100,26 @@ class DynamoDBRegistryStore:
             "UpdateExpression": "ADD version :one", "ExpressionAttributeValues": item({":one": 1}),
         }}
 
+    def _transact(self, change: dict[str, Any]) -> bool:
+        """`change` and the version's increment as one transaction; False when the change's condition failed.
+
+        Two instances changing registrations at once both update the version item: DynamoDB cancels one of the
+        transactions (TransactionConflict), which is tried again after a short random pause."""
+        for attempt in range(MAX_RETRIES):
+            try:
+                self._calls.client.transact_write_items(TransactItems=[change, self._bump()])
+                return True
+            except ClientError as error:
+                reasons = _reasons(error)
+                if "TransactionConflict" in reasons:
+                    time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
+                    continue
+                if failed_condition(error) and "ConditionalCheckFailed" in reasons:
+                    return False
+                raise
+        raise Unavailable(f"the tool registry stayed contended for {MAX_RETRIES} tries; retry later",
+                          reason="REGISTRY_CONTENDED")
+
     async def put(self, kind: str, name: str, body: dict[str, Any]) -> Registration:
         now = utcnow()
         text = json.dumps(body, sort_keys=True)
@@ -98,7 +127,7 @@ class DynamoDBRegistryStore:
             "TableName": self._tables["tool-registrations"],
             "Item": item({"kind": kind, "name": name, "body": text, "update_time": now.isoformat()}),
         }}
-        await self._calls.call(lambda: self._calls.client.transact_write_items(TransactItems=[put, self._bump()]))
+        await self._calls.call(lambda: self._transact(put))
         return Registration(kind, name, json.loads(text), now)
 
     async def delete(self, kind: str, name: str) -> bool:
@@ -106,17 +135,7 @@ class DynamoDBRegistryStore:
             "TableName": self._tables["tool-registrations"], "Key": item({"kind": kind, "name": name}),
             "ConditionExpression": "attribute_exists(kind)",
         }}
-
-        def write() -> bool:
-            try:
-                self._calls.client.transact_write_items(TransactItems=[delete, self._bump()])
-                return True
-            except ClientError as error:
-                if failed_condition(error):
-                    return False  # there was none: the version stays
-                raise
-
-        return await self._calls.call(write)
+        return await self._calls.call(lambda: self._transact(delete))  # False: there was none, the version stays
 
     async def list(self, kind: str) -> builtins.list[Registration]:
         def read() -> builtins.list[Registration]:
