@@ -53,7 +53,14 @@ def generate(out_dir: Path, descriptor: Path) -> None:
     descriptor.parent.mkdir(parents=True, exist_ok=True)
     _protoc(f"--descriptor_set_out={descriptor}", "--include_imports", *sources, *EXTRA_DESCRIPTOR_INPUTS)
     # The edge serves this OpenAPI document (GET /openapi.json) from beside the descriptor set.
-    openapi.write(descriptor.parent / OPENAPI.name, openapi.build(_protoc, sources, descriptor))
+    openapi.write(descriptor.parent / OPENAPI.name, openapi.build(_protoc, _rest_packages(sources), descriptor))
+
+
+def _rest_packages(sources: list[str]) -> list[str]:
+    """The files of the packages with REST bindings: the OpenAPI document has nothing to say about the others
+    (the ext_authz contract Envoy calls the gateway with)."""
+    rest = {Path(s).parent for s in sources if "google/api/annotations.proto" in (PROTO_DIR / s).read_text()}
+    return [s for s in sources if Path(s).parent in rest]
 
 
 def _tree_differs(left: Path, right: Path) -> list[str]:

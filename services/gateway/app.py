@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from mcpmesh.ext_authz.v3 import external_auth_pb2_grpc
 from mcpmesh.gateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
 from services.gateway import api_keys_dynamodb
@@ -14,17 +15,19 @@ from services.gateway.api_keys import ApiKeys, ApiKeyStore
 from services.gateway.api_keys_sqlite import SCHEMA, SqliteApiKeyStore
 from services.gateway.auth import Authenticator
 from services.gateway.events import EventFeed
-from services.gateway.forwarding import FORWARDED, forwarded_service_names, forwarding_handlers
+from services.gateway.ext_authz import EdgeAuthorization
 from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
 from services.gateway.token_issuer import TokenIssuer
 from services.gateway.websocket import WebSocketEdge
+from services.runtime import topology
 from services.runtime.config import VERSION, Config
 from services.runtime.dynamodb import dynamodb_client
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.json_bodies import BODY_HEADER, JsonBodyChecker
 from services.runtime.mesh import Mesh
 from services.runtime.rate_limits import RateLimiter
+from services.runtime.roles import all_services, method_roles
 from services.runtime.server import Running, start
 from services.runtime.service_tokens import service_credentials
 from services.runtime.signing_keys import key_source
@@ -67,21 +70,20 @@ async def build(config: Config) -> Running:
 
     def add(server: Any) -> list[str]:
         gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(keys, health, feed, auth.forget, tokens), server)
-        for service, handlers in forwarding_handlers(mesh, tokens).items():
-            server.add_registered_method_handlers(service, handlers)
+        # Envoy's ext_authz: edge calls with a raw API key go on to the services with a token instead.
+        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(EdgeAuthorization(auth, tokens, method_roles(all_services())), server)
         return [SERVICE_NAME]
 
-    bodies = JsonBodyChecker([*FORWARDED.values(), gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])
-    # Calls the gateway relays are rate-limited once, by the receiving service's guard (which every caller
-    # reaches, with a token straight from the edge or with a key through here); the gateway limits its own RPCs.
-    relayed = tuple(f"/{d.full_name}/" for d in FORWARDED.values())
+    bodies = JsonBodyChecker([gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])
 
     async def guard(method: str, role: str | None, context: grpc.aio.ServicerContext) -> None:
         headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-        await auth.guard(method, role, headers, limit=not method.startswith(relayed))
+        await auth.guard(method, role, headers)
         bodies.check(method, headers.get(BODY_HEADER))
 
-    running = await start(config, reporter, add, extra_reflection=forwarded_service_names(), guard=guard)
+    # The edge sends grpcurl's reflection here: it describes the other services' contracts too.
+    described = [topology.service(name).grpc_service for name in topology.service("gateway").calls]
+    running = await start(config, reporter, add, extra_reflection=described, guard=guard)
     websocket = await WebSocketEdge(auth, feed).start(config.host, config.ws_port)
 
     async def close() -> None:

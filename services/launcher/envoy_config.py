@@ -153,28 +153,34 @@ def _snake(method: str) -> str:
 
 
 # A bearer that is a JWT (three base64url parts): the gateway's token, which jwt_authn verifies at the edge
-# and the service verifies again. Anything else (an API key, junk, nothing) goes to the gateway.
+# and the service verifies again. Anything else (an API key, junk, nothing) is checked by the gateway (ext_authz).
 TOKEN_BEARER = r"^[Bb][Ee][Aa][Rr][Ee][Rr] +[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
 TOKEN_HEADER_MATCH = {"name": "authorization", "string_match": {"safe_regex": {"regex": TOKEN_BEARER}}}
+# The edge's ext_authz filter runs on the key routes only; every other route turns it off.
+NO_EXT_AUTHZ = {"envoy.filters.http.ext_authz": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute", "disabled": True}}
 
 
 def edge_service_routes(via: str, streams: Mapping[str, list[str]]) -> list[dict[str, Any]]:
     """The edge's generated routes: streams, one per service contract with its deadline, then the catch-all.
 
-    `via: gateway` sends every service call to the gateway, `via: direct` to each service's cluster, and
-    `via: token` sends calls that carry a token straight to the service and the others (an API key, no
-    credentials) to the gateway, which checks the key and relays the call with a token."""
-    if via not in ("gateway", "direct", "token"):
-        raise ValueError(f"!service_routes via: expected gateway, direct or token, got {via!r}")
+    Every service call goes from the edge straight to the service's cluster. `via: authz`: a call with a
+    token (verified by jwt_authn) goes as it is; any other (an API key, no credentials) first passes the
+    gateway's ext_authz check, which puts a token in place of the key. `via: direct`: no check at the edge
+    at all (the service still refuses a call without a valid token). The gateway's own RPCs, health and
+    reflection go to the gateway by the catch-all, which checks keys itself."""
+    if via not in ("authz", "direct"):
+        raise ValueError(f"!service_routes via: expected authz or direct, got {via!r}")
 
     def routes_for(path: str, service: topology.Service, route: dict[str, Any], name: str, prefix: bool) -> list[dict[str, Any]]:
         match = {"prefix": path} if prefix else {"path": path}
-        if via != "token":
-            return [{"name": name, "match": match, "route": {**route, "cluster": "gateway" if via == "gateway" else service.name}}]
+        to_service = {**route, "cluster": service.name}
+        if via == "direct" or service.name == "gateway":  # the gateway checks keys on its own RPCs itself
+            return [{"name": name, "match": match, "route": to_service, "typed_per_filter_config": NO_EXT_AUTHZ}]
         return [
-            {"name": f"{name}_direct", "match": {**match, "headers": [TOKEN_HEADER_MATCH]},
-             "route": {**route, "cluster": service.name}},
-            {"name": name, "match": match, "route": {**route, "cluster": "gateway"}},
+            {"name": f"{name}_direct", "match": {**match, "headers": [TOKEN_HEADER_MATCH]}, "route": to_service,
+             "typed_per_filter_config": NO_EXT_AUTHZ},
+            {"name": name, "match": match, "route": to_service},
         ]
 
     stream_timeouts = {"timeout": "0s", "idle_timeout": _seconds(topology.STREAM_IDLE_SECONDS)}
@@ -183,14 +189,15 @@ def edge_service_routes(via: str, streams: Mapping[str, list[str]]) -> list[dict
         for s in topology.SERVICES for method in streams.get(s.grpc_service, [])
         for route in routes_for(f"/{s.grpc_service}/{method}", s, stream_timeouts, f"edge_{_snake(method)}", True)
     ]
-    routes.append(_stream_route(HEALTH_WATCH, "gateway", "edge_health_watch"))
+    routes.append({**_stream_route(HEALTH_WATCH, "gateway", "edge_health_watch"), "typed_per_filter_config": NO_EXT_AUTHZ})
     routes += [
         route
         for s in topology.SERVICES
         for route in routes_for(s.proto_prefix, s, {"timeout": _seconds(s.deadline)}, f"edge_{s.name}", True)
     ]
     routes.append({"name": "edge_default", "match": {"prefix": "/"},
-                   "route": {"cluster": "gateway", "timeout": _seconds(topology.DEFAULT_DEADLINE)}})
+                   "route": {"cluster": "gateway", "timeout": _seconds(topology.DEFAULT_DEADLINE)},
+                   "typed_per_filter_config": NO_EXT_AUTHZ})
     return routes
 
 
@@ -386,7 +393,7 @@ def render_config(
             items: list[Any] = []
             for value in node:
                 if isinstance(value, _Tag) and value.kind == "service_routes":
-                    items += edge_service_routes(value.value.get("via", "gateway"), streams)
+                    items += edge_service_routes(value.value.get("via", "authz"), streams)
                 else:
                     items.append(resolve(value))
             return items

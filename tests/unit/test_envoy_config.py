@@ -139,29 +139,58 @@ def test_several_instances_become_several_endpoints() -> None:
 
 
 def test_edge_routes_can_go_direct_to_each_service(tmp_path: Path) -> None:
-    base = (REPO_ENVOY_DIR / "edge.yaml").read_text().replace("!service_routes { via: token }", "!service_routes { via: direct }")
+    base = (REPO_ENVOY_DIR / "edge.yaml").read_text().replace("!service_routes { via: authz }", "!service_routes { via: direct }")
     (tmp_path / "edge.yaml").write_text(base)
     rendered = render_config_from(tmp_path / "edge.yaml")
     routes = rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    by_name = {r["name"]: r["route"] for r in routes if "route" in r}  # not the direct_response ones
+    by_name = {r["name"]: r for r in routes if "route" in r}  # not the direct_response ones
     for service in topology.SERVICES:
-        assert by_name[f"edge_{service.name}"]["cluster"] == service.name
-    assert by_name["edge_watch_workflow"]["cluster"] == "workflows"
+        assert by_name[f"edge_{service.name}"]["route"]["cluster"] == service.name
+        assert by_name[f"edge_{service.name}"]["typed_per_filter_config"] == envoy_config.NO_EXT_AUTHZ
+    assert by_name["edge_watch_workflow"]["route"]["cluster"] == "workflows"
 
 
-def test_calls_with_a_token_go_straight_to_the_service_and_keys_to_the_gateway() -> None:
-    routes = envoy_config.edge_service_routes("token", {"mcpmesh.workflows.v1.WorkflowService": ["WatchWorkflow"]})
+def test_service_calls_go_straight_to_the_service_keys_after_the_gateways_check() -> None:
+    routes = envoy_config.edge_service_routes("authz", {"mcpmesh.workflows.v1.WorkflowService": ["WatchWorkflow"]})
     by_name = {r["name"]: r for r in routes}
     for service in topology.SERVICES:
+        if service.name == "gateway":  # its own RPCs: the gateway checks keys itself, no ext_authz
+            own = by_name["edge_gateway"]
+            assert own["route"]["cluster"] == "gateway" and own["typed_per_filter_config"] == envoy_config.NO_EXT_AUTHZ
+            assert "edge_gateway_direct" not in by_name
+            continue
         direct, keyed = by_name[f"edge_{service.name}_direct"], by_name[f"edge_{service.name}"]
-        assert direct["route"]["cluster"] == service.name and keyed["route"]["cluster"] == "gateway"
+        assert direct["route"]["cluster"] == keyed["route"]["cluster"] == service.name
         assert direct["match"]["headers"] == [envoy_config.TOKEN_HEADER_MATCH]
+        # A token was verified by jwt_authn: no ext_authz; anything else (a key, nothing) is checked by the gateway.
+        assert direct["typed_per_filter_config"] == envoy_config.NO_EXT_AUTHZ and "typed_per_filter_config" not in keyed
         assert direct["route"]["timeout"] == keyed["route"]["timeout"] == f"{service.deadline:g}s"
         assert routes.index(direct) < routes.index(keyed)  # the header-matched route is tried first
-    assert by_name["edge_watch_workflow_direct"]["route"]["cluster"] == "workflows"
+    assert by_name["edge_watch_workflow_direct"]["route"]["cluster"] == by_name["edge_watch_workflow"]["route"]["cluster"] == "workflows"
+    assert by_name["edge_default"]["typed_per_filter_config"] == envoy_config.NO_EXT_AUTHZ
     bearer = re.compile(envoy_config.TOKEN_BEARER)
     assert bearer.match("Bearer aaa.bbb.ccc") and bearer.match("bearer a-b_c.d.")
     assert not bearer.match("Bearer mk_abc_def") and not bearer.match("Bearer a.b.c.d") and not bearer.match("a.b.c")
+    with pytest.raises(ValueError, match="authz or direct"):
+        envoy_config.edge_service_routes("gateway", {})
+
+
+def test_ext_authz_runs_only_on_the_key_routes() -> None:
+    """Every route of the edge turns ext_authz off except the generated key routes to the services."""
+    listener = yaml.safe_load(render(PORTS))["static_resources"]["listeners"][0]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    names = [f["name"] for f in manager["http_filters"]]
+    # After the transcoder (it sees the gRPC method path), before the router; never lets a call through on failure.
+    assert names.index("envoy.filters.http.grpc_json_transcoder") < names.index("envoy.filters.http.ext_authz") < names.index("envoy.filters.http.router")
+    authz = manager["http_filters"][names.index("envoy.filters.http.ext_authz")]["typed_config"]
+    assert authz["failure_mode_allow"] is False and authz["grpc_service"]["envoy_grpc"]["cluster_name"] == "gateway"
+    checked = [r for r in manager["route_config"]["virtual_hosts"][0]["routes"]
+               if "envoy.filters.http.ext_authz" not in r.get("typed_per_filter_config", {})]
+    behind = {s.name for s in topology.SERVICES if s.name != "gateway"}
+    assert {f"edge_{name}" for name in behind} <= {r["name"] for r in checked}
+    # ...and only those: each sends a call without a token straight to a service other than the gateway.
+    assert all(r["route"]["cluster"] in behind and envoy_config.TOKEN_HEADER_MATCH not in r["match"].get("headers", [])
+               for r in checked), checked
 
 
 def test_unknown_port_name_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for strict parsing of REST JSON bodies against the forwarded services' descriptors."""
+"""Tests for strict parsing of REST JSON bodies against the descriptors of the services behind the edge."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from services.gateway.forwarding import FORWARDED
+from services.runtime import topology
 from services.runtime.errors import InvalidArgument
 from services.runtime.json_bodies import JsonBodyChecker
+from services.runtime.roles import service
 
 CREATE = "/mcpmesh.workflows.v1.WorkflowService/CreateWorkflow"
 CANCEL = "/mcpmesh.workflows.v1.WorkflowService/CancelWorkflow"
@@ -18,7 +19,7 @@ GET = "/mcpmesh.workflows.v1.WorkflowService/GetWorkflow"
 
 @pytest.fixture(scope="module")
 def checker() -> JsonBodyChecker:
-    return JsonBodyChecker(list(FORWARDED.values()))
+    return JsonBodyChecker([service(topology.service(name).grpc_service) for name in topology.service("gateway").calls])
 
 
 def header(body: object) -> str:

@@ -9,11 +9,12 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, empty_pb2
 from mcpmesh.auth.v1 import annotations_pb2
 
-from services.gateway.forwarding import FORWARDED
+from services.runtime import topology
 from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter
 from services.runtime.identity import ROLES
 from services.runtime.roles import PUBLIC_SERVICES, MissingRole, all_services, method_roles, role_of
+from services.runtime.roles import service as service_descriptor
 from services.runtime.server import start
 
 DESCRIPTOR_SET = Path(__file__).resolve().parents[2] / "envoy" / "mcpmesh.pb"
@@ -76,10 +77,11 @@ def test_standard_health_and_reflection_are_public_by_design() -> None:
     assert all(not name.startswith("mcpmesh.") for name in PUBLIC_SERVICES)
 
 
-def test_forwarded_services_all_have_roles() -> None:
-    roles = method_roles(FORWARDED.values())
-    assert len(roles) == sum(len(d.methods) for d in FORWARDED.values())
-    assert set(roles.values()) <= set(ROLES)  # nothing forwarded is public
+def test_services_behind_the_edge_all_have_roles() -> None:
+    behind = [service_descriptor(topology.service(name).grpc_service) for name in topology.service("gateway").calls]
+    roles = method_roles(behind)
+    assert len(roles) == sum(len(d.methods) for d in behind)
+    assert set(roles.values()) <= set(ROLES)  # nothing the edge's ext_authz checks is public
 
 
 def _roleless_service() -> str:

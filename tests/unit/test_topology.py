@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.gateway import forwarding, system_health
+from services.gateway import system_health
 from services.launcher.envoy_config import REPO_ENVOY_DIR, Ports, render, stream_methods
 from services.launcher.processes import LocalMesh
 from services.runtime import config, mesh, topology
@@ -38,9 +38,6 @@ def test_readers_use_the_topology() -> None:
     assert config.DEFAULT_PORTS is topology.DEFAULT_PORTS
     assert mesh.Mesh.deadline("workflows") == 300.0 and mesh.Mesh.deadline("instance") == topology.DEFAULT_DEADLINE
     assert tuple(system_health.SERVICES) == topology.NAMES
-    assert [d.full_name for d in forwarding.FORWARDED.values()] == [
-        topology.service(name).grpc_service for name in topology.service("gateway").calls
-    ]
 
 
 def test_envoy_timeouts_are_the_topology_deadlines() -> None:
