@@ -3,8 +3,12 @@
 A put or delete of a registration and the version's increment are one TransactWriteItems, so an instance that sees
 the version change also sees the registration (reads are strongly consistent). An idempotency record is written
 once with a conditional PutItem (the first wins; an expired one may be replaced); DynamoDB's TTL removes records
-some time after they expire, and `recall` ignores expired ones until then. A record's result is kept
-zlib-compressed, as an item holds at most 400 KB."""
+some time after they expire, and `recall` ignores expired ones until then.
+
+A record's result is kept zlib-compressed. An item holds at most 400 KB, and a tool result may be far larger (a
+file inventory of a big repository): a result beyond PART_BYTES is cut into parts in `{prefix}-tool-idempotency-parts`
+under an id of the writer's own, written before the record that names them, so a record that can be read always
+has its parts, and a writer that lost the race removes its own parts."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import datetime as dt
 import json
 import random
 import time
+import uuid
 import zlib
 from typing import Any
 
@@ -21,16 +26,18 @@ from botocore.exceptions import ClientError
 from services.runtime import dynamodb
 from services.runtime.clock import utcnow
 from services.runtime.dynamodb import TTL, BlockingCalls, failed_condition, item, plain
-from services.runtime.errors import ResourceExhausted, Unavailable
+from services.runtime.errors import Unavailable
 from services.tools.registry_store import IDEMPOTENCY_RETENTION, IdempotencyRecord, Registration
 
 VERSION_ID = "registry"  # the one item of the version table
-MAX_RESULT_BYTES = 350_000  # a compressed result beyond this does not fit in an item (400 KB with its other fields)
+PART_BYTES = 350_000  # compressed result bytes kept in one item (400 KB at most, with the other attributes)
+PARTS_OUTLIVE = dt.timedelta(hours=1)  # parts expire after their record, whatever the clocks' skew
 MAX_RETRIES = 20
 
 
 def table_names(prefix: str) -> dict[str, str]:
-    return {name: f"{prefix}-{name}" for name in ("tool-registrations", "tool-registry-version", "tool-idempotency")}
+    names = ("tool-registrations", "tool-registry-version", "tool-idempotency", "tool-idempotency-parts")
+    return {name: f"{prefix}-{name}" for name in names}
 
 
 def table_definitions(prefix: str) -> list[dict[str, Any]]:
@@ -55,6 +62,13 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
                                      {"AttributeName": "idempotency_key", "AttributeType": "S"}],
             TTL: "expire_at",  # epoch seconds: creation plus the retention
         },
+        {  # the parts of a result too large for one item
+            "TableName": names["tool-idempotency-parts"],
+            "KeySchema": [{"AttributeName": "part_id", "KeyType": "HASH"}, {"AttributeName": "part", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": "part_id", "AttributeType": "S"},
+                                     {"AttributeName": "part", "AttributeType": "N"}],
+            TTL: "expire_at",
+        },
     ]
 
 
@@ -75,11 +89,10 @@ def _registration(found: dict[str, Any]) -> Registration:
     return Registration(row["kind"], row["name"], json.loads(row["body"]), dt.datetime.fromisoformat(row["update_time"]))
 
 
-def _record(found: dict[str, Any]) -> IdempotencyRecord:
-    row = plain(found)
+def _record(row: dict[str, Any], result: bytes) -> IdempotencyRecord:
     return IdempotencyRecord(
         caller=row["caller"], key=row["idempotency_key"], request_hash=row["request_hash"],
-        result=json.loads(zlib.decompress(bytes(row["result"]))), duration_ms=int(row["duration_ms"]),
+        result=json.loads(zlib.decompress(result)), duration_ms=int(row["duration_ms"]),
         created=dt.datetime.fromisoformat(row["create_time"]),
     )
 
@@ -150,50 +163,75 @@ class DynamoDBRegistryStore:
             TableName=self._tables["tool-registry-version"], Key=item({"id": VERSION_ID}), ConsistentRead=True))
         return int(plain(found["Item"]).get("version", 0)) if "Item" in found else 0
 
-    def _get_record(self, caller: str, key: str) -> dict[str, Any] | None:
+    def _get_record(self, caller: str, key: str) -> IdempotencyRecord | None:
+        """The record of (caller, key) unless it has expired (TTL may remove it, and its parts, days later)."""
         found = self._calls.client.get_item(TableName=self._tables["tool-idempotency"], ConsistentRead=True,
-                                            Key=item({"caller": caller, "idempotency_key": key}))
-        return found.get("Item")
+                                            Key=item({"caller": caller, "idempotency_key": key})).get("Item")
+        if found is None:
+            return None
+        row = plain(found)
+        if dt.datetime.fromisoformat(row["create_time"]) < utcnow() - self._retention:
+            return None
+        if "result" in row:
+            return _record(row, bytes(row["result"]))
+        parts = [bytes(plain(p)["data"]) for p in self._calls.query(
+            TableName=self._tables["tool-idempotency-parts"], ConsistentRead=True,
+            KeyConditionExpression="part_id = :i", ExpressionAttributeValues=item({":i": row["part_id"]}))]
+        if len(parts) != int(row["parts"]):
+            raise RuntimeError(f"idempotency record {key!r}: {len(parts)} of {int(row['parts'])} result parts found")
+        return _record(row, b"".join(parts))
+
+    def _put_parts(self, result: bytes, expire_at: int) -> tuple[str, int]:
+        part_id = uuid.uuid4().hex
+        chunks = [result[n:n + PART_BYTES] for n in range(0, len(result), PART_BYTES)]
+        for number, chunk in enumerate(chunks):
+            self._calls.client.put_item(TableName=self._tables["tool-idempotency-parts"], Item=item(
+                {"part_id": part_id, "part": number, "data": chunk, "expire_at": expire_at}))
+        return part_id, len(chunks)
+
+    def _delete_parts(self, part_id: str, count: int) -> None:
+        for number in range(count):
+            self._calls.client.delete_item(TableName=self._tables["tool-idempotency-parts"],
+                                           Key=item({"part_id": part_id, "part": number}))
 
     async def remember(self, record: IdempotencyRecord) -> IdempotencyRecord:
         result = zlib.compress(json.dumps(record.result).encode())
-        if len(result) > MAX_RESULT_BYTES:
-            raise ResourceExhausted(
-                f"the result for idempotency key {record.key!r} is {len(result)} bytes compressed; at most "
-                f"{MAX_RESULT_BYTES} can be kept", reason="IDEMPOTENT_RESULT_TOO_LARGE")
         expires = record.created + self._retention
-        fresh = item({
+        fresh = {
             "caller": record.caller, "idempotency_key": record.key, "request_hash": record.request_hash,
-            "result": result, "duration_ms": record.duration_ms, "create_time": record.created.isoformat(),
+            "duration_ms": record.duration_ms, "create_time": record.created.isoformat(),
             "expire_at": int(expires.timestamp()) + 1,
-        })
+        }
 
         def write() -> IdempotencyRecord:
+            part_id, count = "", 0
+            if len(result) > PART_BYTES:
+                part_id, count = self._put_parts(result, int((expires + PARTS_OUTLIVE).timestamp()))
+                fresh.update(part_id=part_id, parts=count)
+            else:
+                fresh["result"] = result
             for _ in range(MAX_RETRIES):
                 expired = (utcnow() - self._retention).isoformat()
                 try:
                     self._calls.client.put_item(
-                        TableName=self._tables["tool-idempotency"], Item=fresh,
+                        TableName=self._tables["tool-idempotency"], Item=item(fresh),
                         ConditionExpression="attribute_not_exists(caller) OR create_time < :expired",
                         ExpressionAttributeValues=item({":expired": expired}))
-                    return _record(fresh)
+                    return _record(fresh, result)
                 except ClientError as error:
                     if not failed_condition(error):
                         raise
                 earlier = self._get_record(record.caller, record.key)
-                if earlier is not None:
-                    return _record(earlier)  # the first record wins
-                # The earlier record expired and was removed in between: try again.
+                if earlier is not None:  # the first record wins; this writer's parts are not needed
+                    self._delete_parts(part_id, count)
+                    return earlier
+                # The earlier record expired (or was removed) in between: try again.
             raise RuntimeError(f"idempotency key {record.key!r}: no outcome after {MAX_RETRIES} tries")
 
         return await self._calls.call(write)
 
     async def recall(self, caller: str, key: str) -> IdempotencyRecord | None:
-        found = await self._calls.call(lambda: self._get_record(caller, key))
-        if found is None:
-            return None
-        record = _record(found)
-        return record if record.created >= utcnow() - self._retention else None
+        return await self._calls.call(lambda: self._get_record(caller, key))
 
     async def ping(self) -> None:
         await self._calls.call(lambda: self._calls.client.describe_table(TableName=self._tables["tool-registrations"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -85,3 +86,14 @@ def test_request_hash_is_canonical() -> None:
 
 async def test_ping_answers(store: RegistryStore) -> None:
     await store.ping()
+
+
+async def test_a_large_result_is_kept_whole_and_the_first_still_wins(store: RegistryStore) -> None:
+    # Random text compresses poorly: far beyond what one DynamoDB item holds.
+    large = {"blob": secrets.token_hex(700_000), "n": 1}
+    first = await store.remember(_record("key:a", "big", large))
+    assert first.result == large
+    second = await store.remember(_record("key:a", "big", {"blob": secrets.token_hex(700_000), "n": 2}, asked="h2"))
+    assert second.result == large and second.request_hash == "h1"
+    recalled = await store.recall("key:a", "big")
+    assert recalled is not None and recalled.result == large
