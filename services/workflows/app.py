@@ -11,6 +11,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_checkpoint_aws import DynamoDBSaver  # type: ignore[import-untyped]
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
 
+from services.runtime.artifacts import open_artifact_store
 from services.runtime.config import VERSION, Config
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
 from services.runtime.mesh import Mesh
@@ -59,7 +60,10 @@ async def build(config: Config) -> Running:
     mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=(await service_credentials(config)).interceptors())
     stack.push_async_callback(mesh.close)
     durability = Durability(config.workflow_lease_seconds, config.workflow_max_active, config.checkpoint_retention_seconds)
-    engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots, durability)
+    # The agents service's artifact store (same MCPMESH_ARTIFACTS_URL): GET /v1/artifacts serves what runs keep there.
+    artifacts = open_artifact_store(config.artifacts_url, config.data_dir)
+    engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots, durability,
+                            artifacts)
     stack.push_async_callback(engine.close)
 
     reporter = HealthReporter(
@@ -67,6 +71,7 @@ async def build(config: Config) -> Running:
         version=VERSION,
         checks={
             "database": database_check(store.ping, "workflow store"),
+            "artifact_store": database_check(artifacts.ping, "artifact store"),
             "external_services": mesh.check,
             "memory": memory_check(),
             "disk": disk_check(config.data_dir),

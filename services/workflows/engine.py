@@ -20,10 +20,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from services.runtime.arguments import check_arguments
+from services.runtime.artifacts import ArtifactStore
 from services.runtime.clock import utcnow
 from services.runtime.errors import DomainError, FailedPrecondition, InvalidArgument
 from services.runtime.tracing import current_traceparent, resumed
 from services.runtime.workspace import resolve_folder_argument
+from services.workflows.reports import KeptArtifacts
 from services.workflows.steps import StepCalls, StepProgress, WorkflowType
 from services.workflows.store import TERMINAL, Event, Workflow, WorkflowStore
 
@@ -134,8 +136,11 @@ class WorkflowEngine:
         types: Sequence[WorkflowType],
         roots: Sequence[Path],
         durability: Durability | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.store = store
+        if artifacts is not None:  # agent runs' documents go to the artifact store; results reference them
+            calls = KeptArtifacts(calls, artifacts)
         self.types = {t.name: t for t in types}
         self.notifier = Notifier()
         self.durability = durability or Durability()

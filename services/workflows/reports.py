@@ -1,4 +1,5 @@
-"""A bounded report of one agent run for a workflow's result: counts and the most severe findings inline, the rest by reference."""
+"""A bounded report of one agent run for a workflow's result: counts and the most severe findings inline, the rest by
+reference; the run's documents copied into the artifact store."""
 
 from __future__ import annotations
 
@@ -6,9 +7,45 @@ import hashlib
 from typing import Any
 
 from services.agents.base import SEVERITIES
+from services.runtime.artifacts import ArtifactStore
+from services.workflows.steps import StepCalls
 
 # A result must stay small enough to read, store and stream: the full list is ListAgentRunFindings on the agent run.
 MAX_FINDINGS = 100
+# The size rule of documents: one this small keeps its content in the result too; a larger one (reports, graphs,
+# document sets) is there by reference only: GET /v1/artifacts/{artifact}.
+INLINE_BYTES = 4096
+
+
+def artifact_name(run_id: str, name: str) -> str:
+    """Where a document of an agent run is kept: one name per run and document, so a retried step (which replays
+    the same run by its idempotency key) writes the same artifact again, not a second one."""
+    return f"agent-runs/{run_id}/{name}"
+
+
+def _reference(run_id: str, name: str, media_type: str, content: bytes, stored: bool) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": name, "media_type": media_type, "bytes": len(content),
+                           "sha256": hashlib.sha256(content).hexdigest(), "agent_run": run_id}
+    if stored:
+        ref["artifact"] = artifact_name(run_id, name)
+    if len(content) <= INLINE_BYTES:
+        ref["content"] = content.decode()
+    return ref
+
+
+async def keep_artifacts(store: ArtifactStore, run: dict[str, Any]) -> dict[str, Any]:
+    """The run with its documents copied into the artifact store and replaced by references (content inline only
+    under the size rule), so neither checkpoints nor results carry large documents."""
+    run_id = str(run.get("id", ""))
+    if not run_id:
+        return run
+    refs = []
+    for artifact in run.get("artifacts", []):
+        content = str(artifact.get("content", "")).encode()
+        name = str(artifact.get("name", ""))
+        await store.put(artifact_name(run_id, name), content)
+        refs.append(_reference(run_id, name, str(artifact.get("media_type", "")), content, stored=True))
+    return {**run, "artifacts": refs}
 
 
 def severity(finding: dict[str, Any]) -> str:
@@ -22,18 +59,31 @@ def finding_counts(findings: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+class KeptArtifacts:
+    """StepCalls whose agent runs come back with their documents kept in the artifact store (keep_artifacts)."""
+
+    def __init__(self, calls: StepCalls, store: ArtifactStore) -> None:
+        self._calls = calls
+        self._store = store
+
+    async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]:
+        return await keep_artifacts(self._store, await self._calls.run_agent(agent, inputs, key))
+
+    async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
+        return await self._calls.execute_tool(tool, arguments, key)
+
+
 def artifact_refs(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """Where each document of an agent run lives, its size and digest; the content stays with the agent run."""
+    """Where each document of an agent run lives (the artifact store when kept there, and the agent run), its size
+    and digest; its content only under the size rule."""
     refs = []
     for artifact in run.get("artifacts", []):
+        if "sha256" in artifact:  # kept in the artifact store already
+            refs.append(dict(artifact))
+            continue
         content = str(artifact.get("content", "")).encode()
-        refs.append({
-            "name": artifact.get("name", ""),
-            "media_type": artifact.get("media_type", ""),
-            "bytes": len(content),
-            "sha256": hashlib.sha256(content).hexdigest(),
-            "agent_run": run.get("id", ""),
-        })
+        refs.append(_reference(str(run.get("id", "")), str(artifact.get("name", "")), str(artifact.get("media_type", "")),
+                               content, stored=False))
     return refs
 
 

@@ -1,8 +1,11 @@
 """Progress inside a long step: the Code Analyzer's files done of total reach a watcher as step-progress events,
-through the edge, the workflows service and the agents service's StreamAgentRun over the mesh."""
+through the edge, the workflows service and the agents service's StreamAgentRun over the mesh; the run's report
+is kept in the artifact store and served by the name the result gives."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 from pathlib import Path
@@ -50,3 +53,10 @@ def test_a_code_analysis_reports_files_done_of_total_while_its_step_runs(rest: h
     assert percents == sorted(percents) and percents[-1] == 100
     result = rest.get(f"/v1/workflows/{workflow_id}").json()["workflow"]["result"]
     assert result["code_stats"]["files_analyzed"] in (FILES, str(FILES))
+    # The agent's report is kept in the artifact store and referenced; the edge serves it by that name.
+    [report] = [a for a in result["artifacts"] if a["name"] == "report.md"]
+    downloaded = rest.get(f"/v1/artifacts/{report['artifact']}")
+    assert downloaded.status_code == 200, downloaded.text
+    content = base64.b64decode(downloaded.json()["content"])
+    assert hashlib.sha256(content).hexdigest() == report["sha256"] and len(content) == int(report["bytes"])
+    assert content.startswith(b"# Code analysis")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,10 +14,12 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from services.runtime.artifacts import ArtifactStore
+from services.runtime.artifacts_local import LocalArtifactStore
 from services.runtime.errors import InvalidArgument
 from services.runtime.state import SqliteDatabase
 from services.workflows.engine import WorkflowEngine
-from services.workflows.reports import MAX_FINDINGS, run_report
+from services.workflows.reports import INLINE_BYTES, MAX_FINDINGS, run_report
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 from services.workflows.types import WORKFLOW_TYPES
 from tests.unit.test_workflow_engine import ended, eventually
@@ -68,11 +71,14 @@ class RecordingCalls:
 
 
 @asynccontextmanager
-async def engine_on(tmp_path: Path, calls: RecordingCalls) -> AsyncIterator[WorkflowEngine]:
+async def engine_on(
+    tmp_path: Path, calls: RecordingCalls, artifacts: ArtifactStore | None = None
+) -> AsyncIterator[WorkflowEngine]:
     database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
     try:
         async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
-            engine = WorkflowEngine(SqliteWorkflowStore(database), calls, saver, WORKFLOW_TYPES, [tmp_path])
+            engine = WorkflowEngine(SqliteWorkflowStore(database), calls, saver, WORKFLOW_TYPES, [tmp_path],
+                                    artifacts=artifacts)
             try:
                 yield engine
             finally:
@@ -117,12 +123,42 @@ async def test_knowledge_build_keeps_the_graph_by_reference(tmp_path: Path) -> N
         result = await finish(engine, "knowledge_build", tmp_path)
     knowledge = result["knowledge"]
     assert knowledge["metrics"] == {"nodes": 7}
-    assert knowledge["artifacts"] == [{
+    assert knowledge["artifacts"] == [{  # small: its content stays inline (the size rule)
         "name": "knowledge-builder.md", "media_type": "text/markdown", "bytes": 6,
         "sha256": hashlib.sha256(b"# doc\n").hexdigest(),
-        "agent_run": "run-knowledge-builder",
+        "agent_run": "run-knowledge-builder", "content": "# doc\n",
     }]
-    assert "content" not in knowledge["artifacts"][0]
+
+
+async def test_documents_are_kept_in_the_artifact_store_and_only_small_ones_inline(tmp_path: Path) -> None:
+    calls = RecordingCalls()
+    big = "# report\n" + "x" * (INLINE_BYTES + 1)
+    original = calls.run_agent
+
+    async def with_a_big_report(agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]:
+        run = await original(agent, inputs, key)
+        run["artifacts"].append({"name": "report.md", "media_type": "text/markdown", "content": big})
+        return run
+
+    calls.run_agent = with_a_big_report  # type: ignore[method-assign]
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    async with engine_on(tmp_path, calls, store) as engine:
+        result = await finish(engine, "repository_review", tmp_path)
+        checkpoint = await engine._checkpointer.aget_tuple({"configurable": {"thread_id": (await engine.store.list("", 0, 1))[0][0].id}})
+    code = result["code"]["artifacts"]
+    assert [a["artifact"] for a in code] == ["agent-runs/run-code-analyzer/code-analyzer.md",
+                                             "agent-runs/run-code-analyzer/report.md"]
+    small, large = code
+    assert small["content"] == "# doc\n" and "content" not in large  # over the size rule: by reference only
+    assert large["bytes"] == len(big) and large["sha256"] == hashlib.sha256(big.encode()).hexdigest()
+    info, content = await store.get(large["artifact"])
+    assert content == big.encode() and info.media_type == "text/markdown"
+    assert len(result["artifacts"]) == 8
+    for ref in result["artifacts"]:
+        assert hashlib.sha256((await store.get(ref["artifact"]))[1]).hexdigest() == ref["sha256"]
+    # Neither the result nor the run's checkpoints carry the large document.
+    assert big not in json.dumps(result)
+    assert checkpoint is not None and big not in repr(checkpoint.checkpoint["channel_values"])
 
 
 async def test_documentation_builds_the_graph_before_the_documents(tmp_path: Path) -> None:

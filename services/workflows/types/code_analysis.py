@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 
 from services.agents.base import SEVERITIES
 from services.runtime.workspace import path_input_schema
-from services.workflows.reports import finding_counts
+from services.workflows.reports import artifact_refs, finding_counts
 from services.workflows.steps import StepCalls, StepHook, WorkflowType, idempotency_key, step
 
 
@@ -42,6 +42,7 @@ def merge_result(analysis: dict[str, Any], inventory: dict[str, Any]) -> dict[st
         "agent_run": analysis.get("id", ""),
         "llm_status": analysis.get("llm_status", ""),
         "inventory": inventory,
+        "artifacts": artifact_refs(analysis),
     }
 
 
