@@ -58,65 +58,74 @@ def _end_span(span: trace.Span, code: str) -> None:
     span.end()
 
 
-def instrument(service: str, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """Wraps a served method: its span (continuing the caller's trace) is current while it runs; its code and time
-    are counted for Prometheus and EMF."""
-    if handler.unary_unary is not None:
-        unary_behaviour: Callable[..., Any] = handler.unary_unary
+def _single_answer(service: str, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    """A method that answers once (unary-unary, stream-unary): `request` is the message or the request stream."""
 
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            traced = _start_server_span(method, context)
-            token = otel_context.attach(traced[1]) if traced else None
-            error: BaseException | None = None
-            try:
-                return await unary_behaviour(request, context)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                code = _code(context, error)
-                if traced:
-                    otel_context.detach(token)  # type: ignore[arg-type]
-                    if traced[0] is not None:
-                        _end_span(traced[0], code)
-                metrics.record(service, method, code, time.perf_counter() - started)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-        )
-    if handler.unary_stream is not None:
-        stream_behaviour: Callable[..., Any] = handler.unary_stream
-
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            traced = _start_server_span(method, context)
-            error: BaseException | None = None
-            messages = stream_behaviour(request, context)
-            try:
-                while True:
-                    # The span is current only while the handler runs, not while the caller reads.
-                    token = otel_context.attach(traced[1]) if traced else None
-                    try:
-                        item = await messages.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    finally:
-                        if token is not None:
-                            otel_context.detach(token)
-                    yield item
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                code = _code(context, error)
-                if traced and traced[0] is not None:
+    async def served(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        traced = _start_server_span(method, context)
+        token = otel_context.attach(traced[1]) if traced else None
+        error: BaseException | None = None
+        try:
+            return await behaviour(request, context)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            code = _code(context, error)
+            if traced:
+                otel_context.detach(token)  # type: ignore[arg-type]
+                if traced[0] is not None:
                     _end_span(traced[0], code)
-                metrics.record(service, method, code, time.perf_counter() - started)
+            metrics.record(service, method, code, time.perf_counter() - started)
 
-        return grpc.unary_stream_rpc_method_handler(
-            stream, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-        )
+    return served
+
+
+def _streamed_answer(service: str, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    """A method that answers with a stream (unary-stream, stream-stream)."""
+
+    async def served(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        traced = _start_server_span(method, context)
+        error: BaseException | None = None
+        messages = behaviour(request, context)
+        try:
+            while True:
+                # The span is current only while the handler runs, not while the caller reads.
+                token = otel_context.attach(traced[1]) if traced else None
+                try:
+                    item = await messages.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
+                yield item
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            code = _code(context, error)
+            if traced and traced[0] is not None:
+                _end_span(traced[0], code)
+            metrics.record(service, method, code, time.perf_counter() - started)
+
+    return served
+
+
+def instrument(service: str, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Wraps a served method of any kind: its span (continuing the caller's trace) is current while it runs; its code
+    and time are counted for Prometheus and EMF."""
+    codecs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(_single_answer(service, method, handler.unary_unary), **codecs)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(_streamed_answer(service, method, handler.unary_stream), **codecs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(_single_answer(service, method, handler.stream_unary), **codecs)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(_streamed_answer(service, method, handler.stream_stream), **codecs)
     return handler
 
 
@@ -132,8 +141,11 @@ async def _finish_client_span(span: trace.Span, call: Any) -> None:
         _end_span(span, "UNKNOWN")
 
 
-class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """A client span per mesh call and its `traceparent` in the metadata (replacing one relayed from the caller)."""
+class _ClientTracing:
+    """A client span per mesh call and its `traceparent` in the metadata (replacing one relayed from the caller).
+
+    grpc.aio files each interceptor under the first call kind it subclasses, so one class per kind (below): an
+    interceptor that subclassed both unary kinds would only ever see unary-unary calls."""
 
     def _traced(self, details: grpc.aio.ClientCallDetails) -> tuple[grpc.aio.ClientCallDetails, trace.Span | None]:
         method = _method_name(details.method)
@@ -155,26 +167,49 @@ class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamCl
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         ), span
 
-    def _watch(self, call: Any, span: trace.Span | None) -> Any:
+    @staticmethod
+    def _watch(call: Any, span: trace.Span | None) -> Any:
+        """Ends the span with the call's status once the call is done (for a stream: its last message or its error)."""
         if span is not None:
             call.add_done_callback(lambda done: asyncio.ensure_future(_finish_client_span(span, done)))
         return call
 
+
+class UnaryUnaryTracing(_ClientTracing, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         details, span = self._traced(details)
         return self._watch(await continuation(details, request), span)
 
+
+class UnaryStreamTracing(_ClientTracing, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         details, span = self._traced(details)
         return self._watch(await continuation(details, request), span)
 
 
-# Processes whose mesh calls carry no interceptor. The gateway's hot path is forwarding, which relays the caller's
-# traceparent itself (forwarding.PASSED_HEADERS), so its downstream spans stay in the caller's trace; an aio client
-# interceptor there cost about a quarter of REST throughput (bench, tracing on against off).
+class StreamUnaryTracing(_ClientTracing, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
+        details, span = self._traced(details)
+        return self._watch(await continuation(details, requests), span)
+
+
+class StreamStreamTracing(_ClientTracing, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
+        details, span = self._traced(details)
+        return self._watch(await continuation(details, requests), span)
+
+
+# Processes whose unary mesh calls carry no tracing interceptor. The gateway's hot path is forwarding, which relays
+# the caller's traceparent itself (forwarding.PASSED_HEADERS), so its downstream spans stay in the caller's trace; an
+# aio client interceptor there cost about a quarter of REST throughput (bench, tracing on against off). Its streams
+# (a client's WatchWorkflow through the gateway) are few and long, so they are traced: interceptors are kept per call
+# kind, and unary calls do not pass through stream interceptors.
 RELAYING = ("gateway",)
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     """For mesh channels; none when tracing is off, so an untraced process pays nothing per call."""
-    return [ClientTracing()] if tracing.enabled() and tracing.service() not in RELAYING else []
+    if not tracing.enabled():
+        return []
+    streams: list[grpc.aio.ClientInterceptor] = [UnaryStreamTracing(), StreamUnaryTracing(), StreamStreamTracing()]
+    return streams if tracing.service() in RELAYING else [UnaryUnaryTracing(), *streams]

@@ -137,7 +137,11 @@ def test_one_trace_links_edge_gateway_workflows_agents_and_tools(
     spans = wait_until(one_tree, 30, f"one tree of spans from {sorted(wanted)} in trace {trace_id}")
     names = {(s.service, s.name) for s in spans}
     assert ("mcpmesh-workflows", "mcpmesh.workflows.v1.WorkflowService/CreateWorkflow") in names
-    assert ("mcpmesh-agents", "mcpmesh.agents.v1.AgentService/RunAgent") in names
+    # Workflows runs an agent by a unary call or a server stream; either way its client span (the stream's too: a
+    # grpc.aio interceptor per call kind) is the parent of the agents service's span, in the one tree checked above.
+    agent_calls = {name for service, name in names if service == "mcpmesh-agents" and "AgentService/" in name}
+    assert agent_calls & {"mcpmesh.agents.v1.AgentService/RunAgent", "mcpmesh.agents.v1.AgentService/StreamAgentRun"}
+    assert {("mcpmesh-workflows", name) for name in agent_calls} <= names
     assert ("mcpmesh-tools", "mcpmesh.tools.v1.ToolService/ExecuteTool") in names
     # Inside the services: the LangGraph steps, the agent's run and the tool's execution.
     assert {("mcpmesh-workflows", "workflow.step"), ("mcpmesh-agents", "agent.run"), ("mcpmesh-tools", "tool.execute")} <= names
