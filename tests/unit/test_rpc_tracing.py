@@ -41,7 +41,7 @@ class Echo:
         self.seen: dict[str, str] = {}
 
     def _note(self, kind: str, context: grpc.aio.ServicerContext) -> None:
-        self.seen[kind] = dict(context.invocation_metadata() or ()).get("traceparent", "")
+        self.seen[kind] = str(dict(context.invocation_metadata() or ()).get("traceparent", ""))
 
     async def unary_unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         self._note("UnaryUnary", context)
@@ -62,7 +62,7 @@ class Echo:
             yield part
 
     def handler(self) -> grpc.GenericRpcHandler:
-        plain = {
+        plain: dict[str, grpc.RpcMethodHandler] = {
             "UnaryUnary": grpc.unary_unary_rpc_method_handler(self.unary_unary),
             "UnaryStream": grpc.unary_stream_rpc_method_handler(self.unary_stream),
             "StreamUnary": grpc.stream_unary_rpc_method_handler(self.stream_unary),
@@ -70,6 +70,13 @@ class Echo:
         }
         served = {name: rpc_telemetry.instrument("test", f"/{SERVICE}/{name}", h) for name, h in plain.items()}
         return grpc.method_handlers_generic_handler(SERVICE, served)
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+CODECS: dict[str, Any] = {"request_serializer": _same, "response_deserializer": _same}
 
 
 async def _requests() -> AsyncIterator[bytes]:
@@ -86,11 +93,12 @@ async def _call_each_kind(echo: Echo) -> dict[str, Any]:
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", interceptors=rpc_telemetry.client_interceptors()) as channel:
             with tracing.span("workflow step"):
-                answers["UnaryUnary"] = await channel.unary_unary(f"/{SERVICE}/UnaryUnary")(b"x", timeout=5)
-                answers["UnaryStream"] = [p async for p in channel.unary_stream(f"/{SERVICE}/UnaryStream")(b"x", timeout=5)]
-                answers["StreamUnary"] = await channel.stream_unary(f"/{SERVICE}/StreamUnary")(_requests(), timeout=5)
-                call = channel.stream_stream(f"/{SERVICE}/StreamStream")(_requests(), timeout=5)
-                answers["StreamStream"] = [p async for p in call]
+                answers["UnaryUnary"] = await channel.unary_unary(f"/{SERVICE}/UnaryUnary", **CODECS)(b"x", timeout=5)
+                stream = channel.unary_stream(f"/{SERVICE}/UnaryStream", **CODECS)(b"x", timeout=5)
+                answers["UnaryStream"] = [part async for part in stream]
+                answers["StreamUnary"] = await channel.stream_unary(f"/{SERVICE}/StreamUnary", **CODECS)(_requests(), timeout=5)
+                both = channel.stream_stream(f"/{SERVICE}/StreamStream", **CODECS)(_requests(), timeout=5)
+                answers["StreamStream"] = [part async for part in both]
             # Client spans end from the calls' done callbacks: give the loop a moment, with a deadline.
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and len(echo.seen) < 4:
@@ -102,7 +110,8 @@ async def _call_each_kind(echo: Echo) -> dict[str, Any]:
 
 
 def _traceparent(span: ReadableSpan) -> str:
-    context = span.get_span_context()
+    context = span.context
+    assert context is not None
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
@@ -139,7 +148,7 @@ def test_a_stream_refused_by_the_server_ends_its_client_span_with_the_code(spans
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", interceptors=rpc_telemetry.client_interceptors()) as channel:
                 with tracing.span("watch"), pytest.raises(grpc.aio.AioRpcError) as refused:
-                    async for _ in channel.unary_stream(f"/{SERVICE}/Watch")(b"x", timeout=5):
+                    async for _ in channel.unary_stream(f"/{SERVICE}/Watch", **CODECS)(b"x", timeout=5):
                         pass
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline and not any(s.kind is SpanKind.CLIENT for s in spans.get_finished_spans()):
