@@ -1,0 +1,173 @@
+"""What tracing costs: REST throughput and CPU per call of a mesh with tracing on against one with it off.
+
+Both meshes run at once for the whole measurement, so their idle work (health checks, the sink's share) weighs on
+both alike. The REST edge path with a token (edge -> tools) is timed in short pairs of runs, the order flipped from
+pair to pair (off/on, on/off, ...), so a slow spell of a shared machine falls on both halves of a pair and drift
+cancels. Each pair gives its own cost; the report gives every pair, their median and their range.
+
+Throughput on a shared two-core machine moves with whatever else runs; the CPU seconds the mesh spends per call
+(Envoy, every service process, and this process, which hosts the OTLP sink) move much less, so they are reported
+beside it, split by process, to show where the cost lies.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.launcher.processes import LocalMesh
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _drain(connection: socket.socket) -> None:
+    """Answers every HTTP/1.1 request on one connection with 200 and an empty body, reading each body unparsed
+    (Content-Length or chunked), so the sink costs the machine next to nothing."""
+    buffer = b""
+    with connection:
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                data = connection.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            lowered = head.lower()
+            if b"transfer-encoding: chunked" in lowered:
+                while True:
+                    while b"\r\n" not in buffer:
+                        data = connection.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                    line, _, buffer = buffer.partition(b"\r\n")
+                    size = int(line.split(b";")[0].strip() or b"0", 16)
+                    while len(buffer) < size + 2:
+                        data = connection.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                    buffer = buffer[size + 2:]
+                    if size == 0:
+                        break
+            else:
+                start = lowered.find(b"content-length:")
+                length = int(lowered[start + 15:].split(b"\r\n", 1)[0]) if start >= 0 else 0
+                while len(buffer) < length:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                buffer = buffer[length:]
+            connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP collector that drops what it is sent: the cost measured is the mesh's, not a backend's."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stopping = threading.Event()
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connection.settimeout(None)
+            threading.Thread(target=_drain, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stopping.set()
+        thread.join(2)
+        listener.close()
+
+
+@dataclass(frozen=True)
+class Half:
+    """One timed run on one mesh: calls per second and CPU microseconds per call by process."""
+
+    per_second: float
+    cpu_us: Mapping[str, float]
+
+    @property
+    def cpu_total(self) -> float:
+        return sum(self.cpu_us.values())
+
+
+def timed(mesh: LocalMesh, count: int, run: Callable[[], float]) -> Half:
+    """Runs `run` (it returns the achieved rate) and charges the CPU each process spent to the calls made."""
+    pids = {name: process.pid for name, process in mesh.processes.items()} | {"sink (bench process)": os.getpid()}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    rate = run()
+    after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    return Half(rate, {name: (after[name] - before[name]) / count * 1e6 for name in pids})
+
+
+@dataclass(frozen=True)
+class Pair:
+    off: Half
+    on: Half
+
+    @property
+    def cost(self) -> float:
+        """Share of throughput lost with tracing on."""
+        return 1 - self.on.per_second / self.off.per_second
+
+
+def measure(off: LocalMesh, on: LocalMesh, count: int, pairs: int, run: Callable[[LocalMesh], float]) -> list[Pair]:
+    """`pairs` pairs of runs of `count` calls, the order flipped each pair, after one untimed run on each mesh."""
+    run(off)
+    run(on)
+    results = []
+    for index in range(pairs):
+        halves: dict[str, Half] = {}
+        for name in (("off", "on") if index % 2 == 0 else ("on", "off")):
+            mesh = off if name == "off" else on
+            halves[name] = timed(mesh, count, lambda: run(mesh))
+        results.append(Pair(halves["off"], halves["on"]))
+        time.sleep(0.2)  # let the batch exporters of the last half flush outside the next half's window
+    return results
+
+
+def report(pairs: list[Pair]) -> float:
+    """Prints every pair, the median and range of the cost, and CPU per call by process; returns the median cost."""
+    costs = sorted(100 * p.cost for p in pairs)
+    print("tracing on against off, REST via edge with a token (pairs of runs, order flipped each pair):")
+    for number, pair in enumerate(pairs, 1):
+        print(f"  pair {number:>2}: off {pair.off.per_second:>6.0f}/s {pair.off.cpu_total:>5.0f} us CPU/call   "
+              f"on {pair.on.per_second:>6.0f}/s {pair.on.cpu_total:>5.0f} us CPU/call   cost {100 * pair.cost:>5.1f} %")
+    median = statistics.median(costs)
+    print(f"  throughput cost: median {median:.1f} %, range {costs[0]:.1f} to {costs[-1]:.1f} % over {len(pairs)} pairs")
+    names = list(pairs[0].off.cpu_us)
+    print(f"  CPU per call, median over pairs ({'process':<22} {'off us':>7} {'on us':>7} {'extra':>7}):")
+    for name in [*names, "all"]:
+        def pick(half: Half, name: str = name) -> float:
+            return half.cpu_total if name == "all" else half.cpu_us[name]
+        off = statistics.median(pick(p.off) for p in pairs)
+        on = statistics.median(pick(p.on) for p in pairs)
+        print(f"    {name:<30} {off:>7.1f} {on:>7.1f} {on - off:>+7.1f}")
+    cpu_off = statistics.median(p.off.cpu_total for p in pairs)
+    cpu_on = statistics.median(p.on.cpu_total for p in pairs)
+    print(f"  CPU cost: {100 * (cpu_on / cpu_off - 1):.1f} % more CPU per call with tracing on")
+    return median / 100
