@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import time
 
+from services.runtime.errors import FailedPrecondition
 from services.runtime.identity import Identity
 from services.runtime.signing_keys import KeyRing, SigningKeySource
 from services.runtime.tokens import Verifier, issue
 
 RELOAD_EVERY = 10.0  # seconds: a key rotated by another gateway instance is picked up within this
+EDGE_JWKS_CACHE = 5.0  # seconds the edge's jwt_authn keeps the JWKS (envoy/edge.yaml, remote_jwks.cache_duration)
+# A next key signs only once every gateway instance has reloaded the ring that publishes it and the edge has
+# refetched the JWKS since: a rotation never leaves the edge refusing new tokens.
+ANNOUNCE_SECONDS = RELOAD_EVERY + EDGE_JWKS_CACHE + 5.0
 FORWARD_TTL = 120.0  # tokens the gateway puts on forwarded calls: short, and reused for half their life
 
 
 class TokenIssuer:
-    def __init__(self, source: SigningKeySource, ring: KeyRing, ttl: float) -> None:
+    def __init__(self, source: SigningKeySource, ring: KeyRing, ttl: float, announce_seconds: float = ANNOUNCE_SECONDS) -> None:
         self._source = source
+        self._announce_seconds = announce_seconds
         self._ring = ring
         self._verifier = Verifier(ring.all())
         self._loaded = time.monotonic()
@@ -23,8 +30,12 @@ class TokenIssuer:
         self._verified: dict[str, tuple[Identity, float]] = {}
 
     @classmethod
-    async def open(cls, source: SigningKeySource, ttl: float) -> TokenIssuer:
-        return cls(source, await source.load(), ttl)
+    async def open(cls, source: SigningKeySource, ttl: float, announce_seconds: float = ANNOUNCE_SECONDS) -> TokenIssuer:
+        ring = await source.load()
+        if ring.upcoming is None:  # saved before next keys were published: publish one now
+            ring = ring.announcing()
+            await source.save(ring)
+        return cls(source, ring, ttl, announce_seconds)
 
     async def _fresh(self) -> None:
         if time.monotonic() - self._loaded >= RELOAD_EVERY:
@@ -72,8 +83,20 @@ class TokenIssuer:
         return [key.public_jwk() for key in self._ring.all()]
 
     async def rotate(self) -> str:
-        """A new current key; the old one verifies for one more token lifetime (plus a margin), then goes."""
-        ring = (await self._source.load()).rotated(keep_seconds=self.ttl + 60)
+        """The published next key becomes the current one; the old one verifies for one more token lifetime (plus
+        a margin), then goes. Refused while the next key is younger than ANNOUNCE_SECONDS (the edge may not
+        have it yet): a rotation waits that long after the one before it, or after the first start."""
+        ring = await self._source.load()
+        if ring.upcoming is None:
+            ring = ring.announcing()
+            await self._source.save(ring)
+        wait = self._announce_seconds - ring.announced_for()
+        if wait > 0:
+            raise FailedPrecondition(
+                f"the next signing key was published {ring.announced_for():.0f} s ago and the edge may not know it yet; "
+                f"rotate again in {math.ceil(wait)} s", reason="SIGNING_KEY_NOT_ANNOUNCED",
+                metadata={"retry_after_seconds": f"{wait:.3f}"})
+        ring = ring.rotated(keep_seconds=self.ttl + 60)
         await self._source.save(ring)
         self._use(ring)
         return ring.current.kid

@@ -1,7 +1,9 @@
 """The keys that sign identity tokens: a key ring kept in a 0600 file (made at first start) or in AWS Secrets Manager.
 
-The ring holds the current key and the keys rotated out of use, each with the time it was retired; a retired
-key keeps verifying until every token it signed has expired (`keep_seconds`), then it is dropped."""
+The ring holds the current key, the next key, and the keys rotated out of use, each with the time it was retired;
+a retired key keeps verifying until every token it signed has expired (`keep_seconds`), then it is dropped. The
+next key is published (JWKS, every verifier) from the moment it is made, long before it signs anything: a rotation
+promotes it, so whoever caches the public keys (the edge, for 5 s) already knows the key of the first new token."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from jwt.algorithms import ECAlgorithm
 class SigningKey:
     kid: str
     private_pem: str
-    retired: float | None = None  # when it stopped signing; None for the current key
+    retired: float | None = None  # when it stopped signing; None for the current and the next key
+    announced: float | None = None  # the next key: when it was published; None for the others
 
     @cached_property
     def private_key(self) -> ec.EllipticCurvePrivateKey:
@@ -38,37 +41,59 @@ class SigningKey:
         return {**jwk, "kid": self.kid, "alg": "ES256", "use": "sig"}
 
     @classmethod
-    def generate(cls) -> SigningKey:
+    def generate(cls, announced: float | None = None) -> SigningKey:
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        return cls(secrets.token_hex(8), pem.decode())
+        return cls(secrets.token_hex(8), pem.decode(), announced=announced)
 
 
 @dataclass(frozen=True)
 class KeyRing:
     current: SigningKey
     previous: tuple[SigningKey, ...] = field(default=())
+    upcoming: SigningKey | None = None  # the next key: published now, signing after the next rotation
+
+    @classmethod
+    def fresh(cls, now: float | None = None) -> KeyRing:
+        """A first ring: a current key and, published from the start, the next one."""
+        return cls(SigningKey.generate(), upcoming=SigningKey.generate(announced=time.time() if now is None else now))
 
     def all(self) -> list[SigningKey]:
-        return [self.current, *self.previous]
+        """Every key that verifies (and is published): current, next, retired."""
+        return [self.current, *([self.upcoming] if self.upcoming is not None else []), *self.previous]
+
+    def announcing(self, now: float | None = None) -> KeyRing:
+        """This ring with a next key published from `now` (a ring saved before keys were announced has none)."""
+        if self.upcoming is not None:
+            return self
+        return KeyRing(self.current, self.previous, SigningKey.generate(announced=time.time() if now is None else now))
+
+    def announced_for(self, now: float | None = None) -> float:
+        """Seconds since the next key was published (0 when there is none)."""
+        if self.upcoming is None or self.upcoming.announced is None:
+            return 0.0
+        return (time.time() if now is None else now) - self.upcoming.announced
 
     def rotated(self, keep_seconds: float, now: float | None = None) -> KeyRing:
-        """A new current key; the old one retires now; keys retired longer than `keep_seconds` ago are dropped."""
+        """The next key becomes the current one (a fresh one without a next key) and a new next key is published;
+        the old current key retires now; keys retired longer than `keep_seconds` ago are dropped."""
         now = time.time() if now is None else now
         retired = SigningKey(self.current.kid, self.current.private_pem, now)
         kept = tuple(k for k in (retired, *self.previous) if k.retired is not None and now - k.retired < keep_seconds)
-        return KeyRing(SigningKey.generate(), kept)
+        promoted = SigningKey(self.upcoming.kid, self.upcoming.private_pem) if self.upcoming is not None else SigningKey.generate()
+        return KeyRing(promoted, kept, SigningKey.generate(announced=now))
 
     def to_json(self) -> str:
-        keys = [{"kid": k.kid, "private_pem": k.private_pem, "retired": k.retired} for k in self.all()]
+        keys = [{"kid": k.kid, "private_pem": k.private_pem, "retired": k.retired, "announced": k.announced} for k in self.all()]
         return json.dumps({"keys": keys})
 
     @classmethod
     def from_json(cls, text: str) -> KeyRing:
-        keys = [SigningKey(k["kid"], k["private_pem"], k.get("retired")) for k in json.loads(text)["keys"]]
-        if not keys or keys[0].retired is not None:
+        keys = [SigningKey(k["kid"], k["private_pem"], k.get("retired"), k.get("announced")) for k in json.loads(text)["keys"]]
+        if not keys or keys[0].retired is not None or keys[0].announced is not None:
             raise ValueError("a key ring needs a current key first")
-        return cls(keys[0], tuple(keys[1:]))
+        upcoming = [k for k in keys[1:] if k.announced is not None]
+        return cls(keys[0], tuple(k for k in keys[1:] if k.announced is None), upcoming[0] if upcoming else None)
 
 
 class SigningKeySource(Protocol):
@@ -91,7 +116,7 @@ class FileKeySource:
     def _load(self) -> KeyRing:
         if self.path.exists():
             return KeyRing.from_json(self.path.read_text())
-        ring = KeyRing(SigningKey.generate())
+        ring = KeyRing.fresh()
         try:
             self._write(ring, exclusive=True)
         except FileExistsError:  # another instance made it first: use theirs
@@ -137,7 +162,7 @@ class SecretsManagerKeySource:
             return KeyRing.from_json(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
         except errors.ResourceNotFoundException:
             pass
-        ring = KeyRing(SigningKey.generate())
+        ring = KeyRing.fresh()
         try:
             self._client.create_secret(Name=self.secret_id, SecretString=ring.to_json())
         except errors.ResourceExistsException:

@@ -182,7 +182,7 @@ async def test_tokens_from_the_issuer_are_accepted_and_forged_ones_refused(keys:
     from services.runtime.signing_keys import FileKeySource, KeyRing, SigningKey
     from services.runtime.tokens import issue
 
-    issuer = await TokenIssuer.open(FileKeySource(tmp_path / "keys.json"), ttl=60)
+    issuer = await TokenIssuer.open(FileKeySource(tmp_path / "keys.json"), ttl=60, announce_seconds=0)
     auth = Authenticator(keys, RateLimiter(0.0, 100), tokens=issuer)
     token, _ = await issuer.issue(Identity("key:abc", "operator", ("file_*",)))
     who = await check(auth, CREATE, token)
@@ -193,7 +193,9 @@ async def test_tokens_from_the_issuer_are_accepted_and_forged_ones_refused(keys:
     with pytest.raises(Unauthenticated) as refused:
         await check(auth, CREATE_KEY, forged)
     assert refused.value.reason == "TOKEN_INVALID"
+    published = [k["kid"] for k in await issuer.jwks()]
     kid = await issuer.rotate()
+    assert kid in published  # the key that signs from now on was public before it signed anything
     after, _ = await issuer.issue(Identity("key:abc", "viewer"))
     assert (await check(auth, GET, token)) is not None  # signed before the rotation: still valid
     assert (await check(auth, GET, after)) is not None and kid in [k["kid"] for k in await issuer.jwks()]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import jwt
 import pytest
 
@@ -57,6 +60,41 @@ def test_rotation_keeps_the_previous_key_verifying_until_it_is_dropped() -> None
     assert ring.current.kid not in [k.kid for k in later.all()]
     with pytest.raises(Unauthenticated):
         Verifier(later.all()).verify(old_token)
+
+
+def test_the_next_key_is_published_before_it_signs() -> None:
+    ring = KeyRing.fresh(now=1000.0)
+    assert ring.upcoming is not None and ring.upcoming.kid in [k.kid for k in ring.all()]
+    assert ring.announced_for(now=1012.5) == 12.5
+    before = Verifier(ring.all())  # what a verifier (the edge's JWKS) knew before the rotation
+    rotated = ring.rotated(keep_seconds=900, now=1030.0)
+    assert rotated.current.kid == ring.upcoming.kid and rotated.current.announced is None
+    assert rotated.upcoming is not None and rotated.upcoming.kid not in [k.kid for k in ring.all()]
+    assert rotated.announced_for(now=1031.0) == 1.0
+    first_new_token, _ = issue(rotated, WHO, ttl=600)
+    assert before.verify(first_new_token) == WHO
+    with pytest.raises(ValueError, match="current key first"):
+        KeyRing.from_json(json.dumps({"keys": [{"kid": "a", "private_pem": "x", "announced": 1.0}]}))
+
+
+async def test_a_rotation_waits_until_the_next_key_is_announced(tmp_path: Path) -> None:
+    from services.gateway.token_issuer import TokenIssuer
+    from services.runtime.errors import FailedPrecondition
+    from services.runtime.signing_keys import FileKeySource
+
+    source = FileKeySource(tmp_path / "keys.json")
+    path = tmp_path / "keys.json"
+    # A ring saved before next keys existed gets one at open, published from then on.
+    path.write_text(json.dumps({"keys": [{"kid": "old", "private_pem": SigningKey.generate().private_pem, "retired": None}]}))
+    issuer = await TokenIssuer.open(source, ttl=60, announce_seconds=30)
+    stored = await source.load()
+    assert stored.upcoming is not None and stored.current.kid == "old"
+    with pytest.raises(FailedPrecondition) as early:
+        await issuer.rotate()
+    assert early.value.reason == "SIGNING_KEY_NOT_ANNOUNCED" and "rotate again in 3" in early.value.message
+    assert (await source.load()).current.kid == "old"  # nothing changed
+    patient = await TokenIssuer.open(source, ttl=60, announce_seconds=0)
+    assert await patient.rotate() == stored.upcoming.kid
 
 
 def test_ring_json_round_trip_and_public_jwk_has_no_private_part() -> None:
