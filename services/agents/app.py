@@ -63,7 +63,7 @@ def open_model(config: Config) -> ModelClient | None:
 async def build(config: Config) -> Running:
     url = StateUrl.of_service(config.state_url, config.data_dir, "agents")
     store, close_store = await open_run_store(url)
-    stores = open_knowledge_stores(config.data_dir, config.artifacts_url)
+    stores = await open_knowledge_stores(config.data_dir, config.artifacts_url, url)
     runner = AgentRunner(
         agents(stores),
         store,

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import boto3
 import pytest
 
 from services.agents.knowledge.graph import Edge, FileRecord, GraphInfo, Node, Span
 from services.agents.knowledge.store import GraphStore, SaveCounts
+from services.agents.knowledge.store_dynamodb import DynamoDBGraphStore, create_tables
 from services.agents.knowledge.store_sqlite import SCHEMA, SqliteGraphStore
 from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["dynamodb", "sqlite"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[GraphStore]:
     if request.param == "sqlite":
         database = SqliteDatabase(tmp_path / "graphs.db", SCHEMA)
         yield SqliteGraphStore(database)
         database.close()
+    else:
+        request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
+        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
+        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one set of tables per test
+        create_tables(client, prefix)
+        dynamo = DynamoDBGraphStore(client, prefix)
+        yield dynamo
+        dynamo.close()
 
 
 INFO = GraphInfo("shop-1234abcd", "/w/shop", metrics={"import_cycles": [["module/a", "module/b"]]}, updated="2026-01-01T00:00:00+00:00")
@@ -139,3 +150,51 @@ async def test_concurrent_saves_leave_one_whole_graph(store: GraphStore) -> None
     assert nodes in (sorted(NODES, key=lambda n: n.id), sorted(other, key=lambda n: n.id))
     assert len(await store.edges(INFO.name)) in (1, 4)
     await store.ping()
+
+
+async def test_readers_during_saves_see_one_whole_graph(store: GraphStore) -> None:
+    other = [replace(n, attributes={"v": 2}) for n in NODES[:3]]
+    whole = ([sorted(NODES, key=lambda n: n.id), sorted(EDGES, key=lambda e: e.key)],
+             [sorted(other, key=lambda n: n.id), sorted(EDGES[:1], key=lambda e: e.key)])
+    await store.save(INFO, NODES, EDGES, FILES)
+    saving = True
+
+    async def saves() -> None:
+        nonlocal saving
+        for round_ in range(6):
+            await store.save(INFO, *((other, EDGES[:1]) if round_ % 2 == 0 else (NODES, EDGES)), FILES)
+        saving = False
+
+    async def reads() -> int:
+        seen = 0
+        while saving:
+            nodes, edges = await asyncio.gather(store.nodes(INFO.name), store.edges(INFO.name))  # each one graph's rows
+            assert nodes in (whole[0][0], whole[1][0]) and edges in (whole[0][1], whole[1][1])
+            seen += 1
+        return seen
+
+    _, seen = await asyncio.gather(saves(), reads())
+    assert seen > 0
+    assert await store.nodes(INFO.name) == whole[0][0]
+
+
+async def test_a_large_graph_pages_and_is_deleted_whole(store: GraphStore) -> None:
+    hub = Node("module/hub", "module", "hub", "hub", None)
+    leaves = [Node(f"function/hub.leaf_{i:03}", "function", f"leaf_{i:03}", f"hub.leaf_{i:03}", None, {"i": i}) for i in range(120)]
+    edges = [Edge(hub.id, "defines", leaf.id) for leaf in leaves] + [Edge(leaf.id, "calls", hub.id) for leaf in leaves[:30]]
+    assert await store.save(INFO, [hub, *leaves], edges, FILES) == SaveCounts(nodes_added=121, edges_added=150)
+    out, total = await store.neighbors(INFO.name, hub.id, "out", [], 100, 50)
+    assert total == 120 and [n.node.id for n in out] == [leaf.id for leaf in leaves[100:]]
+    into, total = await store.neighbors(INFO.name, hub.id, "both", ["calls"], 25, 10)
+    assert total == 30 and [n.node.id for n in into] == [leaf.id for leaf in leaves[25:30]]
+    found, total = await store.search(INFO.name, "leaf", ["function"], 110, 20)
+    assert total == 120 and len(found) == 10
+    counts = await store.save(INFO, [hub, *leaves[:60]], edges[:60], FILES)
+    assert counts == SaveCounts(nodes_removed=60, edges_removed=90)
+    assert len(await store.nodes(INFO.name)) == 61 and len(await store.edge_keys(INFO.name)) == 60
+    await store.delete(INFO.name)
+    with pytest.raises(NotFound):
+        await store.get_graph(INFO.name)
+    assert (await store.nodes(INFO.name), await store.files(INFO.name), await store.list_graphs(0, 10)) == ([], {}, ([], 0))
+    assert await store.save(INFO, NODES, EDGES, FILES) == SaveCounts(nodes_added=5, edges_added=4)
+    assert await store.nodes(INFO.name) == sorted(NODES, key=lambda n: n.id)

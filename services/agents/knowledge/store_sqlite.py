@@ -52,12 +52,17 @@ def search_terms(node: Node) -> str:
     return " ".join(dict.fromkeys(words))
 
 
-def fts_query(text: str) -> str:
-    """Each word of `text` as a prefix query on the name columns; InvalidArgument when there is no word."""
+def query_words(text: str) -> list[str]:
+    """The words of a search as the names' words are made, each once; InvalidArgument when there is no word."""
     words = [w.lower() for part in re.split(r"[^A-Za-z0-9]+", text) for w in _CAMEL_PARTS.findall(part)]
     if not words:
         raise InvalidArgument.field("query", "must contain a letter or a digit")
-    return " AND ".join(f'{{name qualified_name terms}} : "{w}"*' for w in dict.fromkeys(words))
+    return list(dict.fromkeys(words))
+
+
+def fts_query(text: str) -> str:
+    """Each word of `text` as a prefix query on the name columns; InvalidArgument when there is no word."""
+    return " AND ".join(f'{{name qualified_name terms}} : "{w}"*' for w in query_words(text))
 
 
 def _digest(body: str) -> str:
