@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Protocol
 
 from services.runtime.clock import utcnow
-from services.runtime.errors import InvalidArgument
+from services.runtime.errors import AlreadyExists, InvalidArgument
 from services.runtime.identity import ROLES, Identity
 
 MAX_DISPLAY_NAME = 100
+BOOTSTRAP_NAME = "bootstrap-admin"
+log = logging.getLogger("mcpmesh.api_keys")
 MAX_SCOPES = 32
 
 
@@ -97,8 +100,7 @@ class ApiKeys:
     ) -> tuple[ApiKey, str]:
         now = utcnow()
         _check(display_name, role, expires, scopes, now)
-        key_id = secrets.token_hex(6)
-        secret = f"mk_{key_id}_{secrets.token_urlsafe(32)}"
+        key_id, secret = new_secret()
         key = ApiKey(key_id, display_name, role, now, expires=expires, scopes=scopes)
         await self.store.insert(key, hash_secret(secret))
         return key, secret
@@ -137,6 +139,64 @@ class ApiKeys:
         os.chmod(path, 0o600)
         return secret
 
-    async def ensure_bootstrap_admin(self, path: Path) -> None:
-        """On first start, makes an admin key and writes its secret to `path` (0600) so the owner can log in."""
-        await self.ensure_key_file(path, "bootstrap-admin", "admin")
+    async def ensure_bootstrap_admin(self, path: Path, given: str = "") -> None:
+        """The owner's first login.
+
+        With `given` (MCPMESH_BOOTSTRAP_ADMIN_KEY, injected from a secret store where containers have no lasting
+        disk), that secret is an admin key: it is added when the store lacks it, and no file is written. Otherwise
+        the first start makes an admin key and writes its secret to `path` (0600); a store that already holds a
+        usable bootstrap key made elsewhere (another instance, an earlier container) does not get a second one."""
+        if given:
+            await self._ensure_given_admin(given)
+            return
+        if path.exists() and await self.authenticate(path.read_text().strip()) is not None:
+            return
+        if await self._has_bootstrap_admin():
+            log.warning("bootstrap admin key", extra={
+                "detail": f"an earlier start made the bootstrap admin key and {path} does not hold it; no second one "
+                          "is made. Sign in with that key, or set MCPMESH_BOOTSTRAP_ADMIN_KEY (see the README)"})
+            return
+        await self.ensure_key_file(path, BOOTSTRAP_NAME, "admin")
+
+    async def _has_bootstrap_admin(self) -> bool:
+        now, offset = utcnow(), 0
+        while True:
+            page, more = await self.store.list(offset, 200)
+            if any(k.display_name == BOOTSTRAP_NAME and k.role == "admin" and k.usable(now) for k in page):
+                return True
+            if not more:
+                return False
+            offset += len(page)
+
+    async def _ensure_given_admin(self, secret: str) -> None:
+        key_id = _given_key_id(secret)
+        stored = await self.store.get(key_id)
+        if stored is None:
+            try:
+                await self.store.insert(ApiKey(key_id, BOOTSTRAP_NAME, "admin", utcnow()), hash_secret(secret))
+                return
+            except AlreadyExists:  # another instance added it at the same moment
+                stored = await self.store.get(key_id)
+        if stored is None or not hmac.compare_digest(stored.secret_hash, hash_secret(secret)):
+            raise ValueError(f"MCPMESH_BOOTSTRAP_ADMIN_KEY: key {key_id} exists with another secret")
+        if not stored.key.usable(utcnow()):
+            log.warning("bootstrap admin key", extra={
+                "detail": f"MCPMESH_BOOTSTRAP_ADMIN_KEY names key {key_id}, which was revoked or expired; it stays so"})
+
+
+def new_secret() -> tuple[str, str]:
+    """A fresh key id and its secret, `mk_<id>_<random>`."""
+    key_id = secrets.token_hex(6)
+    return key_id, f"mk_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def _given_key_id(secret: str) -> str:
+    parts = secret.split("_", 2)
+    if len(parts) < 3 or parts[0] != "mk" or not parts[1].isalnum() or len(parts[1]) > 32 or len(parts[2]) < 32:
+        raise ValueError("MCPMESH_BOOTSTRAP_ADMIN_KEY must look like mk_<id>_<at least 32 random characters>; "
+                         "`python -m services.gateway.api_keys` prints a fresh one")
+    return parts[1]
+
+
+if __name__ == "__main__":
+    print(new_secret()[1])

@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 from services.gateway.api_keys import ApiKey, StoredKey
-from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound
 from services.runtime.state import SqliteDatabase
 
 SCHEMA = """
@@ -55,14 +55,18 @@ class SqliteApiKeyStore:
         return store
 
     async def insert(self, key: ApiKey, secret_hash: str) -> None:
-        await self._db.run(
-            lambda db: db.execute(
-                "INSERT INTO api_keys (id, display_name, role, secret_hash, create_time, expire_time, scopes)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key.id, key.display_name, key.role, secret_hash, key.created.isoformat(),
-                 key.expires.isoformat() if key.expires else None, json.dumps(list(key.scopes))),
-            )
-        )
+        def work(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO api_keys (id, display_name, role, secret_hash, create_time, expire_time, scopes)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key.id, key.display_name, key.role, secret_hash, key.created.isoformat(),
+                     key.expires.isoformat() if key.expires else None, json.dumps(list(key.scopes))),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"API key {key.id!r} already exists", reason="API_KEY_EXISTS") from None
+
+        await self._db.run(work)
 
     async def get(self, key_id: str) -> StoredKey | None:
         row = await self._db.run(lambda db: db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone())

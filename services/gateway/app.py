@@ -53,7 +53,10 @@ async def open_key_store(url: StateUrl) -> tuple[ApiKeyStore, Callable[[], None]
 async def build(config: Config) -> Running:
     store, close_store = await open_key_store(StateUrl.of_service(config.state_url, config.data_dir, "gateway"))
     keys = ApiKeys(store)
-    await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE)
+    try:
+        await keys.ensure_bootstrap_admin(config.data_dir / ADMIN_KEY_FILE, config.bootstrap_admin_key)
+    except ValueError as error:  # MCPMESH_BOOTSTRAP_ADMIN_KEY names a key id the store holds with another secret
+        raise SystemExit(f"gateway: {error}") from None
     tokens = await TokenIssuer.open(key_source(config.signing_key_url, config.data_dir), config.token_ttl_seconds)
     auth = Authenticator(keys, RateLimiter.from_config(config), tokens=tokens)
     # Calls the gateway makes for itself (instance reports, the event feed) carry its own service token.

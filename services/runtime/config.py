@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -108,10 +109,16 @@ def _cache_url(raw: str) -> str:
     return raw
 
 
+def _admin_key(raw: str) -> str:
+    if raw and not re.fullmatch(r"mk_[A-Za-z0-9]{1,32}_\S{32,}", raw):
+        raise ValueError("expected mk_<id>_<at least 32 random characters>; python -m services.gateway.api_keys prints one")
+    return raw
+
+
 # Settings whose value may hold a credential (a URL with a password, a DSN): a start-up error never prints them.
 SECRET_SETTINGS = frozenset({
     "MCPMESH_STATE_URL", "MCPMESH_RATE_LIMIT_URL", "MCPMESH_SIGNING_KEY", "MCPMESH_TOOL_CACHE_URL",
-    "MCPMESH_DATABASE_CONNECTIONS", "MCPMESH_ARTIFACTS_URL",
+    "MCPMESH_DATABASE_CONNECTIONS", "MCPMESH_ARTIFACTS_URL", "MCPMESH_BOOTSTRAP_ADMIN_KEY",
 })
 
 
@@ -161,6 +168,11 @@ class Config:
     signing_key_url: str = _setting(
         "MCPMESH_SIGNING_KEY", "where the token signing keys live: empty (a 0600 file in the data folder), "
         "file:///PATH or secretsmanager://SECRET_ID?endpoint=URL&region=R", _signing_key_url, "",
+    )
+    bootstrap_admin_key: str = _setting(
+        "MCPMESH_BOOTSTRAP_ADMIN_KEY", "gateway only: an admin key secret (mk_ID_RANDOM) that must exist, for "
+        "deployments whose containers keep no file (from a secret store); empty: the first start writes admin.key",
+        _admin_key, "",
     )
     token_ttl_seconds: float = _setting("MCPMESH_TOKEN_TTL", "gateway only: lifetime of an identity token (JWT)", _seconds, 900.0)
     max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)

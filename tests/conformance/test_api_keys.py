@@ -11,10 +11,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from services.gateway.api_keys import ApiKey, ApiKeys, ApiKeyStore, hash_secret
+from services.gateway.api_keys import ApiKey, ApiKeys, ApiKeyStore, hash_secret, new_secret
 from services.gateway.api_keys_dynamodb import DynamoDBApiKeyStore, create_tables
 from services.gateway.api_keys_sqlite import SCHEMA, SqliteApiKeyStore
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
 
 
@@ -175,6 +175,42 @@ async def test_bootstrap_admin_is_replaced_when_revoked(keys: ApiKeys, tmp_path:
     second = await keys.authenticate(path.read_text().strip())
     assert second is not None and second.id != first.id and second.role == "admin"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_insert_of_an_existing_id_is_already_exists(store: ApiKeyStore) -> None:
+    key = ApiKey("dup1", "first", "viewer", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    await store.insert(key, hash_secret("one"))
+    with pytest.raises(AlreadyExists):
+        await store.insert(key, hash_secret("two"))
+    found = await store.get("dup1")
+    assert found is not None and found.secret_hash == hash_secret("one")
+
+
+async def test_bootstrap_admin_is_made_once_for_every_instance(keys: ApiKeys, store: ApiKeyStore, tmp_path: Path) -> None:
+    """A second container (its own empty disk, the same shared store) makes no second bootstrap key."""
+    await keys.ensure_bootstrap_admin(tmp_path / "first" / "admin.key")
+    await keys.ensure_bootstrap_admin(tmp_path / "second" / "admin.key")
+    assert await _count(store) == 1
+    assert not (tmp_path / "second" / "admin.key").exists()
+
+
+async def test_given_bootstrap_key_is_added_once_and_writes_no_file(keys: ApiKeys, store: ApiKeyStore, tmp_path: Path) -> None:
+    _, secret = new_secret()
+    path = tmp_path / "admin.key"
+    await keys.ensure_bootstrap_admin(path, secret)
+    await ApiKeys(store).ensure_bootstrap_admin(path, secret)  # a second instance with the same secret
+    admin = await keys.authenticate(secret)
+    assert admin is not None and admin.role == "admin"
+    assert await _count(store) == 1 and not path.exists()
+
+
+async def test_given_bootstrap_key_with_a_taken_id_is_refused(keys: ApiKeys) -> None:
+    key_id, secret = new_secret()
+    await keys.ensure_bootstrap_admin(Path("unused"), secret)
+    with pytest.raises(ValueError, match=f"key {key_id} exists with another secret"):
+        await keys.ensure_bootstrap_admin(Path("unused"), f"mk_{key_id}_{'x' * 40}")
+    with pytest.raises(ValueError, match="must look like mk_"):
+        await keys.ensure_bootstrap_admin(Path("unused"), "not-a-key")
 
 
 async def test_old_database_gains_the_new_columns(tmp_path: Path) -> None:

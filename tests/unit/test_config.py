@@ -65,7 +65,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
 def test_every_field_is_described() -> None:
     names = [name for name, _ in Config.describe()]
     assert "MCPMESH_PORT" in names and "MCPMESH_WORKSPACE_ROOTS" in names
-    assert len(names) == len(set(names)) == 39
+    assert len(names) == len(set(names)) == 40
 
 
 def test_workspace_roots_skip_empty_parts_and_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
