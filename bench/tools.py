@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300, help="sequential calls per figure")
     parser.add_argument("--callers", type=int, default=16, help="concurrent MCP callers")
     parser.add_argument("--rounds", type=int, default=5, help="rounds in which the paths take turns")
+    parser.add_argument("--only", choices=("builtin", "mcp"), default="", help="measure one part only")
     args = parser.parse_args()
     if not TIME_SERVER.exists():
         raise SystemExit(f"{TIME_SERVER} not found: .ci/run installs mcp-server-time under .tools/")
@@ -203,18 +204,30 @@ def main() -> None:
         builtin: dict[str, float] = {}
         # One mesh at a time: two cores are shared by Envoy, four services and the client.
         for label, extra in (("in-process cache", {}), ("Redis cache", {"MCPMESH_TOOL_CACHE_URL": redis_url})):
+            if args.only == "mcp":
+                break
             with running(Path(temp) / label.split()[0], folder, {**base, **extra}) as mesh:
                 builtin.update(builtin_figures(mesh, label, folder, args.count, args.rounds))
-        with running(Path(temp) / "mcp", folder, {**base, "MCPMESH_TOOL_CACHE_SECONDS": "0"}) as mesh:
-            admin = {"Authorization": f"Bearer {mesh.admin_key()}"}
-            registered = httpx.post(f"{mesh.edge_url}/v1/mcp-servers", headers=admin, timeout=60,
-                                    json={"name": "time", "transport": "MCP_TRANSPORT_STDIO", "command": [str(TIME_SERVER)]})
-            registered.raise_for_status()
-            mcp = asyncio.run(mcp_figures(mesh, args.count, args.callers, args.rounds))
+        mcp: dict[str, float] = {}
+        if args.only != "builtin":
+            with running(Path(temp) / "mcp", folder, {**base, "MCPMESH_TOOL_CACHE_SECONDS": "0"}) as mesh:
+                admin = {"Authorization": f"Bearer {mesh.admin_key()}"}
+                registered = httpx.post(f"{mesh.edge_url}/v1/mcp-servers", headers=admin, timeout=60,
+                                        json={"name": "time", "transport": "MCP_TRANSPORT_STDIO", "command": [str(TIME_SERVER)]})
+                if registered.status_code != 200:
+                    raise SystemExit(f"registering mcp-server-time failed: HTTP {registered.status_code} {registered.text}")
+                mcp = asyncio.run(mcp_figures(mesh, args.count, args.callers, args.rounds))
     report(builtin, mcp)
 
 
 def report(builtin: dict[str, float], mcp: dict[str, float]) -> None:
+    if builtin:
+        report_builtin(builtin)
+    if mcp:
+        report_mcp(mcp)
+
+
+def report_builtin(builtin: dict[str, float]) -> None:
     print("\nRead-only built-in tool (read_file, 10 lines), sequential p50 in ms:")
     for name, value in builtin.items():
         print(f"  {name:36} {value:8.2f}")
@@ -223,6 +236,9 @@ def report(builtin: dict[str, float], mcp: dict[str, float]) -> None:
         ratio = edge / direct
         print(f"  cached edge / cached direct gRPC ({label}): {ratio:.2f}x (target <= 3x) {'OK' if ratio <= 3 else 'MISSED'}")
         print(f"  cached edge / in-process function ({label}): {edge / builtin[f'in-process ({label})']:.1f}x")
+
+
+def report_mcp(mcp: dict[str, float]) -> None:
     print("\nMCP tools/call time.get_current_time (mcp-server-time over stdio):")
     print(f"  direct stdio   p50 {mcp['direct p50']:7.2f} ms   {mcp['direct rate']:7.1f} calls/s with 16 callers")
     print(f"  edge /mcp      p50 {mcp['edge p50']:7.2f} ms   {mcp['edge rate']:7.1f} calls/s with 16 callers")

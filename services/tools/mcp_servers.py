@@ -167,6 +167,9 @@ class Refused:
 class _Server:
     spec: McpServerSpec
     connection: Connection
+    # The definitions built for (spec, connection.tools) as they were last seen: a call looks its tool up without
+    # rebuilding every definition (and re-hashing it), until the server re-lists or an admin re-pins.
+    built: tuple[McpServerSpec, list[RemoteTool], list[ToolDefinition]] | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +302,10 @@ class McpServers:
         return ServerView(held.spec, held.connection.state, held.connection.last_error, names)
 
     def _definitions(self, held: _Server) -> list[ToolDefinition]:
-        return [self._definition(held.spec, tool, held.connection) for tool in held.connection.tools]
+        spec, remote = held.spec, held.connection.tools
+        if held.built is None or held.built[0] is not spec or held.built[1] is not remote:
+            held.built = (spec, remote, [self._definition(spec, tool, held.connection) for tool in remote])
+        return held.built[2]
 
     @staticmethod
     def _definition(spec: McpServerSpec, tool: RemoteTool, connection: Connection) -> ToolDefinition:

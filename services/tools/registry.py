@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from services.runtime.arguments import check_arguments
@@ -50,9 +51,10 @@ class ToolDefinition:
     created: dt.datetime = field(default_factory=lambda: utcnow())
     approved_hash: str = ""  # external tools: the hash an admin approved; built-in tools are approved as code
 
-    @property
+    @cached_property
     def definition_hash(self) -> str:
-        """Pins what callers agreed to: name, description, schema and behaviour hints."""
+        """Pins what callers agreed to: name, description, schema and behaviour hints (computed once: a
+        definition is immutable, and an external server's definitions are rebuilt only when it re-lists)."""
         body = json.dumps([self.name, self.description, self.input_schema, _hints(self.annotations)], sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -153,25 +155,24 @@ class ToolRegistry:
                 reason="TOOL_DEFINITION_CHANGED", metadata={"tool": name, "definition_hash": tool.definition_hash},
             )
         check_arguments(tool.input_schema, arguments, "arguments")
+        if not idempotency_key:
+            return await self._cached_run(tool, arguments, allowance)
         asked = request_hash(name, arguments)
-        if idempotency_key:
-            first = await self._store.recall(caller.principal, idempotency_key)
-            if first is not None:
-                return _replay(first, asked)
+        first = await self._store.recall(caller.principal, idempotency_key)
+        if first is not None:
+            return _replay(first, asked)
         execution = await self._cached_run(tool, arguments, allowance)
-        if idempotency_key:
-            record = IdempotencyRecord(
-                caller.principal, idempotency_key, asked, execution.output.to_json(), execution.duration_ms,
-                utcnow(),
-            )
-            stored = await self._store.remember(record)
-            if stored.request_hash != asked or stored.result != record.result:
-                return _replay(stored, asked)  # another instance ran the same key first: its result stands
+        record = IdempotencyRecord(
+            caller.principal, idempotency_key, asked, execution.output.to_json(), execution.duration_ms, utcnow()
+        )
+        stored = await self._store.remember(record)
+        if stored.request_hash != asked or stored.result != record.result:
+            return _replay(stored, asked)  # another instance ran the same key first: its result stands
         return execution
 
     async def _cached_run(self, tool: ToolDefinition, arguments: dict[str, Any], allowance: Allowance) -> Execution:
         key = ""
-        if tool.annotations.cacheable:
+        if tool.annotations.cacheable and self._settings.cache_seconds > 0:
             key = cache_key(tool.definition_hash, allowance.fingerprint, arguments)
             hit = await self._cache.get(tool.name, key)
             if hit is not None:
