@@ -1,5 +1,6 @@
 """Two agents instances on one dynamodb:// state URL (DynamoDB Local), as deployed on ECS: each creates what tables
-are missing at start-up; a Knowledge Builder run on one is read back, run and graph, from the other."""
+are missing at start-up; a Knowledge Builder run on one is read back, run and graph, from the other. Graph stores
+sharing the tables see each other's saves (each one's in-memory nodes are only used at the version they were read)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from mcpmesh.agents.v1 import agent_service_pb2, agent_service_pb2_grpc
 from services.agents import runs_dynamodb
 from services.agents.app import build
 from services.agents.knowledge import store_dynamodb
+from services.agents.knowledge.graph import Edge, GraphInfo, Node
 from services.runtime.config import Config
 from services.runtime.identity import Identity
 from services.runtime.service_tokens import Keys
@@ -69,3 +71,26 @@ async def test_agents_share_runs_and_graphs_through_dynamodb(dynamodb_endpoint: 
     finally:
         for running, _ in instances:
             await running.stop(grace=1)
+
+
+async def test_graph_stores_on_one_prefix_read_each_others_saves(dynamodb_endpoint: str) -> None:
+    prefix = "g" + uuid.uuid4().hex[:12]
+    client = boto3.client("dynamodb")
+    store_dynamodb.create_tables(client, prefix)
+    one, two = store_dynamodb.DynamoDBGraphStore(client, prefix), store_dynamodb.DynamoDBGraphStore(client, prefix)
+    try:
+        info = GraphInfo("g-00000000", "/g")
+        first = [Node("module/a", "module", "alpha", "alpha"), Node("module/b", "module", "beta", "beta")]
+        await one.save(info, first, [Edge("module/a", "imports", "module/b")], [])
+        assert [n.id for n in (await two.search(info.name, "alpha", [], 0, 10))[0]] == ["module/a"]  # two now holds it
+        renamed = [Node("module/a", "module", "gamma", "gamma"), first[1]]
+        await one.save(info, renamed, [], [])
+        assert (await two.search(info.name, "alpha", [], 0, 10))[1] == 0
+        assert [n.id for n in (await two.search(info.name, "gamma", [], 0, 10))[0]] == ["module/a"]
+        assert (await two.node(info.name, "module/a")).name == "gamma"
+        assert await two.neighbors(info.name, "module/a", "both", [], 0, 10) == ([], 0)
+        await one.delete(info.name)
+        assert await two.nodes(info.name) == []
+    finally:
+        one.close()
+        two.close()

@@ -34,32 +34,39 @@ class _Row:
         return sum(len(c) for c in self.columns)
 
 
+class NameIndex:
+    """A graph's nodes with their names' words, made once and searched many times."""
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self._rows = [_Row(n, (_tokens(n.name), _tokens(n.qualified_name), search_terms(n).split())) for n in nodes]
+        self._average = sum(r.length for r in self._rows) / len(self._rows) if self._rows else 0.0
+
+    def search(self, text: str, kinds: Sequence[str], offset: int, limit: int) -> tuple[list[Node], int]:
+        """Nodes whose names have a word starting with each word of `text`, of `kinds` (all when empty), one slice
+        of them in rank order, and how many there are. InvalidArgument when `text` has no word."""
+        words = query_words(text)
+        rows = self._rows
+        # Weighted hits of each word in each row (0 when the word is nowhere in the row).
+        hits = [[sum(w * sum(t.startswith(word) for t in column) for w, column in zip(WEIGHTS, row.columns, strict=True))
+                 for word in words] for row in rows]
+        idf = []
+        for j in range(len(words)):
+            having = sum(1 for row_hits in hits if row_hits[j])
+            value = math.log((len(rows) - having + 0.5) / (having + 0.5))
+            idf.append(value if value > 0 else 1e-6)  # as FTS5: a word in most rows still counts a little
+        wanted = set(kinds)
+        exact = text.strip().lower()
+        ranked = []
+        for row, row_hits in zip(rows, hits, strict=True):
+            if not all(row_hits) or (wanted and row.node.kind not in wanted):
+                continue
+            norm = K1 * (1 - B + B * row.length / self._average)
+            score = -sum(idf[j] * (f * (K1 + 1)) / (f + norm) for j, f in enumerate(row_hits))
+            ranked.append((row.node.name.lower() != exact, score, row.node.id, row.node))
+        ranked.sort(key=lambda r: r[:3])
+        return [r[3] for r in ranked[offset:offset + limit]], len(ranked)
+
+
 def search_nodes(nodes: Sequence[Node], text: str, kinds: Sequence[str], offset: int, limit: int) -> tuple[list[Node], int]:
-    """Nodes whose names have a word starting with each word of `text`, of `kinds` (all when empty), one slice of
-    them in rank order, and how many there are. InvalidArgument when `text` has no word."""
-    words = query_words(text)
-    rows = [_Row(n, (_tokens(n.name), _tokens(n.qualified_name), search_terms(n).split())) for n in nodes]
-    if not rows:
-        return [], 0
-    average = sum(r.length for r in rows) / len(rows)
-    # Weighted hits of each word in each row (0 when the word is nowhere in the row).
-    hits = [[sum(w * sum(t.startswith(word) for t in column) for w, column in zip(WEIGHTS, row.columns, strict=True))
-             for word in words] for row in rows]
-    matching = [i for i, row_hits in enumerate(hits) if all(row_hits)]
-    idf = []
-    for j in range(len(words)):
-        having = sum(1 for row_hits in hits if row_hits[j])
-        value = math.log((len(rows) - having + 0.5) / (having + 0.5))
-        idf.append(value if value > 0 else 1e-6)  # as FTS5: a word in most rows still counts a little
-    wanted = set(kinds)
-    exact = text.strip().lower()
-    ranked = []
-    for i in matching:
-        row = rows[i]
-        if wanted and row.node.kind not in wanted:
-            continue
-        norm = K1 * (1 - B + B * row.length / average)
-        score = -sum(idf[j] * (f * (K1 + 1)) / (f + norm) for j, f in enumerate(hits[i]))
-        ranked.append((row.node.name.lower() != exact, score, row.node.id, row.node))
-    ranked.sort(key=lambda r: r[:3])
-    return [r[3] for r in ranked[offset:offset + limit]], len(ranked)
+    """One search over `nodes` (see NameIndex.search)."""
+    return NameIndex(nodes).search(text, kinds, offset, limit)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,7 +33,7 @@ from services.agents.knowledge.graph import (
     node_from_dict,
     node_to_dict,
 )
-from services.agents.knowledge.name_search import search_nodes
+from services.agents.knowledge.name_search import NameIndex
 from services.agents.knowledge.store import DIRECTIONS, Neighbor, SaveCounts
 from services.agents.knowledge.store_sqlite import query_words
 from services.runtime import dynamodb
@@ -42,6 +44,7 @@ T = TypeVar("T")
 MAX_RETRIES = 50
 Item = dict[str, Any]  # an item as DynamoDB returns it (attribute -> {type: value})
 _VERSION = 13  # every row key ends in "|" and the version in 12 digits
+CACHED_GRAPHS = 4  # graphs whose nodes (at one published version) each store instance keeps in memory
 
 
 def table_names(prefix: str) -> dict[str, str]:
@@ -159,12 +162,33 @@ def _compare(found: Item) -> str:
     return str((found.get("digest") or found.get("sha256") or {}).get("S", ""))
 
 
+class _Snapshot:
+    """A graph's nodes at one published version. A version's rows never change, so it stays right as long as the
+    graph item names that version; searches and neighbour lists then read no nodes."""
+
+    def __init__(self, version: int, nodes: list[Node]) -> None:
+        self.version = version
+        self.nodes = nodes  # by id
+        self.by_id = {n.id: n for n in nodes}
+        self._index: NameIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> NameIndex:
+        with self._lock:
+            if self._index is None:
+                self._index = NameIndex(self.nodes)
+            return self._index
+
+
 class DynamoDBGraphStore:
     def __init__(self, client: Any, prefix: str) -> None:
         self._client = client
         self._tables = table_names(prefix)
         self._calls = BlockingCalls(client, "graphs")
-        self._fan_out = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dynamodb-graph-reads")
+        self._fan_out = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dynamodb-graph-fan-out")
+        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._snapshots_lock = threading.Lock()
 
     def close(self) -> None:
         self._calls.close()
@@ -216,9 +240,41 @@ class DynamoDBGraphStore:
     def _live(self, graph: str, prefix: str, chain: set[int], projection: str = "") -> list[Item]:
         return [found for found in visible(self._rows(graph, prefix, projection), chain).values() if not _dead(found)]
 
-    def _node(self, graph: str, node_id: str, chain: set[int]) -> Node | None:
+    def _node(self, graph: str, node_id: str, chain: set[int], snapshot: _Snapshot | None = None) -> Node | None:
+        if snapshot is not None:
+            return snapshot.by_id.get(node_id)
         found = self._live(graph, node_key(node_id) + "|", chain)
         return node_from_dict(_body(found[0])) if found else None
+
+    def _cached(self, graph: str, info: Item) -> _Snapshot | None:
+        """The graph's nodes when they were read at the version `info` names."""
+        with self._snapshots_lock:
+            found = self._snapshots.get(graph)
+            if found is None or found.version != _published(info):
+                return None
+            self._snapshots.move_to_end(graph)
+            return found
+
+    def _snapshot(self, graph: str) -> _Snapshot | None:
+        """Every node of the graph at its published version (from memory when read before); None: no graph."""
+
+        def read(info: Item | None, chain: set[int]) -> _Snapshot | None:
+            if info is None:
+                return None
+            found = self._cached(graph, info)
+            if found is not None:
+                return found
+            nodes = [node_from_dict(_body(row)) for row in self._live(graph, "n|", chain, "sk,v,dead,body")]
+            return _Snapshot(int(info["version"]["N"]), sorted(nodes, key=lambda n: n.id))
+
+        snapshot = self._stable(graph, read)
+        if snapshot is not None:  # read whole at this version: right for as long as it is the published one
+            with self._snapshots_lock:
+                self._snapshots[graph] = snapshot
+                self._snapshots.move_to_end(graph)
+                while len(self._snapshots) > CACHED_GRAPHS:
+                    self._snapshots.popitem(last=False)
+        return snapshot
 
     async def get_graph(self, graph: str) -> GraphInfo:
         found = await self._calls.call(lambda: self._info(graph))
@@ -240,7 +296,7 @@ class DynamoDBGraphStore:
         def read(info: Item | None, chain: set[int]) -> Node:
             if info is None:
                 raise _graph_missing(graph)
-            found = self._node(graph, node_id, chain)
+            found = self._node(graph, node_id, chain, self._cached(graph, info))
             if found is None:
                 raise _node_missing(graph, node_id)
             return found
@@ -257,7 +313,8 @@ class DynamoDBGraphStore:
         def read(info: Item | None, chain: set[int]) -> tuple[list[Neighbor], int]:
             if info is None:
                 raise _graph_missing(graph)
-            if self._node(graph, node_id, chain) is None:
+            snapshot = self._cached(graph, info)
+            if self._node(graph, node_id, chain, snapshot) is None:
                 raise _node_missing(graph, node_id)
             found: list[tuple[int, str, str, Edge]] = []
             for way, prefix in ((0, "o"), (1, "i")):
@@ -268,7 +325,7 @@ class DynamoDBGraphStore:
                             found.append((way, edge.kind, edge.target if way == 0 else edge.source, edge))
             found.sort(key=lambda f: f[:3])
             page = found[offset:offset + limit]
-            others = list(self._fan_out.map(lambda f: self._node(graph, f[2], chain), page))
+            others = list(self._fan_out.map(lambda f: self._node(graph, f[2], chain, snapshot), page))
             # As the SQLite store's join: an edge whose other end is not stored is counted but not listed.
             return [Neighbor(f[3], other) for f, other in zip(page, others, strict=True) if other is not None], len(found)
 
@@ -276,21 +333,14 @@ class DynamoDBGraphStore:
 
     async def search(self, graph: str, text: str, kinds: Sequence[str], offset: int, limit: int) -> tuple[list[Node], int]:
         query_words(text)  # a query without a word is refused before anything is read
-
-        def read(info: Item | None, chain: set[int]) -> tuple[list[Node], int]:
-            if info is None:
-                raise _graph_missing(graph)
-            nodes = [node_from_dict(_body(row)) for row in self._live(graph, "n|", chain, "sk,v,dead,body")]
-            return search_nodes(nodes, text, kinds, offset, limit)
-
-        return await self._calls.call(lambda: self._stable(graph, read))
+        snapshot = await self._calls.call(lambda: self._snapshot(graph))
+        if snapshot is None:
+            raise _graph_missing(graph)
+        return snapshot.index.search(text, kinds, offset, limit)
 
     async def nodes(self, graph: str) -> list[Node]:
-        def read(info: Item | None, chain: set[int]) -> list[Node]:
-            nodes = [node_from_dict(_body(row)) for row in self._live(graph, "n|", chain, "sk,v,dead,body")]
-            return sorted(nodes, key=lambda n: n.id)
-
-        return await self._calls.call(lambda: self._stable(graph, read))
+        snapshot = await self._calls.call(lambda: self._snapshot(graph))
+        return list(snapshot.nodes) if snapshot is not None else []
 
     async def edges(self, graph: str) -> list[Edge]:
         def read(info: Item | None, chain: set[int]) -> list[Edge]:
@@ -357,9 +407,14 @@ class DynamoDBGraphStore:
                 return False
             raise
 
+    def _write(self, requests: Sequence[dict[str, Any]]) -> None:
+        """BatchWriteItem calls of 25 requests, several at a time."""
+        chunks = [requests[i:i + 25] for i in range(0, len(requests), 25)]
+        for _ in self._fan_out.map(lambda chunk: batch_write(self._client, self._tables["graph-items"], chunk), chunks):
+            pass
+
     def _delete_items(self, graph: str, keys: Iterable[str]) -> None:
-        batch_write(self._client, self._tables["graph-items"],
-                    [{"DeleteRequest": {"Key": item({"graph": graph, "sk": key})}} for key in keys])
+        self._write([{"DeleteRequest": {"Key": item({"graph": graph, "sk": key})}} for key in keys])
 
     def _save(self, info: GraphInfo, nodes: Sequence[Node], edges: Sequence[Edge], files: Sequence[FileRecord]) -> SaveCounts:
         graph = info.name
@@ -391,7 +446,7 @@ class DynamoDBGraphStore:
                     removed.append(key)
                     if key[0] in changes:
                         changes[key[0]][2] += 1
-            batch_write(self._client, self._tables["graph-items"], [{"PutRequest": {"Item": item(p)}} for p in puts])
+            self._write([{"PutRequest": {"Item": item(p)}} for p in puts])
             # The graph is every row this save wrote and every row it kept, at the version each was written with.
             kept = {_version(found) for key, found in shown.items() if key not in written}
             published = self._publish(graph, base, {**graph_values, "version": version,
