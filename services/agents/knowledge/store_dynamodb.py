@@ -44,7 +44,7 @@ T = TypeVar("T")
 MAX_RETRIES = 50
 Item = dict[str, Any]  # an item as DynamoDB returns it (attribute -> {type: value})
 _VERSION = 13  # every row key ends in "|" and the version in 12 digits
-CACHED_GRAPHS = 4  # graphs whose nodes (at one published version) each store instance keeps in memory
+CACHED_GRAPHS = 2  # graphs whose nodes (at one published version) each store instance keeps (tasks have 1 GiB)
 
 
 def table_names(prefix: str) -> dict[str, str]:
