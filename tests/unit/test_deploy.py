@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from cfnlint.decode import cfn_yaml
 
 from services.runtime import topology
 from services.runtime.config import Config
+from services.runtime.dynamodb import TTL
 from services.runtime.mesh import target
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -158,3 +160,84 @@ def test_compose_follows_the_topology() -> None:
         assert set(env) <= SETTINGS, set(env) - SETTINGS
         assert env["MCPMESH_PORT"] == str(service.port)
         assert env["MCPMESH_MESH_ADDRESS"] == f"edge:{topology.MESH_PORT}"
+
+
+# The DynamoDB adapters of each service (MCPMESH_STATE_URL=dynamodb://STACK): the template makes their tables.
+ADAPTERS = {
+    "gateway": ["services.gateway.api_keys_dynamodb"],
+    "agents": ["services.agents.runs_dynamodb", "services.agents.knowledge.store_dynamodb"],
+    "tools": ["services.tools.permissions_dynamodb", "services.tools.registry_store_dynamodb"],
+    "workflows": ["services.workflows.store_dynamodb"],
+}
+# boto3 calls an adapter makes, as IAM actions; a transaction's items are checked as the item writes.
+CALLS = {"get_item": ["GetItem"], "batch_get_item": ["BatchGetItem"], "put_item": ["PutItem"], "update_item": ["UpdateItem"],
+         "delete_item": ["DeleteItem"], "batch_write_item": ["BatchWriteItem"], "query": ["Query"], "scan": ["Scan"],
+         "describe_table": ["DescribeTable"],
+         "transact_write_items": ["PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]}
+
+
+def _adapter_tables(service: str) -> list[dict[str, Any]]:
+    return [d for name in ADAPTERS[service] for d in importlib.import_module(name).table_definitions("STACK")]
+
+
+def _template_tables() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Table name suffix -> (resource name, properties)."""
+    found = {}
+    for name, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            table = resource["Properties"]["TableName"]["Fn::Sub"]
+            assert table.startswith("${AWS::StackName}-"), name
+            found[table.removeprefix("${AWS::StackName}-")] = (name, resource["Properties"])
+    return found
+
+
+def test_every_dynamodb_adapter_is_listed_here() -> None:
+    modules = {".".join(path.relative_to(SERVICES_SOURCE.parent).with_suffix("").parts)
+               for path in SERVICES_SOURCE.rglob("*.py") if "def table_definitions(" in path.read_text()}
+    assert modules == {m for names in ADAPTERS.values() for m in names}
+
+
+@pytest.mark.parametrize("service", sorted(ADAPTERS))
+def test_template_tables_are_the_adapters_tables(service: str) -> None:
+    template = _template_tables()
+    for definition in _adapter_tables(service):
+        suffix = definition["TableName"].removeprefix("STACK-")
+        assert suffix in template, f"{service}: the template has no table {suffix}"
+        _, table = template[suffix]
+        assert table["KeySchema"] == definition["KeySchema"], suffix
+        assert sorted(map(str, table["AttributeDefinitions"])) == sorted(map(str, definition["AttributeDefinitions"])), suffix
+        assert [(i["IndexName"], i["KeySchema"]) for i in table.get("GlobalSecondaryIndexes", [])] == [
+            (i["IndexName"], i["KeySchema"]) for i in definition.get("GlobalSecondaryIndexes", [])], suffix
+        ttl = table.get("TimeToLiveSpecification", {}).get("AttributeName")
+        assert ttl == definition.get(TTL), suffix
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_the_template_makes_no_table_no_adapter_uses() -> None:
+    used = {d["TableName"].removeprefix("STACK-") for service in ADAPTERS for d in _adapter_tables(service)}
+    assert set(_template_tables()) == used
+
+
+@pytest.mark.parametrize("service", sorted(ADAPTERS))
+def test_task_role_reaches_only_its_own_tables_with_the_calls_its_adapters_make(service: str) -> None:
+    template = _template_tables()
+    own = {template[d["TableName"].removeprefix("STACK-")][0] for d in _adapter_tables(service)}
+    policy = RESOURCES[f"{service.capitalize()}TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    statements = [s for s in policy["Statement"] if "Action" in s and any(
+        str(a).startswith("dynamodb:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+    assert len(statements) == 1, service
+    [statement] = statements
+    reached = {r["Fn::GetAtt"][0] for r in statement["Resource"] if "Fn::GetAtt" in r}
+    assert reached == own
+    sources = [Path(importlib.import_module(m).__file__ or "").read_text() for m in ADAPTERS[service]]
+    sources.append((SERVICES_SOURCE / "runtime" / "dynamodb.py").read_text())  # the shared helpers they call
+    called = {c for text in sources for c in re.findall(r"client\.([a-z_]+)\(", text)}
+    called |= {c for text in sources for c in re.findall(r"get_paginator\(\"([a-z_]+)\"\)", text)}
+    needed = {f"dynamodb:{action}" for call in called & set(CALLS) for action in CALLS[call]}
+    assert needed <= set(statement["Action"]), needed - set(statement["Action"])
+    assert not {a for a in statement["Action"] if a in ("dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:*")}
+
+
+def test_gateway_gets_its_first_admin_key_from_a_secret() -> None:
+    secrets = {s["Name"]: s["ValueFrom"] for s in _container("gateway").get("Secrets", [])}
+    assert secrets["MCPMESH_BOOTSTRAP_ADMIN_KEY"] == {"Ref": "AdminKeySecretArn"}
