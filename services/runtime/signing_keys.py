@@ -141,6 +141,9 @@ class FileKeySource:
         os.replace(temporary, self.path)
 
 
+FIRST_VERSION = "mcpmesh-first-signing-key-ring-0000000000"  # 32-64 characters, as Secrets Manager wants
+
+
 class SecretsManagerKeySource:
     """One secret (string) holding the ring's JSON; created with a fresh key when it does not exist."""
 
@@ -159,15 +162,29 @@ class SecretsManagerKeySource:
     def _load(self) -> KeyRing:
         errors = self._client.exceptions
         try:
-            return KeyRing.from_json(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
-        except errors.ResourceNotFoundException:
+            return self._read()
+        except errors.ResourceNotFoundException:  # no secret, or one made without a value (CloudFormation does)
             pass
         ring = KeyRing.fresh()
         try:
             self._client.create_secret(Name=self.secret_id, SecretString=ring.to_json())
+            return ring
         except errors.ResourceExistsException:
-            return KeyRing.from_json(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
-        return ring
+            pass
+        try:  # it exists: another instance made it meanwhile, or it has no value yet
+            return self._read()
+        except errors.ResourceNotFoundException:
+            pass
+        try:
+            # The first value: one fixed version id, so when several instances start at once one ring wins and
+            # the others read it (the same token with other content is refused).
+            self._client.put_secret_value(SecretId=self.secret_id, SecretString=ring.to_json(), ClientRequestToken=FIRST_VERSION)
+            return ring
+        except errors.ResourceExistsException:
+            return self._read()
+
+    def _read(self) -> KeyRing:
+        return KeyRing.from_json(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
 
     async def save(self, ring: KeyRing) -> None:
         await asyncio.to_thread(self._client.put_secret_value, SecretId=self.secret_id, SecretString=ring.to_json())

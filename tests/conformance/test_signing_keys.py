@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -53,6 +54,18 @@ async def test_a_rotated_ring_is_saved_and_old_tokens_still_verify(make_source) 
     assert loaded.current.kid != ring.current.kid
     assert [k.kid for k in loaded.previous] == [ring.current.kid]
     assert Verifier(loaded.all()).verify(token).principal == "key:a"
+
+
+async def test_a_secret_made_without_a_value_gets_one_ring(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CloudFormation makes the secret empty; instances starting together agree on the first ring."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    name = f"mcpmesh/empty/{uuid.uuid4().hex}"
+    boto3.client("secretsmanager", endpoint_url=moto_url, region_name="us-east-1").create_secret(Name=name)
+    sources = [SecretsManagerKeySource(name, endpoint_url=moto_url, region="us-east-1") for _ in range(2)]
+    first, second = [await s.load() for s in sources]
+    assert first.current.kid == second.current.kid
+    assert (await sources[0].load()).current.kid == first.current.kid
 
 
 async def test_the_key_file_is_private(tmp_path: Path) -> None:
