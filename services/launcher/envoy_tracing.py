@@ -7,6 +7,10 @@ from urllib.parse import urlsplit
 
 OTLP_CLUSTER = "otlp_collector"
 HCM = "envoy.filters.network.http_connection_manager"
+# Envoy's OpenTelemetry tracer sends its buffer once it holds min_flush_spans spans (default 5: one HTTP export per
+# five sampled requests, each a request for the collector to parse) or every flush_interval_ms. Batches as large as
+# the services' own (BatchSpanProcessor: 512) cut the export work per span; the interval bounds how late a span is.
+FLUSH_RUNTIME = {"tracing.opentelemetry.min_flush_spans": 512, "tracing.opentelemetry.flush_interval_ms": 5000}
 
 
 def tracing_config(listener: str, otlp_endpoint: str, sample: float = 1.0) -> dict[str, Any]:
@@ -60,3 +64,5 @@ def add_tracing(config: dict[str, Any], otlp_endpoint: str, sample: float = 1.0)
                     share = 1.0 if listener["name"] == "mesh" else sample
                     network_filter["typed_config"]["tracing"] = tracing_config(listener["name"], otlp_endpoint, share)
     resources["clusters"].append(otlp_cluster(otlp_endpoint))
+    runtime = config.setdefault("layered_runtime", {"layers": []})
+    runtime["layers"].insert(0, {"name": "tracing_flush", "static_layer": dict(FLUSH_RUNTIME)})

@@ -232,6 +232,9 @@ def test_tracing_is_on_in_every_connection_manager_only_with_a_collector() -> No
     shares = {listener["name"]: listener["filter_chains"][0]["filters"][0]["typed_config"]["tracing"]["random_sampling"]["value"]
               for listener in sampled["static_resources"]["listeners"]}
     assert shares["edge"] == 10 and shares["mesh"] == 100  # the edge draws; the mesh follows the traceparent
+    # Envoy exports in batches as large as the services' (512 spans, or every 5 s), not one export per 5 spans.
+    [flush] = [layer["static_layer"] for layer in traced["layered_runtime"]["layers"] if layer["name"] == "tracing_flush"]
+    assert flush["tracing.opentelemetry.min_flush_spans"] == 512 and "layered_runtime" not in plain
     collector = clusters(traced)["otlp_collector"]
     assert collector["type"] == "STRICT_DNS" and endpoints(collector) == [("collector.mcp.local", 4318)]
     with pytest.raises(ValueError, match="MCPMESH_OTLP_ENDPOINT"):
