@@ -78,6 +78,10 @@ async def test_graph_stores_on_one_prefix_read_each_others_saves(dynamodb_endpoi
     client = boto3.client("dynamodb")
     store_dynamodb.create_tables(client, prefix)
     one, two = store_dynamodb.DynamoDBGraphStore(client, prefix), store_dynamodb.DynamoDBGraphStore(client, prefix)
+
+    def stored() -> int:
+        return int(client.query(TableName=f"{prefix}-graph-items", KeyConditionExpression="graph = :g", Select="COUNT",
+                                ExpressionAttributeValues={":g": {"S": "g-00000000"}})["Count"])
     try:
         info = GraphInfo("g-00000000", "/g")
         first = [Node("module/a", "module", "alpha", "alpha"), Node("module/b", "module", "beta", "beta")]
@@ -89,8 +93,10 @@ async def test_graph_stores_on_one_prefix_read_each_others_saves(dynamodb_endpoi
         assert [n.id for n in (await two.search(info.name, "gamma", [], 0, 10))[0]] == ["module/a"]
         assert (await two.node(info.name, "module/a")).name == "gamma"
         assert await two.neighbors(info.name, "module/a", "both", [], 0, 10) == ([], 0)
+        assert stored() == 2  # replaced rows and tombstones are gone: one item per live node, none for the edge
         await one.delete(info.name)
         assert await two.nodes(info.name) == []
+        assert stored() == 0
     finally:
         one.close()
         two.close()

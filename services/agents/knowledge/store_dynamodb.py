@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import zlib
 from collections import OrderedDict
@@ -41,6 +42,7 @@ from services.runtime.dynamodb import BlockingCalls, batch_write, failed_conditi
 from services.runtime.errors import InvalidArgument, NotFound, Unavailable
 
 T = TypeVar("T")
+log = logging.getLogger("mcpmesh.graphs")
 MAX_RETRIES = 50
 Item = dict[str, Any]  # an item as DynamoDB returns it (attribute -> {type: value})
 _VERSION = 13  # every row key ends in "|" and the version in 12 digits
@@ -455,11 +457,15 @@ class DynamoDBGraphStore:
                 self._delete_items(graph, (p["sk"] for p in puts))
                 continue
             # Now unseen by readers: items the chain does not name, older items of a row, rows this save replaced;
-            # after them, the tombstones of removed rows (which then hide nothing).
+            # after them, the tombstones of removed rows (which then hide nothing). The save is done whatever
+            # happens here: what is left is unseen, and the next save, which reads it all, removes it.
             replaced = [f["sk"]["S"] for f in stored if shown.get(f["sk"]["S"][:-_VERSION]) is not f or f["sk"]["S"][:-_VERSION] in written]
-            self._delete_items(graph, replaced)
             tombstones = [f["sk"]["S"] for key, f in shown.items() if key not in written and _dead(f)]
-            self._delete_items(graph, [key + suffix for key in removed] + tombstones)
+            try:
+                self._delete_items(graph, replaced)
+                self._delete_items(graph, [key + suffix for key in removed] + tombstones)
+            except (ClientError, RuntimeError) as error:
+                log.warning("graph %s: version %d is saved, but its replaced rows were not all removed: %s", graph, version, error)
             (nodes_added, nodes_updated, nodes_removed), (edges_added, edges_updated, edges_removed) = changes["n"], changes["o"]
             return SaveCounts(nodes_added, nodes_updated, nodes_removed, edges_added, edges_updated, edges_removed)
         raise Unavailable(f"graph {graph!r}: another save was published first on each of {MAX_RETRIES} tries",
@@ -470,6 +476,8 @@ class DynamoDBGraphStore:
 
     async def delete(self, graph: str) -> None:
         def work() -> None:
+            if (self._info(graph) or {}).get("root") is None:
+                return  # never saved, or deleted: no graph item is made for it
             for _ in range(MAX_RETRIES):
                 version, base, _chain, exists = self._reserve(graph)
                 if not exists:
