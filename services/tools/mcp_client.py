@@ -69,10 +69,14 @@ def _summary(error: BaseException) -> str:
 class SdkConnection:
     """A supervised session to one external MCP server."""
 
-    def __init__(self, name: str, transport: str, command: tuple[str, ...], url: str, call_timeout: float = 60.0) -> None:
+    def __init__(
+        self, name: str, transport: str, command: tuple[str, ...], url: str, call_timeout: float = 60.0,
+        probe_seconds: float = PING_SECONDS,
+    ) -> None:
         self.name = name
         self._target = _target(transport, command, url)
         self._call_timeout = call_timeout
+        self._probe_seconds = probe_seconds  # how long an idle session waits before it re-lists (its probe)
         self.state = "connecting"
         self.last_error = ""
         self.tools: list[RemoteTool] = []
@@ -144,7 +148,7 @@ class SdkConnection:
                     self._refresh.clear()
                     await self._list(client)
                 waits = [asyncio.create_task(e.wait()) for e in (self._stop, self._broken, self._refresh)]
-                done, pending = await asyncio.wait(waits, timeout=PING_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                done, pending = await asyncio.wait(waits, timeout=self._probe_seconds, return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:
                     task.cancel()
                 if not done:

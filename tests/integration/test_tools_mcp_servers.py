@@ -28,6 +28,7 @@ from tests.integration.mcp_servers import TIME_SERVER, everything_server, pids_r
 
 OPERATOR = Identity("key:op", "operator")
 CHANGING = str(Path(__file__).with_name("mcp_changing_server.py"))
+GROWING = str(Path(__file__).with_name("mcp_growing_server.py"))
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +44,11 @@ def _connect(spec: McpServerSpec) -> SdkConnection:
 class Instance:
     """One tools process's registry and servers over a shared database file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, connect: Any = _connect) -> None:
         self.database = SqliteDatabase(path, PERMISSIONS_SCHEMA + REGISTRY_SCHEMA)
         store = SqliteRegistryStore(self.database)
         rules = ServerRules(stdio_commands=(TIME_SERVER, sys.executable), allowed_networks=("127.0.0.1",))
-        self.servers = McpServers(store, _connect, rules)
+        self.servers = McpServers(store, connect, rules)
         self.registry = ToolRegistry([], store, ToolPolicy(SqlitePermissionStore(self.database)), [self.servers])
 
     async def close(self) -> None:
@@ -175,6 +176,40 @@ async def test_a_changed_definition_is_flagged_until_an_admin_approves(instance:
     approved = await instance.servers.approve("changing.greet", changed.definition_hash)
     assert not approved.changed
     assert not (await instance.registry.execute("changing.greet", {"name": "a"}, OPERATOR)).output.is_error
+
+
+async def test_a_list_changed_notification_refreshes_that_servers_tools(tmp_path: Path) -> None:
+    def never_polled(spec: McpServerSpec) -> SdkConnection:
+        # Re-listing on a timer is put off for an hour: only the server's notification can bring a new tool in.
+        return SdkConnection(spec.name, spec.transport, spec.command, spec.url, call_timeout=20, probe_seconds=3600)
+
+    instance = Instance(tmp_path / "tools.db", never_polled)
+    try:
+        require(TIME_SERVER, "mcp-server-time")
+        await instance.servers.register(McpServerSpec("growing", "stdio", (sys.executable, GROWING)))
+        await instance.servers.register(McpServerSpec("time", "stdio", (TIME_SERVER,)))
+        before = {t.name for t in await instance.registry.list(OPERATOR)}
+        assert "growing.grow" in before and "growing.echo_twice" not in before
+        grown = await instance.registry.execute("growing.grow", {"name": "echo_twice"}, OPERATOR)
+        assert grown.result == {"result": "added echo_twice"}
+
+        async def listed() -> Any:
+            return {t.name: t for t in await instance.registry.list(OPERATOR)}.get("growing.echo_twice")
+        added = await _wait(listed, 10, "the notified tool to join the registry")
+        # A tool nobody approved yet is listed, flagged, and not run until an admin approves its definition.
+        assert added.changed and added.server == "growing"
+        with pytest.raises(FailedPrecondition) as refused:
+            await instance.registry.execute("growing.echo_twice", {"text": "hi"}, OPERATOR)
+        assert refused.value.reason == "TOOL_DEFINITION_CHANGED"
+        await instance.servers.approve("growing.echo_twice", added.definition_hash)
+        echoed = await instance.registry.execute("growing.echo_twice", {"text": "hi"}, OPERATOR)
+        assert echoed.result == {"result": "hi"}
+        # The other server's tools are untouched by the refresh.
+        views = {v.spec.name: v for v in await instance.servers.views()}
+        assert sorted(views["time"].tools) == ["time.convert_time", "time.get_current_time"]
+        assert sorted(views["growing"].tools) == ["growing.echo_twice", "growing.grow"]
+    finally:
+        await instance.close()
 
 
 async def test_registrations_persist_and_are_shared_by_instances(tmp_path: Path) -> None:
