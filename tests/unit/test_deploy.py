@@ -241,3 +241,10 @@ def test_task_role_reaches_only_its_own_tables_with_the_calls_its_adapters_make(
 def test_gateway_gets_its_first_admin_key_from_a_secret() -> None:
     secrets = {s["Name"]: s["ValueFrom"] for s in _container("gateway").get("Secrets", [])}
     assert secrets["MCPMESH_BOOTSTRAP_ADMIN_KEY"] == {"Ref": "AdminKeySecretArn"}
+
+
+@pytest.mark.parametrize("service", topology.NAMES)
+def test_every_service_shares_its_rate_limit_budgets_in_redis(service: str) -> None:
+    """Tasks scale out: an in-process budget would give each caller one budget per task."""
+    value = _environment(_container(service))["MCPMESH_RATE_LIMIT_URL"]
+    assert "rediss://${Cache.PrimaryEndPoint.Address}" in value["Fn::Sub"]
