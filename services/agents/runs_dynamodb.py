@@ -127,26 +127,26 @@ class DynamoDBRunStore:
                 writes.append({"Put": {"TableName": self._tables["agent-run-keys"],
                                        "Item": item({"caller_key": _caller_key(run.caller, run.idempotency_key), "run_id": run.id}),
                                        "ConditionExpression": "attribute_not_exists(caller_key)"}})
-            try:
-                for _ in range(MAX_RETRIES):
-                    try:
-                        self._client.transact_write_items(TransactItems=writes)
-                        return run
-                    except ClientError as error:
-                        if not failed_condition(error):
-                            raise
-                        reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-                        if reasons and reasons[0] == "ConditionalCheckFailed":
-                            raise AlreadyExists(f"agent run {run.id!r} already exists", reason="AGENT_RUN_EXISTS") from None
-                    # The key is taken, or a racing create holding it is in flight: the run that holds it is the answer.
-                    earlier = self._by_key(run.caller, run.idempotency_key) if run.idempotency_key else None
-                    if earlier is not None:
+            # The parts are dropped only when the transaction surely failed: after any other error it may have
+            # been written, and parts left over are only unread items.
+            for _ in range(MAX_RETRIES):
+                try:
+                    self._client.transact_write_items(TransactItems=writes)
+                    return run
+                except ClientError as error:
+                    if not failed_condition(error):
+                        raise
+                    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+                    if reasons and reasons[0] == "ConditionalCheckFailed":
                         self._drop_parts(run.id, generation)
-                        return earlier
-                raise RuntimeError(f"agent run {run.id}: no outcome after {MAX_RETRIES} tries")
-            except BaseException:
-                self._drop_parts(run.id, generation)
-                raise
+                        raise AlreadyExists(f"agent run {run.id!r} already exists", reason="AGENT_RUN_EXISTS") from None
+                # The key is taken, or a racing create holding it is in flight: the run that holds it is the answer.
+                earlier = self._by_key(run.caller, run.idempotency_key) if run.idempotency_key else None
+                if earlier is not None:
+                    self._drop_parts(run.id, generation)
+                    return earlier
+            self._drop_parts(run.id, generation)
+            raise RuntimeError(f"agent run {run.id}: no outcome after {MAX_RETRIES} tries")
 
         return await self._calls.call(write)
 
@@ -164,12 +164,15 @@ class DynamoDBRunStore:
                     ExpressionAttributeValues=item({f":{k}": v for k, v in values.items()}), ReturnValues="UPDATED_OLD",
                 )
             except ClientError as error:
-                self._drop_parts(run.id, generation)
-                if failed_condition(error):
+                if failed_condition(error):  # no such run; after another error the update may have been written
+                    self._drop_parts(run.id, generation)
                     raise _missing(run.id) from None
                 raise
-            # Readers now see the new generation; the one it replaced goes.
-            self._drop_parts(run.id, plain(old["Attributes"])["generation"])
+            # Readers now see the new generation; the one it replaced goes (unless botocore sent the update again after
+            # a lost answer, and the "old" generation is this one).
+            replaced = plain(old["Attributes"])["generation"]
+            if replaced != generation:
+                self._drop_parts(run.id, replaced)
 
         await self._calls.call(write)
 

@@ -406,7 +406,8 @@ class DynamoDBGraphStore:
             return True
         except ClientError as error:
             if failed_condition(error):
-                return False
+                # Also when botocore sent the update again after a lost answer to the first, which was written.
+                return _published(self._info(graph)) == sets["version"]
             raise
 
     def _write(self, requests: Sequence[dict[str, Any]]) -> None:
