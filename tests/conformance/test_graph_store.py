@@ -198,3 +198,15 @@ async def test_a_large_graph_pages_and_is_deleted_whole(store: GraphStore) -> No
     assert (await store.nodes(INFO.name), await store.files(INFO.name), await store.list_graphs(0, 10)) == ([], {}, ([], 0))
     assert await store.save(INFO, NODES, EDGES, FILES) == SaveCounts(nodes_added=5, edges_added=4)
     assert await store.nodes(INFO.name) == sorted(NODES, key=lambda n: n.id)
+
+
+async def test_a_big_file_record_round_trips(store: GraphStore) -> None:
+    big = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(30_000))  # 1.9 MB that hardly compresses
+    files = [FileRecord("gen/big.py", "cc", big), *FILES]
+    await store.save(INFO, NODES, EDGES, files)
+    assert await store.files(INFO.name) == {f.path: f for f in files}
+    assert await store.save(INFO, NODES, EDGES, files) == SaveCounts()
+    smaller = [FileRecord("gen/big.py", "dd", big[:1000]), *FILES]
+    await store.save(INFO, NODES, EDGES, smaller)
+    assert await store.files(INFO.name) == {f.path: f for f in smaller}
+    assert await store.nodes(INFO.name) == sorted(NODES, key=lambda n: n.id)

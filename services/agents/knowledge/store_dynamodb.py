@@ -46,6 +46,7 @@ log = logging.getLogger("mcpmesh.graphs")
 MAX_RETRIES = 50
 Item = dict[str, Any]  # an item as DynamoDB returns it (attribute -> {type: value})
 _VERSION = 13  # every row key ends in "|" and the version in 12 digits
+CHUNK_BYTES = 300_000  # a file record's compressed extraction above this is split over rows (items hold 400 KB)
 CACHED_GRAPHS = 2  # graphs whose nodes (at one published version) each store instance keeps (tasks have 1 GiB)
 
 
@@ -61,7 +62,8 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
             "KeySchema": [{"AttributeName": "name", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "name", "AttributeType": "S"}],
         },
-        {  # a graph's rows: n|node, o|source|kind+target and i|target|kind+source (edges both ways), f|file; |version
+        {  # a graph's rows: n|node, o|source|kind+target and i|target|kind+source (edges both ways), f|file and
+            # x|file|chunk (a big file's extraction); each key ends in |version
             "TableName": names["graph-items"],
             "KeySchema": [{"AttributeName": "graph", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             "AttributeDefinitions": [{"AttributeName": "graph", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
@@ -93,6 +95,10 @@ def in_key(source: str, kind: str, target: str) -> str:
 
 def file_key(path: str) -> str:
     return f"f|{_h(path)}"
+
+
+def chunk_key(path: str, number: int) -> str:
+    return f"x|{_h(path)}|{number:04d}"
 
 
 def _json(value: Any) -> str:
@@ -155,8 +161,17 @@ def _wanted(nodes: Sequence[Node], edges: Sequence[Edge], files: Sequence[FileRe
             rows[key] = _Row(key, _digest(body), {"body": body, "digest": _digest(body)})
     for record in files:
         key = file_key(record.path)
-        rows[key] = _Row(key, record.sha256, {"path": record.path, "sha256": record.sha256,
-                                              "extraction": zlib.compress(record.extraction.encode())})
+        data = zlib.compress(record.extraction.encode())
+        values: dict[str, Any] = {"path": record.path, "sha256": record.sha256, "digest": _digest(record.sha256 + record.extraction)}
+        if len(data) <= CHUNK_BYTES:
+            values["extraction"] = data
+        else:  # what a big file's parse left is kept in chunk rows beside it
+            pieces = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
+            values["chunks"] = len(pieces)
+            for number, piece in enumerate(pieces):
+                chunk, digest = chunk_key(record.path, number), hashlib.sha256(piece).hexdigest()[:32]
+                rows[chunk] = _Row(chunk, digest, {"chunk": piece, "digest": digest})
+        rows[key] = _Row(key, values["digest"], values)
     return rows
 
 
@@ -366,9 +381,16 @@ class DynamoDBGraphStore:
     async def files(self, graph: str) -> dict[str, FileRecord]:
         def read(info: Item | None, chain: set[int]) -> dict[str, FileRecord]:
             records = {}
-            for row in self._live(graph, "f|", chain):
+            rows = self._live(graph, "f|", chain)
+            chunks = {r["sk"]["S"][:-_VERSION]: r["chunk"]["B"] for r in self._live(graph, "x|", chain)} if any(
+                "chunks" in r for r in rows) else {}
+            for row in rows:
                 path = row["path"]["S"]
-                records[path] = FileRecord(path, row["sha256"]["S"], zlib.decompress(row["extraction"]["B"]).decode())
+                if "chunks" in row:
+                    data = b"".join(chunks[chunk_key(path, n)] for n in range(int(row["chunks"]["N"])))
+                else:
+                    data = row["extraction"]["B"]
+                records[path] = FileRecord(path, row["sha256"]["S"], zlib.decompress(data).decode())
             return records
 
         return await self._calls.call(lambda: self._stable(graph, read))
