@@ -41,8 +41,8 @@ async def test_agents_share_runs_and_graphs_through_dynamodb(dynamodb_endpoint: 
             instances.append((running, [("authorization", f"Bearer {token}")]))
         tables = boto3.client("dynamodb").get_paginator("list_tables").paginate()
         expected = [*runs_dynamodb.table_definitions(prefix), *store_dynamodb.table_definitions(prefix)]
-        assert {t for page in tables for t in page["TableNames"] if t.startswith(f"{prefix}-")} == {
-            d["TableName"] for d in expected}
+        assert {t for page in tables for t in page["TableNames"] if t.startswith(f"{prefix}-")} >= {
+            d["TableName"] for d in expected}  # the adapters' tables (the runtime may make its own beside them)
         (one, as_one), (two, as_two) = instances
         arguments = struct_pb2.Struct()
         arguments.update({"path": str(workspace / "shop")})
