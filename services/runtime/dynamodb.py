@@ -47,7 +47,8 @@ def create_tables(client: Any, definitions: Sequence[dict[str, Any]]) -> list[st
         table = {k: v for k, v in definition.items() if k != TTL}
         name = table["TableName"]
         try:
-            client.describe_table(TableName=name)
+            if client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":  # another instance made it just now
+                client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
             continue
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFoundException":
@@ -57,11 +58,22 @@ def create_tables(client: Any, definitions: Sequence[dict[str, Any]]) -> list[st
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceInUseException":
                 raise
+            # Another instance is creating it at this moment; it also sets the expiry.
+            client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            continue
         client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         if TTL in definition:
-            client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": definition[TTL]})
+            _expire_by(client, name, definition[TTL])
         made.append(name)
     return made
+
+
+def _expire_by(client: Any, table: str, attribute: str) -> None:
+    try:
+        client.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
+    except ClientError as error:  # set already (a start-up that stopped between creating the table and this)
+        if "already enabled" not in error.response["Error"].get("Message", ""):
+            raise
 
 
 def item(values: dict[str, Any]) -> dict[str, Any]:
