@@ -248,3 +248,14 @@ def test_every_service_shares_its_rate_limit_budgets_in_redis(service: str) -> N
     """Tasks scale out: an in-process budget would give each caller one budget per task."""
     value = _environment(_container(service))["MCPMESH_RATE_LIMIT_URL"]
     assert "rediss://${Cache.PrimaryEndPoint.Address}" in value["Fn::Sub"]
+
+
+@pytest.mark.parametrize("service", topology.NAMES)
+def test_every_service_reads_the_one_signing_key_ring(service: str) -> None:
+    """Services verify the gateway's tokens and sign their own with the same ring; without the setting each task
+    would make a ring of its own in its data folder and refuse every call."""
+    assert _environment(_container(service))["MCPMESH_SIGNING_KEY"] == {
+        "Fn::Sub": "secretsmanager://${SigningKey}?region=${AWS::Region}"}
+    policy = RESOURCES[f"{service.capitalize()}TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert any(s.get("Resource") == {"Ref": "SigningKey"} and "secretsmanager:GetSecretValue" in s["Action"]
+               for s in policy["Statement"])
