@@ -1,10 +1,12 @@
-"""Calls carrying a gateway token go from the edge straight to the service: verified by jwt_authn at the edge
-and by the service, rate-limited and strictly parsed by the service's shared runtime."""
+"""Calls go from the edge straight to the service: a gateway token verified by jwt_authn at the edge, a raw key
+turned into a token by the gateway's ext_authz check; then verified, rate-limited and strictly parsed by the
+service's shared runtime."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
@@ -36,6 +38,23 @@ def test_a_token_call_skips_the_gateway(mesh: LocalMesh, admin_key: str) -> None
     assert after["cluster.tools.upstream_rq_total"] - before["cluster.tools.upstream_rq_total"] >= 20
     # Only the edge's own JWKS refreshes may reach the gateway meanwhile, never the twenty calls.
     assert after["cluster.gateway.upstream_rq_total"] - before["cluster.gateway.upstream_rq_total"] < 20
+
+
+def test_a_key_call_is_checked_by_ext_authz_and_goes_straight_to_the_service(mesh: LocalMesh, admin_key: str) -> None:
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    names = ("cluster.tools.upstream_rq_total", "http.edge.ext_authz.ok")
+    before = _stats(mesh, *names)
+    for _ in range(20):
+        response = httpx.get(f"{mesh.edge_url}/v1/tools/file_inventory", headers=headers, timeout=10)
+        assert response.status_code == 200 and response.json()["tool"]["name"] == "file_inventory"
+    after = _stats(mesh, *names)
+    assert after["http.edge.ext_authz.ok"] - before["http.edge.ext_authz.ok"] >= 20
+    assert after["cluster.tools.upstream_rq_total"] - before["cluster.tools.upstream_rq_total"] >= 20
+    # The gateway only answers the checks: it has no ToolService to relay calls through any more.
+    metadata = (("authorization", f"Bearer {admin_key}"),)
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.service('gateway')}") as channel, pytest.raises(grpc.RpcError) as relayed:
+        channel.unary_unary("/mcpmesh.tools.v1.ToolService/GetTool")(b"", timeout=10, metadata=metadata)
+    assert relayed.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_a_bad_token_is_refused_at_the_edge(mesh: LocalMesh, admin_key: str) -> None:
