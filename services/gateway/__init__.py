@@ -1,1 +1,1 @@
-"""The gateway: the one entry for outside calls; authenticates, rate-limits and forwards through the mesh."""
+"""The gateway: identity and policy beside the edge (API keys, tokens and their public keys, ext_authz checks, its own RPCs, WebSocket)."""

@@ -66,7 +66,7 @@ class Authenticator:
     async def check(self, method: str, role: str | None, token: str, limit: bool = True) -> Identity | None:
         """The caller, or None when `role` is None (public by design); raises when the call is refused.
 
-        `limit` False: the receiving service takes the rate-limit token (calls the gateway only relays)."""
+        `limit` False: the receiving service takes the rate-limit token (the edge's ext_authz checks)."""
         if role is None:
             return None
         who = await self.identify(token)

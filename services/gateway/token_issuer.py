@@ -15,7 +15,7 @@ EDGE_JWKS_CACHE = 5.0  # seconds the edge's jwt_authn keeps the JWKS (envoy/edge
 # A next key signs only once every gateway instance has reloaded the ring that publishes it and the edge has
 # refetched the JWKS since: a rotation never leaves the edge refusing new tokens.
 ANNOUNCE_SECONDS = RELOAD_EVERY + EDGE_JWKS_CACHE + 5.0
-FORWARD_TTL = 120.0  # tokens the gateway puts on forwarded calls: short, and reused for half their life
+CALL_TOKEN_TTL = 120.0  # tokens ext_authz puts on key calls in place of the key: short, reused for half their life
 
 
 class TokenIssuer:
@@ -26,7 +26,7 @@ class TokenIssuer:
         self._verifier = Verifier(ring.all())
         self._loaded = time.monotonic()
         self.ttl = ttl
-        self._forwarded: dict[Identity, tuple[str, float]] = {}
+        self._per_caller: dict[Identity, tuple[str, float]] = {}
         self._verified: dict[str, tuple[Identity, float]] = {}
 
     @classmethod
@@ -42,7 +42,7 @@ class TokenIssuer:
             self._use(await self._source.load())
 
     def _use(self, ring: KeyRing) -> None:
-        self._forwarded.clear()
+        self._per_caller.clear()
         self._verified.clear()
         self._ring = ring
         self._verifier = Verifier(ring.all())
@@ -55,15 +55,15 @@ class TokenIssuer:
         return issue(self._ring, identity, ttl)
 
     def token_for(self, identity: Identity) -> str:
-        """A short token for a caller the gateway has verified, put on the call it forwards (cached)."""
+        """A short token for a caller the gateway has verified, put on a key call in place of the key (cached)."""
         now = time.time()
-        cached = self._forwarded.get(identity)
+        cached = self._per_caller.get(identity)
         if cached is not None and cached[1] > now:
             return cached[0]
-        if len(self._forwarded) > 10_000:
-            self._forwarded.clear()
-        token, expires = issue(self._ring, identity, FORWARD_TTL, now)
-        self._forwarded[identity] = (token, now + (expires - now) / 2)
+        if len(self._per_caller) > 10_000:
+            self._per_caller.clear()
+        token, expires = issue(self._ring, identity, CALL_TOKEN_TTL, now)
+        self._per_caller[identity] = (token, now + (expires - now) / 2)
         return token
 
     async def verify(self, token: str) -> Identity:
