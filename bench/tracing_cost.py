@@ -1,20 +1,23 @@
 """What tracing costs: REST throughput and CPU per call of a mesh with tracing on against one with it off.
 
 Both meshes run at once for the whole measurement, so their idle work (health checks, the sink's share) weighs on
-both alike. The REST edge path with a token (edge -> tools) is timed in short pairs of runs, the order flipped from
-pair to pair (off/on, on/off, ...), so a slow spell of a shared machine falls on both halves of a pair and drift
-cancels. Each pair gives its own cost; the report gives every pair, their median and their range.
-
-Throughput on a shared two-core machine moves with whatever else runs; the CPU seconds the mesh spends per call
-(Envoy, every service process, and this process, which hosts the OTLP sink) move much less, so they are reported
-beside it, split by process, to show where the cost lies.
+both alike. The REST edge path with a token (edge -> tools) is measured two ways:
+- in turn (the headline): short pairs of runs, one mesh at a time, the order flipped each pair (off/on, on/off,
+  ...), so a slow spell falls on both halves of a pair and drift cancels; with the CPU each process spent per call
+  (Envoy, every service, and this process, which hosts the OTLP sink), to show where the cost lies.
+- side by side: both meshes loaded at the same moment for a few seconds, each saturated by its own h2load; the
+  mesh whose calls cost more CPU completes fewer of them. A second view of the same cost.
+Each pair or round gives its own cost; the report gives every one, their median and their range. On a busy shared
+machine they spread widely (an A/A run, tracing off on both meshes, spread by +-20 %): read the median.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -170,4 +173,41 @@ def report(pairs: list[Pair]) -> float:
     cpu_off = statistics.median(p.off.cpu_total for p in pairs)
     cpu_on = statistics.median(p.on.cpu_total for p in pairs)
     print(f"  CPU cost: {100 * (cpu_on / cpu_off - 1):.1f} % more CPU per call with tracing on")
+    return median / 100
+
+
+def _rate(done: subprocess.CompletedProcess[str]) -> float:
+    """Calls per second over h2load's timed window, once every call it made succeeded with a 2xx."""
+    succeeded = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", done.stdout)
+    statuses = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", done.stdout)
+    rate = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done.stdout)
+    if (done.returncode != 0 or not succeeded or not statuses or not rate or succeeded.group(2, 3) != ("0", "0")
+            or int(succeeded.group(1)) == 0 or statuses.groups() != ("0", "0", "0")):
+        raise RuntimeError(f"h2load did not complete its calls:\n{done.stdout}\n{done.stderr}")
+    return float(rate.group(1))
+
+
+def side_by_side(commands: Mapping[str, list[str]], rounds: int) -> list[tuple[float, float]]:
+    """Runs both h2load commands (timed with -D) at the same moment, `rounds` times; (off, on) rates per round."""
+    results = []
+    for index in range(rounds):
+        names = ("off", "on") if index % 2 == 0 else ("on", "off")  # which one starts a hair earlier
+        running = {name: subprocess.Popen(commands[name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for name in names}
+        rates = {}
+        for name, process in running.items():
+            out, err = process.communicate(timeout=300)
+            rates[name] = _rate(subprocess.CompletedProcess(process.args, process.returncode or 0, out, err))
+        results.append((rates["off"], rates["on"]))
+    return results
+
+
+def report_side_by_side(rounds: list[tuple[float, float]]) -> float:
+    """Prints every round, the median and the range of the cost; returns the median cost."""
+    costs = sorted(100 * (1 - on / off) for off, on in rounds)
+    print("tracing on against off side by side, REST via edge with a token (both meshes loaded at once):")
+    for number, (off, on) in enumerate(rounds, 1):
+        print(f"  round {number:>2}: off {off:>6.0f}/s   on {on:>6.0f}/s   cost {100 * (1 - on / off):>5.1f} %")
+    median = statistics.median(costs)
+    print(f"  throughput cost: median {median:.1f} %, range {costs[0]:.1f} to {costs[-1]:.1f} % over {len(rounds)} rounds")
     return median / 100
