@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import grpc
@@ -28,6 +29,16 @@ class FeedEvent:
     type: str
     data: dict[str, Any]
     created: dt.datetime
+
+    def frame(self, sequence: int) -> str:
+        """The WebSocket message for this event: type, sequence, time and payload as JSON."""
+        return json.dumps({"type": self.type, "sequence": sequence, "time": self.created.isoformat(), "data": self.data})
+
+    @cached_property
+    def workflow_frame(self) -> str:
+        """A workflow event's message, the same for every subscriber (its sequence is the workflow's): made once,
+        not once per subscriber."""
+        return self.frame(int(self.data.get("sequence") or 0))
 
 
 class SlowSubscriber(Exception):

@@ -168,9 +168,7 @@ class WebSocketEdge:
         counter = itertools.count(1)
 
         async def send(event: FeedEvent) -> None:
-            sequence = event.data.get("sequence") if event.type == "workflow_update" else next(counter)
-            body = {"type": event.type, "sequence": int(sequence or 0), "time": event.created.isoformat(), "data": event.data}
-            await connection.send(json.dumps(body))
+            await connection.send(event.workflow_frame if event.type == "workflow_update" else event.frame(next(counter)))
 
         async def replay(workflow_id: str, after: int) -> None:
             await acked.wait()  # replayed events follow the "subscribed" ack, like live ones
