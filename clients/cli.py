@@ -1,4 +1,4 @@
-"""`mcpmesh`: the command line of the REST edge (workflows, tools, agents, keys, health, metrics, analyze)."""
+"""`mcpmesh`: the command line of the REST edge (workflows, tools, MCP servers, agents, keys, health, metrics, analyze)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(resources.workflows, name="workflows")
 app.add_typer(resources.tools, name="tools")
+app.add_typer(resources.mcp_servers, name="mcp-servers")
 app.add_typer(resources.agents, name="agents")
 app.add_typer(resources.keys, name="keys")
 app.command(name="analyze")(analyze.analyze)

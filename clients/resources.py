@@ -1,8 +1,9 @@
-"""`mcpmesh workflows|tools|agents|keys ...`: one sub-command per REST call of the edge."""
+"""`mcpmesh workflows|tools|mcp-servers|agents|keys ...`: one sub-command per REST call of the edge."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,8 @@ Params = Annotated[list[str] | None, typer.Option("--param", "--arg", "-p", meta
 ParamsJson = Annotated[str, typer.Option("--parameters", "--input", help="all arguments as one JSON object")]
 
 workflows = typer.Typer(help="create, inspect, watch and cancel workflows", no_args_is_help=True)
-tools = typer.Typer(help="list, describe and execute tools", no_args_is_help=True)
+tools = typer.Typer(help="list, describe, execute and approve tools", no_args_is_help=True)
+mcp_servers = typer.Typer(help="register, list and remove external MCP servers (admin)", no_args_is_help=True)
 agents = typer.Typer(help="list and run agents", no_args_is_help=True)
 keys = typer.Typer(help="create, list and revoke API keys (admin)", no_args_is_help=True)
 
@@ -197,6 +199,13 @@ def get_tool(ctx: typer.Context, name: str, as_json: Json = False) -> None:
 
     def render(out: Console) -> None:
         out.print(f"{tool.get('name')}: {tool.get('description', '')}", highlight=False)
+        if tool.get("server"):
+            definition = short(tool.get("definitionState", ""), "DEFINITION_STATE_")
+            out.print(f"from MCP server {tool['server']}; definition {definition}, hash {tool.get('definitionHash', '')}",
+                      highlight=False)
+            if definition == "changed":
+                out.print(f"not executed until approved: mcpmesh tools approve {tool.get('name')} "
+                          f"{tool.get('definitionHash', '')}", highlight=False)
         out.print_json(data=tool.get("inputSchema", {}))
 
     state.emit(tool, render)
@@ -210,6 +219,78 @@ def execute_tool(ctx: typer.Context, name: str, param: Params = None, parameters
     with state.client() as client:
         answer = client.execute_tool(name, values)
     state.emit(answer, lambda out: print(json.dumps(answer, indent=2)))
+
+
+@tools.command("approve")
+def approve_tool(
+    ctx: typer.Context, name: str,
+    definition_hash: Annotated[str, typer.Argument(metavar="HASH", help="the definition hash you reviewed (`tools get NAME`)")],
+    as_json: Json = False,
+) -> None:
+    """Approves the current definition of an external tool (admin): it runs again, pinned to HASH."""
+    state = session(ctx, as_json)
+    if not re.fullmatch(r"[0-9a-f]{64}", definition_hash):
+        state.fail(f"HASH {definition_hash!r}: expected the 64 hex digits `mcpmesh tools get {name}` shows")
+    with state.client() as client:
+        tool = client.approve_tool(name, definition_hash)
+    state.emit(tool, lambda out: print(f"{tool.get('name')} approved (definition {tool.get('definitionHash', '')})"))
+
+
+def _server_target(server: dict[str, Any]) -> str:
+    return server.get("url") or " ".join(server.get("command", []))
+
+
+@mcp_servers.command("register")
+def register_mcp_server(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="the server's name: its tools are listed as NAME.<tool>")],
+    command: Annotated[list[str] | None, typer.Argument(
+        metavar="[-- COMMAND [ARG ...]]", help="a stdio server: the command and its arguments (from the allow list)")] = None,
+    url: Annotated[str, typer.Option(help="a streamable HTTP server: its URL, e.g. https://host/mcp")] = "",
+    as_json: Json = False,
+) -> None:
+    """Registers an external MCP server, a stdio COMMAND or a --url, and prints its tools (pinned as approved)."""
+    state = session(ctx, as_json)
+    if bool(command) == bool(url):
+        state.fail("give the server either as a stdio command after `--` "
+                   "(mcpmesh mcp-servers register NAME -- COMMAND ARG ...) or as --url, not both")
+    with state.client() as client:
+        server = client.register_mcp_server(name, command or [], url)
+
+    def render(out: Console) -> None:
+        found = server.get("tools", [])
+        print(f"{server.get('name')} {short(server.get('state', ''), 'MCP_SERVER_STATE_')}: {len(found)} tools")
+        if found:
+            print("\n".join(found))
+
+    state.emit(server, render)
+
+
+@mcp_servers.command("list")
+def list_mcp_servers(ctx: typer.Context, as_json: Json = False) -> None:
+    """Lists the external MCP servers: transport, state, tools and the last error."""
+    state = session(ctx, as_json)
+    with state.client() as client:
+        found = client.list_mcp_servers()
+
+    def render(out: Console) -> None:
+        table = Table("name", "transport", "server", "state", "tools", "last error")
+        for server in found:
+            table.add_row(server.get("name", ""), short(server.get("transport", ""), "MCP_TRANSPORT_"), _server_target(server),
+                          short(server.get("state", ""), "MCP_SERVER_STATE_"), str(len(server.get("tools", []))),
+                          server.get("lastError", ""))
+        out.print(table)
+
+    state.emit(found, render)
+
+
+@mcp_servers.command("remove")
+def remove_mcp_server(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")], as_json: Json = False) -> None:
+    """Removes an external MCP server and its tools (admin); its session is closed on every instance."""
+    state = session(ctx, as_json)
+    with state.client() as client:
+        client.remove_mcp_server(name)
+    state.emit({"name": name, "removed": True}, lambda out: print(f"{name} removed"))
 
 
 @agents.command("list")

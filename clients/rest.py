@@ -1,4 +1,4 @@
-"""A small REST client of the edge (workflows, tools, agents, keys, health, metrics), with the CLI's headers."""
+"""A small REST client of the edge (workflows, tools, MCP servers, agents, keys, health, metrics), with the CLI's headers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -119,6 +120,23 @@ class McpMeshClient:
 
     def execute_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/v1/tools/{name}/execute", json={"arguments": arguments})
+
+    def approve_tool(self, name: str, definition_hash: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/tools/{quote(name, safe='')}:approve", json={"definitionHash": definition_hash})["tool"]
+
+    # External MCP servers
+    def register_mcp_server(self, name: str, command: list[str], url: str) -> dict[str, Any]:
+        if url:
+            server: dict[str, Any] = {"name": name, "transport": "MCP_TRANSPORT_STREAMABLE_HTTP", "url": url}
+        else:
+            server = {"name": name, "transport": "MCP_TRANSPORT_STDIO", "command": command}
+        return self._call("POST", "/v1/mcp-servers", json=server)["server"]
+
+    def list_mcp_servers(self) -> list[dict[str, Any]]:
+        return self._pages("/v1/mcp-servers", "servers")
+
+    def remove_mcp_server(self, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/v1/mcp-servers/{quote(name, safe='')}")
 
     # Agents
     def list_agents(self) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from services.launcher.processes import LocalMesh
 from tests.conftest import start_mesh
 from tests.integration.mcp_servers import INSPECTOR, TIME_SERVER, require
+from tests.integration.test_cli import _cli
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +136,44 @@ def test_servers_and_definitions_over_rest(mcp_mesh: LocalMesh) -> None:
         ssrf = admin.post("/v1/mcp-servers", json={"name": "meta", "transport": "MCP_TRANSPORT_STREAMABLE_HTTP",
                                                     "url": "http://169.254.169.254/latest"})
         assert ssrf.status_code == 400 and "MCP_URL_FORBIDDEN" in ssrf.text
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+def test_cli_registers_lists_approves_and_removes_servers(mcp_mesh: LocalMesh) -> None:
+    registered = _cli(mcp_mesh, "mcp-servers", "register", "clock", "--json", "--", TIME_SERVER, "--local-timezone", "UTC")
+    assert registered.returncode == 0, registered.stderr
+    server = json.loads(registered.stdout)
+    assert server["state"] == "MCP_SERVER_STATE_CONNECTED"
+    assert sorted(server["tools"]) == ["clock.convert_time", "clock.get_current_time"]
+    table = _cli(mcp_mesh, "mcp-servers", "list")
+    [row] = [line for line in table.stdout.splitlines() if "clock" in line]
+    assert "stdio" in row and "connected" in row and TIME_SERVER in row
+    listed = json.loads(_cli(mcp_mesh, "mcp-servers", "list", "--json").stdout)
+    assert {s["name"] for s in listed} == {"time", "clock"}
+
+    shown = _cli(mcp_mesh, "tools", "get", "clock.get_current_time", "--json")
+    tool = json.loads(shown.stdout)
+    assert tool["definitionState"] == "DEFINITION_STATE_APPROVED"
+    approved = _cli(mcp_mesh, "tools", "approve", "clock.get_current_time", tool["definitionHash"])
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.strip() == f"clock.get_current_time approved (definition {tool['definitionHash']})"
+    stale = _one_line_error(_cli(mcp_mesh, "tools", "approve", "clock.get_current_time", "0" * 64))
+    assert "HTTP 400" in stale and "not the tool's current definition" in stale
+
+    not_allowed = _one_line_error(_cli(mcp_mesh, "mcp-servers", "register", "shell", "--", "/bin/sh", "-c", "id"))
+    assert "server.command" in not_allowed and "allow list" in not_allowed
+    metadata = _one_line_error(_cli(mcp_mesh, "mcp-servers", "register", "meta", "--url", "http://169.254.169.254/mcp"))
+    assert "server.url" in metadata and "metadata" in metadata
+    operator = _one_line_error(_cli(mcp_mesh, "mcp-servers", "register", "x", "--", TIME_SERVER, key=_key(mcp_mesh, "operator")))
+    assert "permission denied (HTTP 403)" in operator
+
+    removed = _cli(mcp_mesh, "mcp-servers", "remove", "clock")
+    assert removed.returncode == 0 and removed.stdout.strip() == "clock removed", removed.stderr
+    assert "not found (HTTP 404)" in _one_line_error(_cli(mcp_mesh, "mcp-servers", "remove", "clock"))
+    assert [s["name"] for s in json.loads(_cli(mcp_mesh, "mcp-servers", "list", "--json").stdout)] == ["time"]
