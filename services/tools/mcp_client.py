@@ -83,7 +83,8 @@ class SdkConnection:
         self.generation = 0  # bumped whenever `tools` is re-listed
         self._client: Client | None = None
         self._ready = asyncio.Event()
-        self._attempted = asyncio.Event()  # the first connection attempt ended, well or not
+        self._attempted = asyncio.Event()  # a connection attempt ended, well or not
+        self.failed_attempts = 0
         self._stop = asyncio.Event()
         self._broken = asyncio.Event()
         self._refresh = asyncio.Event()
@@ -92,10 +93,20 @@ class SdkConnection:
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name=f"mcp-{self.name}")
 
-    async def wait_ready(self, timeout: float) -> bool:
-        """Whether the first attempt opened a session (a failed first attempt answers at once)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._attempted.wait(), timeout)
+    async def wait_ready(self, timeout: float, attempts: int = 2) -> bool:
+        """Whether a session opened within `timeout` and `attempts` attempts. One failed start is retried (after the
+        supervisor's first back-off, 1 s): a stdio server that dies at once now and then must not fail its
+        registration; a server that fails twice answers without waiting out `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._ready.is_set() and self.failed_attempts < attempts:
+            self._attempted.clear()
+            if self._ready.is_set() or self.failed_attempts >= attempts:
+                break
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._attempted.wait(), remaining)
         return self._ready.is_set()
 
     async def close(self) -> None:
@@ -122,6 +133,7 @@ class SdkConnection:
                     delay = 1.0
                     await self._serve(client)
             except Exception as error:  # any failure of the other side: record it, try again later
+                self.failed_attempts += 1
                 self.last_error = _summary(error)
                 log.warning("MCP server %s: %s", self.name, self.last_error)
             finally:
