@@ -17,6 +17,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from services.runtime.errors import FailedPrecondition
+from services.runtime.tracing import span
 from services.tools.execution import ToolOutput
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class SdkConnection:
         probe_seconds: float = PING_SECONDS,
     ) -> None:
         self.name = name
+        self.transport = transport
         self._target = _target(transport, command, url)
         self._call_timeout = call_timeout
         self._probe_seconds = probe_seconds  # how long an idle session waits before it re-lists (its probe)
@@ -192,6 +194,15 @@ class SdkConnection:
         self.generation += 1
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        # The SDK's own "MCP send" span (when tracing is on) nests under this one.
+        with span("mcp.call", **{"mcpmesh.mcp_server": self.name, "mcpmesh.mcp_transport": self.transport,
+                                 "gen_ai.tool.name": name}) as current:
+            output = await self._call_tool(name, arguments)
+            if output.is_error:
+                current.set_attribute("mcpmesh.tool_error", True)
+            return output
+
+    async def _call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         client = self._client
         if client is None:
             raise ServerUnavailable(

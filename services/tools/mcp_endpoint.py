@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from services.runtime.config import VERSION
 from services.runtime.errors import DomainError, InvalidArgument, PermissionDenied
 from services.runtime.identity import Identity
+from services.runtime.tracing import span
 from services.tools.registry import ToolDefinition, ToolRegistry
 
 CALL_HEADER = "x-mcpmesh-mcp-call"  # set here, in-process only: which caller an ASGI request belongs to
@@ -141,10 +142,15 @@ class McpEndpoint:
                 if not message.get("more_body", False):
                     delivered.set()
 
-        try:
-            await self._manager.handle_request(scope, receive, send)
-        finally:
-            delivered.set()
-            del self._callers[token]
+        # The method and tool come from the client's Mcp-Method and Mcp-Name headers: no need to parse the body here.
+        attributes = {"mcp.method.name": headers.get("mcp-method"), "gen_ai.tool.name": headers.get("mcp-name"),
+                      "enduser.id": caller.principal or None}
+        with span("mcp.request", **attributes) as current:
+            try:
+                await self._manager.handle_request(scope, receive, send)
+            finally:
+                delivered.set()
+                del self._callers[token]
+            current.set_attribute("http.response.status_code", int(answer["status"]))
         response_type = next((v.decode("latin-1") for k, v in answer["headers"] if k.lower() == b"content-type"), "")
         return int(answer["status"]), response_type or "application/json", bytes(answer["body"])
