@@ -24,6 +24,7 @@ from services.runtime import topology
 from services.runtime.config import VERSION, Config
 from services.runtime.dynamodb import dynamodb_client
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
+from services.runtime.instance_reports import open_instance_reports
 from services.runtime.json_bodies import BODY_HEADER, JsonBodyChecker
 from services.runtime.mesh import Mesh
 from services.runtime.rate_limits import RateLimiter
@@ -68,7 +69,8 @@ async def build(config: Config) -> Running:
         checks={"database": database_check(store.ping, "api keys"), "external_services": mesh.check, "memory": memory_check(),
                 "disk": disk_check(config.data_dir)},
     )
-    health = SystemHealth(mesh, config.envoy_admin_url)
+    # Each instance's own report, as every instance publishes it (in containers too), with Envoy's view of each.
+    health = SystemHealth(mesh, config.envoy_admin_url, await open_instance_reports(config.state_url, config.data_dir))
     feed = EventFeed(mesh, health)
 
     def add(server: Any) -> list[str]:

@@ -1,8 +1,17 @@
-"""System health and metrics: Envoy's view of every instance plus each service's own report."""
+"""System health and metrics: Envoy's view of every instance plus each instance's own report.
+
+Where the gateway reaches Envoy's admin interface (one machine), Envoy lists the hosts and its view of each; a
+host on this machine is asked for its report through the mesh's "instance" route. Elsewhere (containers: no
+admin interface in reach, no route to each task) the instances come from the instance report registry
+(services/runtime/instance_reports.py), where each publishes its report under its own address every few seconds;
+an instance's mesh status is then what Envoy's active health check reads from it, the grpc.health.v1 status its
+report drives."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +19,8 @@ import grpc
 import httpx
 from mcpmesh.health.v1 import health_pb2, health_pb2_grpc
 
+from services.runtime.clock import utcnow
+from services.runtime.instance_reports import FRESH_SECONDS, InstanceReports
 from services.runtime.mesh import Mesh
 from services.runtime.topology import NAMES as SERVICES
 
@@ -40,10 +51,24 @@ def _mesh_status(health: dict[str, Any]) -> str:
     return "healthy"
 
 
+def _on_this_machine(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _status_seen_by_health_checks(report: health_pb2.HealthReport) -> str:
+    """What Envoy's active health check reads from an instance: grpc.health.v1, NOT_SERVING only when its report is."""
+    return "failed_active_health_check" if report.status == health_pb2.HEALTH_STATUS_NOT_SERVING else "healthy"
+
+
 class SystemHealth:
-    def __init__(self, mesh: Mesh, envoy_admin_url: str) -> None:
+    def __init__(self, mesh: Mesh, envoy_admin_url: str, reports: InstanceReports | None = None) -> None:
         self._mesh = mesh  # its channels carry the gateway's service token: detailed reports need a viewer
         self._admin = httpx.AsyncClient(base_url=envoy_admin_url, timeout=2.0)
+        self._reports = reports
 
     async def envoy_clusters(self) -> dict[str, list[Instance]]:
         response = await self._admin.get("/clusters", params={"format": "json"})
@@ -59,7 +84,8 @@ class SystemHealth:
         return clusters
 
     async def _report(self, address: str) -> health_pb2.HealthReport | None:
-        """One instance's own report, fetched through the mesh's "instance" route (loopback hosts only)."""
+        """One instance's own report, fetched through the mesh's "instance" route (loopback hosts only); None
+        when it does not answer."""
         stub = health_pb2_grpc.HealthReportServiceStub(self._mesh.channel("instance"))
         try:
             response = await stub.GetHealthReport(
@@ -69,15 +95,41 @@ class SystemHealth:
             return None
         return response.report
 
+    async def published(self) -> dict[str, dict[str, health_pb2.HealthReport]]:
+        """service -> address -> report, from the registry: what every instance published lately."""
+        if self._reports is None:
+            return {}
+        found: dict[str, dict[str, health_pb2.HealthReport]] = {}
+        for entry in await self._reports.recent(utcnow() - dt.timedelta(seconds=FRESH_SECONDS)):
+            found.setdefault(entry.service, {})[entry.address] = entry.report
+        return found
+
     async def check(self) -> list[ServiceState]:
-        """Every instance Envoy knows of, with its own report; a service serves when a healthy instance does."""
+        """Every instance Envoy knows of or that published a fresh report, with its own report; a service serves
+        when a healthy instance does."""
         try:
-            clusters = await self.envoy_clusters()
+            clusters: dict[str, list[Instance]] | None = await self.envoy_clusters()
         except (httpx.HTTPError, ValueError):
-            clusters = {}
-        instances = {service: clusters.get(service, []) for service in SERVICES}
-        everyone = [i for service in SERVICES for i in instances[service]]
-        for instance, report in zip(everyone, await asyncio.gather(*(self._report(i.address) for i in everyone))):
+            clusters = None  # out of reach (containers): the registry alone
+        try:
+            published = await self.published()
+        except Exception:  # the registry down: Envoy's view and the per-instance route still answer
+            published = {}
+        instances: dict[str, list[Instance]] = {}
+        for service in SERVICES:
+            reports = published.get(service, {})
+            if clusters is None:
+                listed = [Instance(address, _status_seen_by_health_checks(r), r) for address, r in sorted(reports.items())]
+            else:
+                listed = clusters.get(service, [])
+                for instance in listed:
+                    if not _on_this_machine(instance.address):
+                        instance.report = reports.get(instance.address)
+            instances[service] = listed
+        # Hosts on this machine answer for themselves through Envoy's "instance" route, which reaches loopback hosts
+        # only: the freshest view, and none from a host that died since it last published.
+        local = [i for service in SERVICES for i in instances[service] if _on_this_machine(i.address)]
+        for instance, report in zip(local, await asyncio.gather(*(self._report(i.address) for i in local))):
             instance.report = report
         states = []
         for service in SERVICES:
@@ -108,3 +160,5 @@ class SystemHealth:
 
     async def close(self) -> None:
         await self._admin.aclose()
+        if self._reports is not None:
+            self._reports.close()

@@ -105,8 +105,12 @@ class HealthReporter(health_pb2_grpc.HealthReportServiceServicer):
         latency.FromNanoseconds(int((time.perf_counter() - started) * 1e9))
         return health_pb2.HealthCheck(name=name, status=status, detail=detail, latency=latency)
 
-    async def drive(self, health: Any, names: Sequence[str], interval: float = 2.0) -> None:
-        """Keeps grpc.health.v1 in step with this report: NOT_SERVING while a check says so, SERVING otherwise.
+    async def drive(
+        self, health: Any, names: Sequence[str], interval: float = 2.0,
+        publish: Callable[[health_pb2.HealthReport], Awaitable[None]] | None = None,
+    ) -> None:
+        """Keeps grpc.health.v1 in step with this report: NOT_SERVING while a check says so, SERVING otherwise;
+        `publish` (the instance report registry's publisher) is handed each report.
 
         Envoy's active health check reads grpc.health.v1, so an instance whose database is unreachable or whose
         memory or disk is past its limit is taken out of the mesh until it recovers. DEGRADED (a dependency
@@ -114,6 +118,8 @@ class HealthReporter(health_pb2_grpc.HealthReportServiceServicer):
         serving: bool | None = None
         while True:
             report = await self.report()
+            if publish is not None:
+                await publish(report)
             now = report.status != NOT_SERVING
             if now != serving:
                 status = HealthCheckResponse.SERVING if now else HealthCheckResponse.NOT_SERVING

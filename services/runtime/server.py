@@ -22,6 +22,7 @@ from mcpmesh.health.v1 import health_pb2_grpc as report_pb2_grpc
 from services.runtime import telemetry
 from services.runtime.config import Config
 from services.runtime.health_report import HealthReporter
+from services.runtime.instance_reports import Publisher, advertised_address, open_instance_reports
 from services.runtime.json_bodies import JsonBodyChecker
 from services.runtime.rate_limits import RateLimiter
 from services.runtime.roles import request_type, role_of
@@ -125,16 +126,20 @@ async def start(
     if port == 0:
         raise SystemExit(f"cannot bind {config.host}:{config.port}")
     await server.start()
-    reporter.instance = f"{config.host}:{port}"
+    reporter.instance = advertised_address(config.host, port)
     for name in ["", *all_names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    # From here the detailed report's checks drive grpc.health.v1, which Envoy's active health check reads.
-    driving = asyncio.get_running_loop().create_task(reporter.drive(health, all_names))
+    # From here the detailed report's checks drive grpc.health.v1, which Envoy's active health check reads, and
+    # the report is published under this instance's address for the gateway's system health.
+    publisher = Publisher(await open_instance_reports(config.state_url, config.data_dir), config.service, reporter.instance)
+    driving = asyncio.get_running_loop().create_task(reporter.drive(health, all_names, publish=publisher))
     stop_telemetry = telemetry.start(config, port, reporter.metrics)
     log.info("serving", extra={"port": port, "services": names})
 
-    def stop_driving() -> None:
+    async def stop_driving() -> None:
         driving.cancel()
+        await publisher.withdraw()
+        publisher.reports.close()
 
     return Running(server, port, health, all_names, on_stop=[*on_stop, stop_driving, stop_telemetry])
 

@@ -114,3 +114,33 @@ def test_every_instance_reports_and_one_down_leaves_the_service_up(tmp_path: Pat
     finally:
         mesh.stop()
 
+
+
+def test_without_envoys_admin_every_instance_is_known_by_its_published_report(tmp_path: Path, sample_project: Path) -> None:
+    """As in containers: the gateway cannot reach Envoy's admin interface (nor a route to each task); each instance
+    publishes its report under its own address, and the system health lists them from there."""
+    mesh = start_mesh(tmp_path / "data", sample_project.parent, MCPMESH_ENVOY_ADMIN_URL="http://127.0.0.1:9")
+    try:
+        def all_published() -> dict[str, dict] | None:
+            services = _services(mesh)
+            return services if all(service["instances"] for service in services.values()) else None
+
+        services = wait_until(all_published, 20, "every instance to publish its report")
+        assert set(services) == {"gateway", "agents", "tools", "workflows"}
+        for name, service in services.items():
+            assert service["status"] == "HEALTH_STATUS_SERVING", service
+            [instance] = service["instances"]
+            assert instance["address"] == f"127.0.0.1:{mesh.plan[name].port}" and instance["meshStatus"] == "healthy"
+            assert instance["report"]["service"] == name and instance["report"]["instance"] == instance["address"]
+            assert {"database", "memory", "disk"} <= {c["name"] for c in instance["report"]["checks"]}
+        metrics = httpx.get(f"{mesh.edge_url}/v1/system/metrics", headers={"Authorization": f"Bearer {mesh.admin_key()}"}).json()
+        assert any(m["service"] == "workflows" and m["name"] == "ActiveWorkflows" for m in metrics["metrics"])
+        mesh.stop_service("tools")  # a clean stop withdraws the instance's entry
+        def withdrawn() -> dict | None:
+            tools = _services(mesh)["tools"]
+            return None if tools["instances"] else tools
+
+        tools = wait_until(withdrawn, 20, "tools to withdraw its entry")
+        assert tools["status"] == "HEALTH_STATUS_NOT_SERVING"
+    finally:
+        mesh.stop()

@@ -163,11 +163,13 @@ def test_compose_follows_the_topology() -> None:
 
 
 # The DynamoDB adapters of each service (MCPMESH_STATE_URL=dynamodb://STACK): the template makes their tables.
+# Every instance publishes its health report in the shared registry (services/runtime/instance_reports.py).
+REGISTRY = "services.runtime.instance_reports_dynamodb"
 ADAPTERS = {
-    "gateway": ["services.gateway.api_keys_dynamodb"],
-    "agents": ["services.agents.runs_dynamodb", "services.agents.knowledge.store_dynamodb"],
-    "tools": ["services.tools.permissions_dynamodb", "services.tools.registry_store_dynamodb"],
-    "workflows": ["services.workflows.store_dynamodb"],
+    "gateway": ["services.gateway.api_keys_dynamodb", REGISTRY],
+    "agents": ["services.agents.runs_dynamodb", "services.agents.knowledge.store_dynamodb", REGISTRY],
+    "tools": ["services.tools.permissions_dynamodb", "services.tools.registry_store_dynamodb", REGISTRY],
+    "workflows": ["services.workflows.store_dynamodb", REGISTRY],
 }
 # boto3 calls an adapter makes, as IAM actions; a transaction's items are checked as the item writes.
 CALLS = {"get_item": ["GetItem"], "batch_get_item": ["BatchGetItem"], "put_item": ["PutItem"], "update_item": ["UpdateItem"],
