@@ -191,7 +191,9 @@ class WorkflowEngine:
         if created:
             self.notifier.notify(workflow.id)
             # At capacity the workflow waits, pending, for whichever instance has room first.
-            if self.active < self.durability.max_active and await self._claim(workflow.id):
+            if self.active >= self.durability.max_active:
+                self.queue_depth += 1  # the sweep after a run here ends (or any instance's) takes it
+            elif await self._claim(workflow.id):
                 self._start(workflow, resume=False)
         return workflow
 
@@ -238,7 +240,8 @@ class WorkflowEngine:
             raise InvalidArgument.field("after_sequence", "must not be negative")
         if not workflow_id:
             raise InvalidArgument.field("id", "is required")
-        done = (await self.store.get(workflow_id)).done  # NotFound for an unknown id
+        held = self._held.get(workflow_id)  # a run held here: its copy is current, no read needed
+        done = held.done if held is not None else (await self.store.get(workflow_id)).done  # NotFound if unknown
         while True:
             seen = self.notifier.version(workflow_id)
             for event in self.notifier.recent_after(workflow_id, after) or await self.store.events_after(workflow_id, after):
@@ -344,6 +347,8 @@ class WorkflowEngine:
         fresh = workflow if workflow.state == "pending" and workflow.last_sequence == 1 else None
         task = asyncio.create_task(self._run(workflow.id, resume, fresh), name=f"workflow-{workflow.id}")
         self._tasks[workflow.id] = task
+        if fresh is not None:
+            self._held[workflow.id] = fresh
 
         def done(_: asyncio.Task[None]) -> None:
             self._tasks.pop(workflow.id, None)
@@ -352,7 +357,8 @@ class WorkflowEngine:
             self._fractions.pop(workflow.id, None)
             self._held.pop(workflow.id, None)
             self._ended.discard(workflow.id)
-            self._wake.set()  # room for a queued workflow
+            if self.queue_depth:  # room for a queued workflow: sweep now rather than at the next beat
+                self._wake.set()
 
         task.add_done_callback(done)
 

@@ -99,21 +99,18 @@ def _event(row: sqlite3.Row) -> Event:
 
 
 def _append(
-    db: sqlite3.Connection, workflow: Workflow, event_type: str, step: str, message: str, items: tuple[int, int] = (0, 0)
+    db: sqlite3.Connection, workflow: Workflow, sequence: int, event_type: str, step: str, message: str,
+    items: tuple[int, int] = (0, 0),
 ) -> Event:
-    """Inside a transaction: the next sequence of this workflow, and its event."""
-    sequence = db.execute(
-        "UPDATE workflows SET last_sequence = last_sequence + 1 WHERE id = ? RETURNING last_sequence", (workflow.id,)
-    ).fetchone()[0]
+    """Inside a transaction: the workflow's event with the sequence its row just took."""
     workflow.last_sequence = sequence
-    now = utcnow()
-    event = Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now,
+    event = Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, workflow.updated,
                   workflow.steps_done, len(workflow.steps), *items)
     db.execute(
         "INSERT INTO workflow_event_log (workflow_id, sequence, type, step, state, progress, message, create_time, "
         "steps_done, steps_total, items_done, items_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, now.isoformat(),
-         event.steps_done, event.steps_total, event.items_done, event.items_total),
+        (workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message,
+         workflow.updated.isoformat(), event.steps_done, event.steps_total, event.items_done, event.items_total),
     )
     return event
 
@@ -159,11 +156,11 @@ class SqliteWorkflowStore:
                     return _workflow(row), False
             db.execute(
                 "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time, "
-                "traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "traceparent, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 (workflow.id, type_name, json.dumps(parameters), "pending", _steps_json(workflow.steps),
                  request_id or None, now.isoformat(), now.isoformat(), traceparent),
             )
-            _append(db, workflow, "created", "", f"{type_name} workflow created")
+            _append(db, workflow, 1, "created", "", f"{type_name} workflow created")
             return workflow, True
 
         # BEGIN IMMEDIATE serialises writers across processes, so two callers with one request id get one workflow.
@@ -196,18 +193,21 @@ class SqliteWorkflowStore:
         self, workflow: Workflow, event_type: str, step: str, message: str, items_done: int = 0, items_total: int = 0
     ) -> Event:
         workflow.updated = utcnow()
+        values = (workflow.state, workflow.progress, _steps_json(workflow.steps),
+                  json.dumps(workflow.result) if workflow.result is not None else None,
+                  json.dumps(workflow.error) if workflow.error is not None else None,
+                  workflow.updated.isoformat(), workflow.id)
 
         def write(db: sqlite3.Connection) -> Event:
-            updated = db.execute(
-                "UPDATE workflows SET state = ?, progress = ?, steps = ?, result = ?, error = ?, update_time = ? WHERE id = ?",
-                (workflow.state, workflow.progress, _steps_json(workflow.steps),
-                 json.dumps(workflow.result) if workflow.result is not None else None,
-                 json.dumps(workflow.error) if workflow.error is not None else None,
-                 workflow.updated.isoformat(), workflow.id),
-            ).rowcount
-            if not updated:
+            # One statement changes the row and takes the next sequence; then the event.
+            row = db.execute(
+                "UPDATE workflows SET state = ?, progress = ?, steps = ?, result = ?, error = ?, update_time = ?, "
+                "last_sequence = last_sequence + 1 WHERE id = ? RETURNING last_sequence",
+                values,
+            ).fetchone()
+            if row is None:
                 raise not_found(workflow.id)
-            return _append(db, workflow, event_type, step, message, (items_done, items_total))
+            return _append(db, workflow, row[0], event_type, step, message, (items_done, items_total))
 
         return await self._db.transaction(write)
 
