@@ -120,14 +120,18 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             raise InvalidArgument.field("tool.target_server", "is required: the MCP server that executes the tool")
         if tool.target_server not in {view.spec.name for view in await self._servers.views()}:
             raise FailedPrecondition(
-                f"MCP server {tool.target_server!r} is not registered", reason="MCP_SERVER_NOT_FOUND",
-                metadata={"server": tool.target_server},
+                f"MCP server {tool.target_server!r} is not registered: register the server (RegisterMcpServer, "
+                "`mcpmesh mcp-servers register`) and all its tools join the registry",
+                reason="MCP_SERVER_NOT_FOUND", metadata={"server": tool.target_server},
             )
-        # A server's tools join the registry when the server is registered, pinned by hash; one by one they are
-        # re-approved with ApproveToolDefinition. There is no second way to add them.
+        # Tools are not added one by one: a server's tools join the registry when the server is registered, each
+        # pinned by hash (a tool it adds later is listed as changed until approved). One registration path keeps
+        # the pinned definition the server's own, never a copy that could drift from what the server runs.
         raise FailedPrecondition(
-            f"the tools of MCP server {tool.target_server!r} are registered with the server; "
-            "approve a changed one with ApproveToolDefinition",
+            f"tools are not registered one by one: every tool of MCP server {tool.target_server!r} joined the "
+            f"registry as {tool.target_server}.<tool> when the server was registered; approve a new or changed one "
+            "with ApproveToolDefinition (`mcpmesh tools approve NAME HASH`) and choose who may run it with tool "
+            "permissions",
             reason="TOOLS_COME_FROM_SERVERS", metadata={"server": tool.target_server},
         )
 

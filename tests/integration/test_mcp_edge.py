@@ -138,6 +138,18 @@ def test_servers_and_definitions_over_rest(mcp_mesh: LocalMesh) -> None:
         assert ssrf.status_code == 400 and "MCP_URL_FORBIDDEN" in ssrf.text
 
 
+def test_single_tools_are_not_registered_one_by_one(mcp_mesh: LocalMesh) -> None:
+    admin = {"Authorization": f"Bearer {mcp_mesh.admin_key()}"}
+    known = httpx.post(f"{mcp_mesh.edge_url}/v1/tools", headers=admin, timeout=30,
+                       json={"name": "time.now", "targetServer": "time"})
+    assert known.status_code == 400 and known.json()["details"][0]["reason"] == "TOOLS_COME_FROM_SERVERS"
+    assert "joined the registry as time.<tool>" in known.json()["message"] and "mcpmesh tools approve" in known.text
+    unknown = httpx.post(f"{mcp_mesh.edge_url}/v1/tools", headers=admin, timeout=30,
+                         json={"name": "docs.search", "targetServer": "docs"})
+    assert unknown.status_code == 400 and unknown.json()["details"][0]["reason"] == "MCP_SERVER_NOT_FOUND"
+    assert "mcpmesh mcp-servers register" in unknown.json()["message"]
+
+
 def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     [line] = done.stderr.strip().splitlines()
