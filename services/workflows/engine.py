@@ -27,7 +27,7 @@ from services.runtime.tracing import current_traceparent, resumed
 from services.runtime.workspace import resolve_folder_argument
 from services.workflows.reports import KeptArtifacts
 from services.workflows.steps import StepCalls, StepProgress, WorkflowType
-from services.workflows.store import TERMINAL, Event, Workflow, WorkflowStore
+from services.workflows.store import TERMINAL, Event, RunStart, Workflow, WorkflowStore, opening_events, started_message
 
 log = logging.getLogger("mcpmesh.workflows")
 
@@ -186,15 +186,20 @@ class WorkflowEngine:
     async def create(self, type_name: str, parameters: dict[str, Any], request_id: str) -> Workflow:
         workflow_type = self.validate(type_name, parameters)
         # The record keeps the creating call's trace: the run (here now, or resumed elsewhere later) continues it.
+        # With room here, the creating write also takes the run's lease and starts it (one transaction, not three);
+        # at capacity the workflow waits, pending, for whichever instance has room first.
+        start = RunStart(self.owner, self._lease_end()) if self.active < self.durability.max_active else None
+        started = asyncio.get_running_loop().time()
         workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id,
-                                                    current_traceparent())
+                                                    current_traceparent(), start)
         if created:
-            self.notifier.notify(workflow.id)
-            # At capacity the workflow waits, pending, for whichever instance has room first.
-            if self.active >= self.durability.max_active:
+            for event in opening_events(workflow, start):  # what was written: watchers need not read it back
+                self.notifier.notify(workflow.id, event)
+            if start is None:
                 self.queue_depth += 1  # the sweep after a run here ends (or any instance's) takes it
-            elif await self._claim(workflow.id):
-                self._start(workflow, resume=False)
+            else:
+                self._renewed[workflow.id] = started
+                self._start(workflow, resume=False, fresh=True)
         return workflow
 
     async def resume_unfinished(self) -> int:
@@ -340,15 +345,15 @@ class WorkflowEngine:
             self._renewed[workflow_id] = started
         return claimed
 
-    def _start(self, workflow: Workflow, *, resume: bool) -> None:
+    def _start(self, workflow: Workflow, *, resume: bool, fresh: bool = False) -> None:
         if workflow.id in self._tasks:  # the sweeper and create() may both claim a new workflow: one run only
             return
         # A workflow this instance just created is current as it is; one taken over is read again after the claim.
-        fresh = workflow if workflow.state == "pending" and workflow.last_sequence == 1 else None
-        task = asyncio.create_task(self._run(workflow.id, resume, fresh), name=f"workflow-{workflow.id}")
+        task = asyncio.create_task(self._run(workflow.id, resume, workflow if fresh else None),
+                                   name=f"workflow-{workflow.id}")
         self._tasks[workflow.id] = task
-        if fresh is not None:
-            self._held[workflow.id] = fresh
+        if fresh:
+            self._held[workflow.id] = workflow
 
         def done(_: asyncio.Task[None]) -> None:
             self._tasks.pop(workflow.id, None)
@@ -386,10 +391,10 @@ class WorkflowEngine:
     async def _run_traced(self, workflow: Workflow, resume: bool) -> None:
         workflow_id = workflow.id
         workflow_type = self.types[workflow.type]
-        if not resume:
-            await self._update(workflow_id, lambda w: _started(w, self.owner))
-        else:
+        if resume:
             await self._update(workflow_id, lambda w: ("resumed", "", f"workflow resumed by {self.owner}"))
+        elif workflow.state == "pending":  # claimed by a sweep after waiting; one created here is started already
+            await self._update(workflow_id, lambda w: _started(w, self.owner))
         config: RunnableConfig = {"configurable": {"thread_id": workflow_id}}
         graph = self._graphs[workflow.type]
         try:
@@ -509,7 +514,7 @@ Change = tuple[str, str, str] | tuple[str, str, str, int, int]
 
 def _started(workflow: Workflow, owner: str) -> Change:
     workflow.state = "running"
-    return "started", "", f"workflow started by {owner}"
+    return "started", "", started_message(owner)
 
 
 def _error(exc: Exception) -> dict[str, Any]:

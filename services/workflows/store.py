@@ -75,6 +75,30 @@ class Event:
     items_total: int = 0
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """A new workflow claimed and started by its creating write: the lease owner and when the lease ends."""
+
+    owner: str
+    until: dt.datetime
+
+
+def started_message(owner: str) -> str:
+    return f"workflow started by {owner}"
+
+
+def opening_events(workflow: Workflow, start: RunStart | None) -> list[Event]:
+    """The events a new workflow is written with, exactly as every adapter stores them: `created`, and `started`
+    when the creating write also claims the run (so the creator can hand them to watchers without reading)."""
+    total = len(workflow.steps)
+    events = [Event(workflow.id, 1, "created", "", "pending", 0, f"{workflow.type} workflow created", workflow.created,
+                    0, total)]
+    if start is not None:
+        events.append(Event(workflow.id, 2, "started", "", "running", 0, started_message(start.owner), workflow.created,
+                            0, total))
+    return events
+
+
 def not_found(workflow_id: str) -> NotFound:
     return NotFound(f"workflow {workflow_id!r} does not exist", reason="WORKFLOW_NOT_FOUND", metadata={"workflow": workflow_id})
 
@@ -84,10 +108,11 @@ class WorkflowStore(Protocol):
 
     async def create(
         self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
-        traceparent: str = "",
+        traceparent: str = "", start: RunStart | None = None,
     ) -> tuple[Workflow, bool]:
-        """Saves a new workflow (with the trace that created it) and its `created` event; (earlier workflow, False)
-        for a reused request id."""
+        """Saves a new workflow (with the trace that created it) and its opening_events; with `start`, in the same
+        write, its run lease is taken by start.owner and it is running. (earlier workflow, False) for a reused
+        request id."""
         ...
 
     async def get(self, workflow_id: str) -> Workflow:

@@ -24,7 +24,7 @@ from services.runtime.dynamodb import TTL, dynamodb_client, failed_condition, in
 from services.runtime.dynamodb import item as _item
 from services.runtime.dynamodb import plain as _plain
 from services.runtime.state import StateUrl
-from services.workflows.store import TERMINAL, Event, LeaseState, Step, Workflow, not_found
+from services.workflows.store import TERMINAL, Event, LeaseState, RunStart, Step, Workflow, not_found, opening_events
 
 T = TypeVar("T")
 UNFINISHED = ("pending", "running")
@@ -130,34 +130,37 @@ class DynamoDBWorkflowStore:
         for page in paginator.paginate(**kwargs):
             yield from page.get("Items", [])
 
-    def _event_put(self, workflow: Workflow, sequence: int, event_type: str, step: str, message: str,
-                   now: dt.datetime, items: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    def _put_event(self, event: Event) -> dict[str, Any]:
         return {"Put": {
             "TableName": self._tables["workflow-events"],
-            "Item": _item({"workflow_id": workflow.id, "sequence": sequence, "type": event_type, "step": step,
-                           "state": workflow.state, "progress": workflow.progress, "message": message,
-                           "create_time": now.isoformat(), "steps_done": workflow.steps_done,
-                           "steps_total": len(workflow.steps), "items_done": items[0], "items_total": items[1]}),
+            "Item": _item({"workflow_id": event.workflow_id, "sequence": event.sequence, "type": event.type,
+                           "step": event.step, "state": event.state, "progress": event.progress,
+                           "message": event.message, "create_time": event.created.isoformat(),
+                           "steps_done": event.steps_done, "steps_total": event.steps_total,
+                           "items_done": event.items_done, "items_total": event.items_total}),
             "ConditionExpression": "attribute_not_exists(workflow_id)",
         }}
 
     async def create(
         self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
-        traceparent: str = "",
+        traceparent: str = "", start: RunStart | None = None,
     ) -> tuple[Workflow, bool]:
         now = utcnow()
         workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now,
-                            last_sequence=1, traceparent=traceparent)
+                            traceparent=traceparent)
+        events = opening_events(workflow, start)
+        workflow.state, workflow.last_sequence = events[-1].state, len(events)
+        lease = {"lease_owner": start.owner, "lease_expires": Decimal(str(start.until.timestamp()))} if start else {}
         writes: list[dict[str, Any]] = [
             {"Put": {
                 "TableName": self._tables["workflows"],
                 "Item": _item({"id": workflow.id, "type": type_name, "parameters": json.dumps(parameters),
-                               "state": "pending", "progress": 0, "steps": _steps_json(workflow.steps),
+                               "state": workflow.state, "progress": 0, "steps": _steps_json(workflow.steps),
                                "request_id": request_id or None, "create_time": now.isoformat(),
-                               "update_time": now.isoformat(), "last_sequence": 1, "feed": FEED,
-                               "traceparent": traceparent or None}),
+                               "update_time": now.isoformat(), "last_sequence": workflow.last_sequence, "feed": FEED,
+                               "traceparent": traceparent or None, **lease}),
             }},
-            self._event_put(workflow, 1, "created", "", f"{type_name} workflow created", now),
+            *(self._put_event(event) for event in events),
         ]
         if request_id:
             writes.append({"Put": {
@@ -252,10 +255,10 @@ class DynamoDBWorkflowStore:
                         ":e": json.dumps(workflow.error) if workflow.error is not None else None,
                     }),
                 }}
+                event = Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message,
+                              workflow.updated, workflow.steps_done, len(workflow.steps), *items)
                 try:
-                    self._client.transact_write_items(
-                        TransactItems=[update, self._event_put(workflow, sequence, event_type, step, message,
-                                                               workflow.updated, items)])
+                    self._client.transact_write_items(TransactItems=[update, self._put_event(event)])
                 except ClientError as error:
                     if not failed_condition(error):
                         raise
@@ -266,8 +269,7 @@ class DynamoDBWorkflowStore:
                     seen = int(_plain(current["Item"])["last_sequence"])  # another writer took that sequence
                     continue
                 workflow.last_sequence = sequence
-                return Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message,
-                             workflow.updated, workflow.steps_done, len(workflow.steps), *items)
+                return event
             raise RuntimeError(f"workflow {workflow.id}: no free sequence after {MAX_RETRIES} tries")
 
         return await self._call(write)

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.runtime.clock import utcnow
 from services.runtime.state import SqliteDatabase
-from services.workflows.store import Event, LeaseState, Step, Workflow, not_found
+from services.workflows.store import Event, LeaseState, RunStart, Step, Workflow, not_found, opening_events
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -98,6 +98,15 @@ def _event(row: sqlite3.Row) -> Event:
     )
 
 
+def _insert_event(db: sqlite3.Connection, event: Event) -> None:
+    db.execute(
+        "INSERT INTO workflow_event_log (workflow_id, sequence, type, step, state, progress, message, create_time, "
+        "steps_done, steps_total, items_done, items_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event.workflow_id, event.sequence, event.type, event.step, event.state, event.progress, event.message,
+         event.created.isoformat(), event.steps_done, event.steps_total, event.items_done, event.items_total),
+    )
+
+
 def _append(
     db: sqlite3.Connection, workflow: Workflow, sequence: int, event_type: str, step: str, message: str,
     items: tuple[int, int] = (0, 0),
@@ -106,12 +115,7 @@ def _append(
     workflow.last_sequence = sequence
     event = Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, workflow.updated,
                   workflow.steps_done, len(workflow.steps), *items)
-    db.execute(
-        "INSERT INTO workflow_event_log (workflow_id, sequence, type, step, state, progress, message, create_time, "
-        "steps_done, steps_total, items_done, items_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message,
-         workflow.updated.isoformat(), event.steps_done, event.steps_total, event.items_done, event.items_total),
-    )
+    _insert_event(db, event)
     return event
 
 
@@ -143,11 +147,13 @@ class SqliteWorkflowStore:
 
     async def create(
         self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
-        traceparent: str = "",
+        traceparent: str = "", start: RunStart | None = None,
     ) -> tuple[Workflow, bool]:
         now = utcnow()
         workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now,
                             traceparent=traceparent)
+        events = opening_events(workflow, start)
+        workflow.state, workflow.last_sequence = events[-1].state, len(events)
 
         def insert(db: sqlite3.Connection) -> tuple[Workflow, bool]:
             if request_id:
@@ -156,11 +162,15 @@ class SqliteWorkflowStore:
                     return _workflow(row), False
             db.execute(
                 "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time, "
-                "traceparent, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                (workflow.id, type_name, json.dumps(parameters), "pending", _steps_json(workflow.steps),
-                 request_id or None, now.isoformat(), now.isoformat(), traceparent),
+                "traceparent, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (workflow.id, type_name, json.dumps(parameters), workflow.state, _steps_json(workflow.steps),
+                 request_id or None, now.isoformat(), now.isoformat(), traceparent, workflow.last_sequence),
             )
-            _append(db, workflow, 1, "created", "", f"{type_name} workflow created")
+            for event in events:
+                _insert_event(db, event)
+            if start is not None:
+                db.execute("INSERT INTO workflow_runs (workflow_id, owner, lease_expires) VALUES (?, ?, ?)",
+                           (workflow.id, start.owner, start.until.timestamp()))
             return workflow, True
 
         # BEGIN IMMEDIATE serialises writers across processes, so two callers with one request id get one workflow.

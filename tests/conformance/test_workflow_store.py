@@ -14,7 +14,7 @@ import pytest
 from services.runtime.clock import utcnow
 from services.runtime.errors import NotFound
 from services.runtime.state import SqliteDatabase
-from services.workflows.store import WorkflowStore
+from services.workflows.store import RunStart, WorkflowStore, opening_events
 from services.workflows.store_dynamodb import DynamoDBWorkflowStore, create_tables
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 
@@ -78,6 +78,30 @@ async def test_create_keeps_the_creating_trace(store: WorkflowStore) -> None:
     await store.record(stored, "started", "", "started")  # a state change keeps it
     assert (await store.get(traced.id)).traceparent == traceparent
     assert (await store.get(untraced.id)).traceparent == "" and untraced.trace_id == ""
+
+
+async def test_create_writes_exactly_the_opening_events(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    assert await store.events_after(workflow.id, 0) == opening_events(workflow, None)
+
+
+async def test_create_with_a_start_claims_and_starts_the_run_in_one_write(store: WorkflowStore) -> None:
+    now = utcnow()
+    start = RunStart("owner-a", now + dt.timedelta(seconds=30))
+    workflow, created = await store.create("code_analysis", {"path": "/x"}, STEPS, "", "", start)
+    assert created and workflow.state == "running" and workflow.last_sequence == 2
+    events = await store.events_after(workflow.id, 0)
+    assert events == opening_events(workflow, start)
+    assert [(e.sequence, e.type, e.state) for e in events] == [(1, "created", "pending"), (2, "started", "running")]
+    assert "owner-a" in events[1].message
+    stored = await store.get(workflow.id)
+    assert (stored.state, stored.last_sequence) == ("running", 2)
+    assert not await store.claim(workflow.id, "owner-b", now, now + dt.timedelta(seconds=30))  # the lease is held
+    assert await store.renew(workflow.id, "owner-a", now + dt.timedelta(seconds=60)) == "held"
+    assert workflow.id not in [w.id for w in await store.claimable(now)]
+    stored.state = "succeeded"
+    event = await store.record(stored, "succeeded", "", "done")
+    assert event.sequence == 3
 
 
 async def test_record_increments_sequence_without_gaps(store: WorkflowStore) -> None:
