@@ -4,6 +4,7 @@ service's shared runtime."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import grpc
@@ -106,3 +107,29 @@ def test_token_calls_are_rate_limited_by_the_service(limited: LocalMesh) -> None
     # The viewer's five, counted by the tools service although the calls never passed the gateway.
     assert codes.count(200) == 5 and codes.count(429) == 5, codes
     assert int(next(r for r in responses if r.status_code == 429).headers["retry-after"]) >= 1
+
+
+@pytest.fixture(scope="module")
+def gatewayless(tmp_path_factory: pytest.TempPathFactory, sample_project: Path):  # type: ignore[no-untyped-def]
+    running = start_mesh(tmp_path_factory.mktemp("direct-no-gateway"), sample_project.parent)
+    yield running
+    running.stop()
+
+
+def test_a_key_call_is_refused_while_the_gateway_is_down_never_let_through(gatewayless: LocalMesh) -> None:
+    """ext_authz fails closed (failure_mode_allow false): no gateway, no key call; back when the gateway is."""
+    key = gatewayless.admin_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{gatewayless.edge_url}/v1/tools", headers=headers, timeout=10).status_code == 200
+    gatewayless.stop_service("gateway")
+    refused = httpx.get(f"{gatewayless.edge_url}/v1/tools", headers=headers, timeout=10)
+    assert refused.status_code == 503, refused.text
+    with grpc.insecure_channel(f"127.0.0.1:{gatewayless.ports.edge}") as channel, pytest.raises(grpc.RpcError) as error:
+        channel.unary_unary("/mcpmesh.tools.v1.ToolService/ListTools")(b"", timeout=10, metadata=(("authorization", f"Bearer {key}"),))
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    gatewayless.start_service("gateway")
+    gatewayless.wait_healthy(60)
+    deadline = time.monotonic() + 30  # the edge's connection to the gateway comes back with the healthy host
+    while (back := httpx.get(f"{gatewayless.edge_url}/v1/tools", headers=headers, timeout=10)).status_code != 200:
+        assert back.status_code == 503 and time.monotonic() < deadline, back.text
+        time.sleep(0.2)
