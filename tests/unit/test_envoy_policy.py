@@ -77,15 +77,21 @@ def test_streams_have_no_deadline_but_an_idle_limit() -> None:
 @pytest.mark.parametrize(("prefix", "timeout"), [
     ("/mcpmesh.workflows.v1.", 300), ("/mcpmesh.agents.v1.", 120), ("/mcpmesh.tools.v1.", 60), ("/", 30),
 ])
-def test_edge_timeouts_per_service_tokens_direct_keys_to_the_gateway(prefix: str, timeout: int) -> None:
+def test_edge_timeouts_per_service_keys_checked_by_ext_authz_tokens_by_jwt_authn(prefix: str, timeout: int) -> None:
+    """Service routes go straight to the service: a raw key through the gateway's ext_authz Check, a token (already
+    verified by jwt_authn) without it. Everything else ("/") is the gateway's own, which checks keys itself."""
     matching = [r for r in _routes("edge", "*") if r["match"].get("prefix") == prefix]
     keyed = next(r for r in matching if "headers" not in r["match"])
-    assert keyed["route"]["cluster"] == "gateway"
     assert _seconds(keyed["route"]["timeout"]) == timeout
-    if prefix != "/":  # a call carrying a token skips the gateway, with the same deadline
-        direct = next(r for r in matching if "headers" in r["match"])
-        assert direct["route"]["cluster"] == prefix.split(".")[1]
-        assert _seconds(direct["route"]["timeout"]) == timeout
+    ext_authz_off = "envoy.filters.http.ext_authz" in keyed.get("typed_per_filter_config", {})
+    if prefix == "/":
+        assert keyed["route"]["cluster"] == "gateway" and ext_authz_off
+        return
+    assert keyed["route"]["cluster"] == prefix.split(".")[1] and not ext_authz_off
+    direct = next(r for r in matching if "headers" in r["match"])
+    assert direct["route"]["cluster"] == prefix.split(".")[1]
+    assert _seconds(direct["route"]["timeout"]) == timeout
+    assert direct["typed_per_filter_config"]["envoy.filters.http.ext_authz"]["disabled"] is True
 
 
 def test_edge_transcoder_is_strict_and_converts_statuses() -> None:
