@@ -41,8 +41,13 @@ def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str
 def _start_server_span(method: str, context: grpc.aio.ServicerContext) -> tuple[trace.Span | None, otel_context.Context] | None:
     if not tracing.enabled() or method.startswith(UNTRACED_PREFIXES):
         return None
-    carrier = {k: v for k, v in context.invocation_metadata() or () if k in TRACE_HEADERS and isinstance(v, str)}
-    parent = tracing.PROPAGATOR.extract(carrier)
+    traceparent = tracestate = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent" and isinstance(value, str):
+            traceparent = value
+        elif key == "tracestate" and isinstance(value, str):
+            tracestate = value
+    parent = tracing.parent_of(traceparent, tracestate)
     remote = trace.get_current_span(parent).get_span_context()
     if remote.is_valid and not remote.trace_flags.sampled:
         # Not sampled upstream: no span, but the caller's context stays current so calls onward say so too.

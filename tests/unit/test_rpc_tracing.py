@@ -170,3 +170,20 @@ def test_the_gateway_traces_its_streams_but_not_its_unary_calls(spans: InMemoryS
     monkeypatch.setattr(tracing, "_provider", None)
     assert rpc_telemetry.client_interceptors() == []
     assert trace.get_current_span().is_recording() is False
+
+
+@pytest.mark.parametrize(("traceparent", "tracestate"), [
+    ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""),
+    ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "vendor=a,other=b"),
+    ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03", ""),
+    ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", ""),  # a later version: the propagator's rules
+    ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""),  # all-zero ids are invalid
+    ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", ""),  # upper case is not allowed
+    ("not a traceparent", ""),
+    ("", ""),
+])
+def test_the_served_calls_parent_is_what_the_w3c_propagator_reads(traceparent: str, tracestate: str) -> None:
+    carrier = {"traceparent": traceparent, "tracestate": tracestate} if traceparent else {}
+    fast = trace.get_current_span(tracing.parent_of(traceparent, tracestate)).get_span_context()
+    reference = trace.get_current_span(tracing.PROPAGATOR.extract(carrier)).get_span_context()
+    assert fast == reference
