@@ -204,17 +204,8 @@ class StreamStreamTracing(_ClientTracing, grpc.aio.StreamStreamClientInterceptor
         return self._watch(await continuation(details, requests), span)
 
 
-# Processes whose unary mesh calls carry no tracing interceptor. The gateway's hot path is forwarding, which relays
-# the caller's traceparent itself (forwarding.PASSED_HEADERS), so its downstream spans stay in the caller's trace; an
-# aio client interceptor there cost about a quarter of REST throughput (bench, tracing on against off). Its streams
-# (a client's WatchWorkflow through the gateway) are few and long, so they are traced: interceptors are kept per call
-# kind, and unary calls do not pass through stream interceptors.
-RELAYING = ("gateway",)
-
-
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    """For mesh channels; none when tracing is off, so an untraced process pays nothing per call."""
+    """For mesh channels: one per call kind; none when tracing is off, so an untraced process pays nothing per call."""
     if not tracing.enabled():
         return []
-    streams: list[grpc.aio.ClientInterceptor] = [UnaryStreamTracing(), StreamUnaryTracing(), StreamStreamTracing()]
-    return streams if tracing.service() in RELAYING else [UnaryUnaryTracing(), *streams]
+    return [UnaryUnaryTracing(), UnaryStreamTracing(), StreamUnaryTracing(), StreamStreamTracing()]

@@ -163,10 +163,12 @@ def test_a_stream_refused_by_the_server_ends_its_client_span_with_the_code(spans
     assert client.name == f"{SERVICE}/Watch"
 
 
-def test_the_gateway_traces_its_streams_but_not_its_unary_calls(spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "_service", "gateway")
-    kinds = {type(i) for i in rpc_telemetry.client_interceptors()}
-    assert kinds == {rpc_telemetry.UnaryStreamTracing, rpc_telemetry.StreamUnaryTracing, rpc_telemetry.StreamStreamTracing}
+def test_a_traced_process_has_one_interceptor_per_call_kind_and_an_untraced_one_none(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kinds = [type(i) for i in rpc_telemetry.client_interceptors()]
+    assert kinds == [rpc_telemetry.UnaryUnaryTracing, rpc_telemetry.UnaryStreamTracing,
+                     rpc_telemetry.StreamUnaryTracing, rpc_telemetry.StreamStreamTracing]
     monkeypatch.setattr(tracing, "_provider", None)
     assert rpc_telemetry.client_interceptors() == []
     assert trace.get_current_span().is_recording() is False
