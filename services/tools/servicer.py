@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import grpc
 from google.api import httpbody_pb2
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -99,14 +99,16 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
             request.name, from_struct(request.arguments), caller(context), request.idempotency_key
         )
         output = execution.output
-        # A ListValue's JSON form is a plain array; the stub only knows objects.
-        content = json_format.ParseDict(cast(Any, output.content), struct_pb2.ListValue())
+        content = struct_pb2.ListValue()
+        content.extend(cast(Any, output.content))  # dicts become Structs (the stub names only Struct values)
+        # The result is the structured content when there is one: converted once, used for both fields.
+        result = to_struct(output.result)
         response = tool_service_pb2.ExecuteToolResponse(
-            result=to_struct(output.result), cached=execution.cached, duration_ms=execution.duration_ms,
-            content=content, is_error=output.is_error,
+            result=result, cached=execution.cached, duration_ms=execution.duration_ms, content=content,
+            is_error=output.is_error,
         )
         if output.structured is not None:
-            response.structured_content.CopyFrom(to_struct(output.structured))
+            response.structured_content.CopyFrom(result)
         return response
 
     async def RegisterTool(
