@@ -27,7 +27,16 @@ from services.runtime.tracing import current_traceparent, resumed
 from services.runtime.workspace import resolve_folder_argument
 from services.workflows.reports import KeptArtifacts
 from services.workflows.steps import StepCalls, StepProgress, WorkflowType
-from services.workflows.store import TERMINAL, Event, RunStart, Workflow, WorkflowStore, opening_events, started_message
+from services.workflows.store import (
+    TERMINAL,
+    Draft,
+    Event,
+    RunStart,
+    Workflow,
+    WorkflowStore,
+    opening_events,
+    started_message,
+)
 
 log = logging.getLogger("mcpmesh.workflows")
 
@@ -150,7 +159,8 @@ class WorkflowEngine:
         self._checkpointer = checkpointer
         self._graphs = {t.name: t.build(calls, self._on_step).compile(checkpointer=checkpointer) for t in types}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, list[tuple[Callable[[Workflow], Change | None], asyncio.Future[None]]]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}  # per workflow with changes queued: the task writing them
         self._lost: set[str] = set()
         self._ended: set[str] = set()  # local runs whose terminal event is written
         self._held: dict[str, Workflow] = {}  # the record of each run held here, as last written
@@ -289,6 +299,8 @@ class WorkflowEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Changes already made are written before the store closes (a step's start, a cancelled run's progress).
+        await asyncio.gather(*self._writers.values(), return_exceptions=True)
 
     async def prune(self) -> int:
         """Deletes the checkpoints of workflows that ended longer ago than the retention; returns how many."""
@@ -440,7 +452,7 @@ class WorkflowEngine:
     ) -> None:
         if outcome == "progress":
             if progress is not None:
-                await self._update(workflow_id, lambda w: self._progressed(w, step_name, progress))
+                self._behind(workflow_id, lambda w: self._progressed(w, step_name, progress))
             return
         if outcome == "started" and not self._fresh(workflow_id):
             # Fencing before each step's side effects: only the lease holder runs it, and a cancel stops it here.
@@ -453,6 +465,8 @@ class WorkflowEngine:
                 raise CancelRequested(workflow_id)
             self._renewed[workflow_id] = asyncio.get_running_loop().time()
 
+        at = utcnow()
+
         def change(workflow: Workflow) -> Change | None:
             step = next(s for s in workflow.steps if s.name == step_name)
             if outcome == "started":
@@ -460,15 +474,15 @@ class WorkflowEngine:
                 # its calls carry the same idempotency keys, so watchers see it start and succeed once.
                 if step.state in ("running", "succeeded"):
                     return None
-                step.state, step.started, step.ended, step.error = "running", utcnow(), None, ""
+                step.state, step.started, step.ended, step.error = "running", at, None, ""
                 event = "step_started"
             elif outcome == "succeeded":
                 if step.state == "succeeded":
                     return None
-                step.state, step.ended = "succeeded", utcnow()
+                step.state, step.ended = "succeeded", at
                 event = "step_succeeded"
             else:
-                step.state, step.ended, step.error = "failed", utcnow(), outcome.removeprefix("failed: ")
+                step.state, step.ended, step.error = "failed", at, outcome.removeprefix("failed: ")
                 event = "step_failed"
             self._fractions.get(workflow_id, {}).pop(step_name, None)
             workflow.progress = max(workflow.progress, self._percent(workflow))
@@ -493,23 +507,64 @@ class WorkflowEngine:
         return "step_progress", step_name, f"{step_name} {progress.stage}{counted}", progress.done, progress.total
 
     async def _update(self, workflow_id: str, change: Callable[[Workflow], Change | None]) -> None:
-        """Read, change, write one workflow; parallel steps of one run take turns, so neither overwrites the other."""
-        lock = self._locks.setdefault(workflow_id, asyncio.Lock())
-        async with lock:
-            # While this instance holds the run's lease it is the workflow's only writer: its copy is current.
-            workflow = self._held.get(workflow_id) or await self.store.get(workflow_id)
-            event = change(workflow)
-            if event is not None:
-                self.notifier.notify(workflow_id, await self.store.record(workflow, *event))
-            if workflow.done:
-                self._locks.pop(workflow_id, None)
-                self._held.pop(workflow_id, None)
-                if workflow_id in self._tasks:
-                    self._ended.add(workflow_id)
+        """Changes one workflow and writes the change with its event; returns once it is written."""
+        await self._enqueue(workflow_id, change)
+
+    def _enqueue(self, workflow_id: str, change: Callable[[Workflow], Change | None]) -> asyncio.Future[None]:
+        """Queues a change of one workflow for its writer, which applies the changes in order (parallel steps
+        take turns, so neither overwrites the other) and writes those waiting together in one transaction."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(workflow_id, []).append((change, future))
+        if workflow_id not in self._writers:
+            self._writers[workflow_id] = asyncio.create_task(self._write(workflow_id), name=f"workflow-writer-{workflow_id}")
+        return future
+
+    async def _write(self, workflow_id: str) -> None:
+        try:
+            await asyncio.sleep(0)  # changes made in the same turn of the loop (parallel steps) share one write
+            while queued := self._queued.get(workflow_id):
+                batch, self._queued[workflow_id] = queued[:MAX_BATCH], queued[MAX_BATCH:]
+                try:
+                    # While this instance holds the run's lease it is the workflow's only writer: its copy is current.
+                    workflow = self._held.get(workflow_id) or await self.store.get(workflow_id)
+                    drafts = []
+                    for change, _ in batch:
+                        made = change(workflow)
+                        if made is not None:
+                            drafts.append(Draft.of(workflow, *made))
+                    events = await self.store.record_all(workflow, drafts) if drafts else []
+                except Exception as exc:  # each waiting caller gets the failure of the write its change was in
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for event in events:
+                    self.notifier.notify(workflow_id, event)
+                if workflow.done:
+                    self._held.pop(workflow_id, None)
+                    if workflow_id in self._tasks:
+                        self._ended.add(workflow_id)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._writers.pop(workflow_id, None)
+            if not self._queued.get(workflow_id):
+                self._queued.pop(workflow_id, None)
+
+    def _behind(self, workflow_id: str, change: Callable[[Workflow], Change | None]) -> None:
+        """A change the step does not wait for (its progress): written in order with the others."""
+        self._enqueue(workflow_id, change).add_done_callback(_log_failure)
 
 
 # (event type, step, message[, items done, items total]) recorded with a workflow's new state
 Change = tuple[str, str, str] | tuple[str, str, str, int, int]
+MAX_BATCH = 25  # events in one write at most (a DynamoDB transaction takes 100 items)
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("workflow event not written", extra={"error": str(future.exception())})
 
 
 def _started(workflow: Workflow, owner: str) -> Change:

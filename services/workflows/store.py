@@ -76,6 +76,32 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """An event as a change of the workflow makes it, before the store gives it its sequence number."""
+
+    type: str
+    step: str
+    message: str
+    state: str
+    progress: int
+    steps_done: int
+    steps_total: int
+    items_done: int = 0
+    items_total: int = 0
+
+    @classmethod
+    def of(cls, workflow: Workflow, event_type: str, step: str, message: str, items_done: int = 0,
+           items_total: int = 0) -> Draft:
+        """The event of a change just made to `workflow`, with its state and progress as they are now."""
+        return cls(event_type, step, message, workflow.state, workflow.progress, workflow.steps_done,
+                   len(workflow.steps), items_done, items_total)
+
+    def event(self, workflow_id: str, sequence: int, created: dt.datetime) -> Event:
+        return Event(workflow_id, sequence, self.type, self.step, self.state, self.progress, self.message, created,
+                     self.steps_done, self.steps_total, self.items_done, self.items_total)
+
+
+@dataclass(frozen=True)
 class RunStart:
     """A new workflow claimed and started by its creating write: the lease owner and when the lease ends."""
 
@@ -132,6 +158,11 @@ class WorkflowStore(Protocol):
     ) -> Event:
         """Writes the workflow's new state and the event that describes it (with the steps done of total, and a
         step's items done of total on step_progress), with the next sequence number."""
+        ...
+
+    async def record_all(self, workflow: Workflow, drafts: builtins.list[Draft]) -> builtins.list[Event]:
+        """Writes the workflow's new state and several events (changes made one after another, each with the
+        state it had then) with the next sequence numbers, in one atomic write: `record` for a batch."""
         ...
 
     async def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:

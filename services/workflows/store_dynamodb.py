@@ -24,7 +24,17 @@ from services.runtime.dynamodb import TTL, dynamodb_client, failed_condition, in
 from services.runtime.dynamodb import item as _item
 from services.runtime.dynamodb import plain as _plain
 from services.runtime.state import StateUrl
-from services.workflows.store import TERMINAL, Event, LeaseState, RunStart, Step, Workflow, not_found, opening_events
+from services.workflows.store import (
+    TERMINAL,
+    Draft,
+    Event,
+    LeaseState,
+    RunStart,
+    Step,
+    Workflow,
+    not_found,
+    opening_events,
+)
 
 T = TypeVar("T")
 UNFINISHED = ("pending", "running")
@@ -231,13 +241,15 @@ class DynamoDBWorkflowStore:
     async def record(
         self, workflow: Workflow, event_type: str, step: str, message: str, items_done: int = 0, items_total: int = 0
     ) -> Event:
-        workflow.updated = utcnow()
-        items = (items_done, items_total)
+        return (await self.record_all(workflow, [Draft.of(workflow, event_type, step, message, items_done, items_total)]))[0]
 
-        def write() -> Event:
+    async def record_all(self, workflow: Workflow, drafts: builtins.list[Draft]) -> builtins.list[Event]:
+        workflow.updated = utcnow()
+
+        def write() -> builtins.list[Event]:
             seen = workflow.last_sequence
             for _ in range(MAX_RETRIES):
-                sequence = seen + 1
+                last = seen + len(drafts)
                 sets = ["#s = :s", "progress = :p", "steps = :steps", "update_time = :u", "last_sequence = :next"]
                 removes: builtins.list[str] = []
                 (sets if workflow.result is not None else removes).append("#r = :r" if workflow.result is not None else "#r")
@@ -250,15 +262,14 @@ class DynamoDBWorkflowStore:
                     "ExpressionAttributeNames": {"#s": "state", "#r": "result", "#e": "error"},
                     "ExpressionAttributeValues": _item({
                         ":s": workflow.state, ":p": workflow.progress, ":steps": _steps_json(workflow.steps),
-                        ":u": workflow.updated.isoformat(), ":next": sequence, ":seen": seen,
+                        ":u": workflow.updated.isoformat(), ":next": last, ":seen": seen,
                         ":r": json.dumps(workflow.result) if workflow.result is not None else None,
                         ":e": json.dumps(workflow.error) if workflow.error is not None else None,
                     }),
                 }}
-                event = Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message,
-                              workflow.updated, workflow.steps_done, len(workflow.steps), *items)
+                events = [draft.event(workflow.id, seen + 1 + n, workflow.updated) for n, draft in enumerate(drafts)]
                 try:
-                    self._client.transact_write_items(TransactItems=[update, self._put_event(event)])
+                    self._client.transact_write_items(TransactItems=[update, *map(self._put_event, events)])
                 except ClientError as error:
                     if not failed_condition(error):
                         raise
@@ -268,8 +279,8 @@ class DynamoDBWorkflowStore:
                         raise not_found(workflow.id) from None
                     seen = int(_plain(current["Item"])["last_sequence"])  # another writer took that sequence
                     continue
-                workflow.last_sequence = sequence
-                return event
+                workflow.last_sequence = last
+                return events
             raise RuntimeError(f"workflow {workflow.id}: no free sequence after {MAX_RETRIES} tries")
 
         return await self._call(write)

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.runtime.clock import utcnow
 from services.runtime.state import SqliteDatabase
-from services.workflows.store import Event, LeaseState, RunStart, Step, Workflow, not_found, opening_events
+from services.workflows.store import Draft, Event, LeaseState, RunStart, Step, Workflow, not_found, opening_events
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -107,18 +107,6 @@ def _insert_event(db: sqlite3.Connection, event: Event) -> None:
     )
 
 
-def _append(
-    db: sqlite3.Connection, workflow: Workflow, sequence: int, event_type: str, step: str, message: str,
-    items: tuple[int, int] = (0, 0),
-) -> Event:
-    """Inside a transaction: the workflow's event with the sequence its row just took."""
-    workflow.last_sequence = sequence
-    event = Event(workflow.id, sequence, event_type, step, workflow.state, workflow.progress, message, workflow.updated,
-                  workflow.steps_done, len(workflow.steps), *items)
-    _insert_event(db, event)
-    return event
-
-
 # Columns added after the first release: a data folder made by an older version gets them at start-up.
 _COUNT = "INTEGER NOT NULL DEFAULT 0"
 _ADDED_COLUMNS = {
@@ -202,22 +190,30 @@ class SqliteWorkflowStore:
     async def record(
         self, workflow: Workflow, event_type: str, step: str, message: str, items_done: int = 0, items_total: int = 0
     ) -> Event:
+        return (await self.record_all(workflow, [Draft.of(workflow, event_type, step, message, items_done, items_total)]))[0]
+
+    async def record_all(self, workflow: Workflow, drafts: builtins.list[Draft]) -> builtins.list[Event]:
         workflow.updated = utcnow()
         values = (workflow.state, workflow.progress, _steps_json(workflow.steps),
                   json.dumps(workflow.result) if workflow.result is not None else None,
                   json.dumps(workflow.error) if workflow.error is not None else None,
-                  workflow.updated.isoformat(), workflow.id)
+                  workflow.updated.isoformat(), len(drafts), workflow.id)
 
-        def write(db: sqlite3.Connection) -> Event:
-            # One statement changes the row and takes the next sequence; then the event.
+        def write(db: sqlite3.Connection) -> builtins.list[Event]:
+            # One statement changes the row and takes the sequences; then the events.
             row = db.execute(
                 "UPDATE workflows SET state = ?, progress = ?, steps = ?, result = ?, error = ?, update_time = ?, "
-                "last_sequence = last_sequence + 1 WHERE id = ? RETURNING last_sequence",
+                "last_sequence = last_sequence + ? WHERE id = ? RETURNING last_sequence",
                 values,
             ).fetchone()
             if row is None:
                 raise not_found(workflow.id)
-            return _append(db, workflow, row[0], event_type, step, message, (items_done, items_total))
+            first = row[0] - len(drafts) + 1
+            events = [draft.event(workflow.id, first + n, workflow.updated) for n, draft in enumerate(drafts)]
+            for event in events:
+                _insert_event(db, event)
+            workflow.last_sequence = row[0]
+            return events
 
         return await self._db.transaction(write)
 

@@ -14,7 +14,7 @@ import pytest
 from services.runtime.clock import utcnow
 from services.runtime.errors import NotFound
 from services.runtime.state import SqliteDatabase
-from services.workflows.store import RunStart, WorkflowStore, opening_events
+from services.workflows.store import Draft, RunStart, WorkflowStore, opening_events
 from services.workflows.store_dynamodb import DynamoDBWorkflowStore, create_tables
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 
@@ -124,6 +124,23 @@ async def test_record_increments_sequence_without_gaps(store: WorkflowStore) -> 
     assert stored.result == {"ok": True}
     assert stored.steps[0].state == "succeeded"
     assert stored.last_sequence == 5
+
+
+async def test_record_all_writes_changes_in_order_with_their_own_states(store: WorkflowStore) -> None:
+    workflow, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    workflow.state = "running"
+    started = Draft.of(workflow, "started", "", "started")
+    workflow.steps[0].state, workflow.progress = "succeeded", 33
+    step_done = Draft.of(workflow, "step_succeeded", STEPS[0], "first step done")
+    progress = Draft.of(workflow, "step_progress", STEPS[1], "files", 5, 9)
+    events = await store.record_all(workflow, [started, step_done, progress])
+    assert [(e.sequence, e.type, e.state, e.progress, e.steps_done) for e in events] == [
+        (2, "started", "running", 0, 0), (3, "step_succeeded", "running", 33, 1), (4, "step_progress", "running", 33, 1)]
+    assert (events[2].items_done, events[2].items_total, events[2].steps_total) == (5, 9, 3)
+    assert await store.events_after(workflow.id, 1) == events
+    stored = await store.get(workflow.id)
+    assert (stored.last_sequence, stored.progress, stored.steps[0].state) == (4, 33, "succeeded")
+    assert (await store.record(stored, "succeeded", "", "done")).sequence == 5
 
 
 async def test_sequences_are_per_workflow(store: WorkflowStore) -> None:

@@ -140,7 +140,7 @@ def wait_for_end(rest: httpx.Client, workflow_id: str) -> dict[str, Any]:
 
 def check_result(final: dict[str, Any]) -> None:
     assert final["state"] == "WORKFLOW_STATE_SUCCEEDED", final.get("error")
-    assert all(step["state"] == "WORKFLOW_STATE_SUCCEEDED" for step in final["steps"])
+    assert all(step["state"] == "WORKFLOW_STATE_SUCCEEDED" for step in final["steps"]), final["steps"]
     found = {(f["rule_id"], f["file"], f["line"]) for f in final["result"]["findings"]}
     assert ("B602", "app/main.py", 10) in found and ("B307", "app/main.py", 5) in found
     assert final["result"]["inventory"]["total_files"] == len(SAMPLE_FILES) + 300
