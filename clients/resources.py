@@ -186,8 +186,12 @@ def list_tools(ctx: typer.Context, as_json: Json = False) -> None:
     state = session(ctx, as_json)
     with state.client() as client:
         found = client.list_tools()
-    # One plain line per tool: easy to grep and cut, and never wrapped.
-    state.emit(found, lambda out: print("\n".join(f"{t.get('name', ''):<24} {t.get('description', '')}" for t in found)))
+    # One plain line per tool: easy to grep and cut, and never wrapped. A changed definition is refused until approved.
+    def line(t: dict[str, Any]) -> str:
+        changed = "[changed: not run until approved] " if t.get("definitionState") == "DEFINITION_STATE_CHANGED" else ""
+        return f"{t.get('name', ''):<24} {changed}{t.get('description', '')}"
+
+    state.emit(found, lambda out: print("\n".join(line(t) for t in found)))
 
 
 @tools.command("get")
@@ -234,6 +238,49 @@ def approve_tool(
     with state.client() as client:
         tool = client.approve_tool(name, definition_hash)
     state.emit(tool, lambda out: print(f"{tool.get('name')} approved (definition {tool.get('definitionHash', '')})"))
+
+
+Principal = Annotated[str, typer.Argument(metavar="PRINCIPAL", help="role:<viewer|operator|admin> or key:<id>")]
+ToolPattern = Annotated[str, typer.Argument(metavar="TOOL", help="a tool name or pattern (fs_*, time.*, *)")]
+
+
+@tools.command("grant")
+def grant_tool(ctx: typer.Context, tool: ToolPattern, principal: Principal, as_json: Json = False) -> None:
+    """Lets PRINCIPAL execute the tools TOOL matches (admin); once granted, that principal gets only its grants."""
+    state = session(ctx, as_json)
+    with state.client() as client:
+        granted = client.grant_tool_permission(tool, principal)
+    state.emit(granted, lambda out: print(f"{granted.get('principal')} may execute {granted.get('tool')}"))
+
+
+@tools.command("revoke")
+def revoke_tool(ctx: typer.Context, tool: ToolPattern, principal: Principal, as_json: Json = False) -> None:
+    """Revokes a grant made with `tools grant` (admin)."""
+    state = session(ctx, as_json)
+    with state.client() as client:
+        client.revoke_tool_permission(tool, principal)
+    state.emit({"tool": tool, "principal": principal, "revoked": True},
+               lambda out: print(f"{principal} no longer granted {tool}"))
+
+
+@tools.command("permissions")
+def list_tool_permissions(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Option(help="only the grants of this tool or pattern")] = "",
+    as_json: Json = False,
+) -> None:
+    """Lists the tool grants: tool or pattern, principal, when."""
+    state = session(ctx, as_json)
+    with state.client() as client:
+        found = client.list_tool_permissions(tool)
+
+    def render(out: Console) -> None:
+        table = Table("tool", "principal", "granted")
+        for grant in found:
+            table.add_row(grant.get("tool", ""), grant.get("principal", ""), grant.get("createTime", ""))
+        out.print(table)
+
+    state.emit(found, render)
 
 
 def _server_target(server: dict[str, Any]) -> str:

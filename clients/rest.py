@@ -124,6 +124,15 @@ class McpMeshClient:
     def approve_tool(self, name: str, definition_hash: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/tools/{quote(name, safe='')}:approve", json={"definitionHash": definition_hash})["tool"]
 
+    def grant_tool_permission(self, tool: str, principal: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/tool-permissions", json={"tool": tool, "principal": principal})["permission"]
+
+    def revoke_tool_permission(self, tool: str, principal: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/tool-permissions:revoke", json={"tool": tool, "principal": principal})
+
+    def list_tool_permissions(self, tool: str = "") -> list[dict[str, Any]]:
+        return self._pages("/v1/tool-permissions", "permissions", {"tool": tool} if tool else None)
+
     # External MCP servers
     def register_mcp_server(self, name: str, command: list[str], url: str) -> dict[str, Any]:
         if url:

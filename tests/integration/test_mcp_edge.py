@@ -189,3 +189,29 @@ def test_cli_registers_lists_approves_and_removes_servers(mcp_mesh: LocalMesh) -
     assert removed.returncode == 0 and removed.stdout.strip() == "clock removed", removed.stderr
     assert "not found (HTTP 404)" in _one_line_error(_cli(mcp_mesh, "mcp-servers", "remove", "clock"))
     assert [s["name"] for s in json.loads(_cli(mcp_mesh, "mcp-servers", "list", "--json").stdout)] == ["time"]
+
+
+def test_cli_grants_and_revokes_tool_permissions(mcp_mesh: LocalMesh) -> None:
+    created = httpx.post(f"{mcp_mesh.edge_url}/v1/api-keys", headers={"Authorization": f"Bearer {mcp_mesh.admin_key()}"},
+                         json={"displayName": "cli-grants", "role": "ROLE_OPERATOR"}, timeout=30).json()
+    principal, secret = f"key:{created['apiKey']['id']}", created["secret"]
+
+    def listed_for_key() -> list[str]:
+        done = _cli(mcp_mesh, "tools", "list", key=secret)
+        assert done.returncode == 0, done.stderr
+        return [line.split()[0] for line in done.stdout.splitlines()]
+
+    assert "read_file" in listed_for_key()  # an operator with no grant runs every tool
+    granted = _cli(mcp_mesh, "tools", "grant", "time.*", principal)
+    assert granted.returncode == 0 and granted.stdout.strip() == f"{principal} may execute time.*", granted.stderr
+    listed = json.loads(_cli(mcp_mesh, "tools", "permissions", "--tool", "time.*", "--json").stdout)
+    assert [(p["tool"], p["principal"]) for p in listed] == [("time.*", principal)]
+    assert listed_for_key() == ["time.convert_time", "time.get_current_time"]  # a grant narrows to what it matches
+    executed = _cli(mcp_mesh, "tools", "execute", "time.get_current_time", "--arg", "timezone=UTC", "--json", key=secret)
+    assert executed.returncode == 0 and json.loads(executed.stdout)["structuredContent"]["timezone"] == "UTC", executed.stderr
+    denied = _one_line_error(_cli(mcp_mesh, "tools", "execute", "file_stats", "--arg", "path=.", key=secret))
+    assert "permission denied (HTTP 403)" in denied and "may not execute tool 'file_stats'" in denied
+    assert "permission denied (HTTP 403)" in _one_line_error(_cli(mcp_mesh, "tools", "grant", "*", principal, key=secret))
+    revoked = _cli(mcp_mesh, "tools", "revoke", "time.*", principal)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "read_file" in listed_for_key()

@@ -89,3 +89,30 @@ def test_get_shows_a_changed_definition_and_how_to_approve_it() -> None:
     assert done.returncode == 0, done.stderr
     assert f"from MCP server time; definition changed, hash {HASH}" in done.stdout
     assert f"mcpmesh tools approve time.get_current_time {HASH}" in done.stdout
+
+
+def test_grant_revoke_and_list_tool_permissions() -> None:
+    grant = {"tool": "time.*", "principal": "role:viewer", "createTime": "2026-12-06T18:00:00Z"}
+    answers = {"POST /v1/tool-permissions": Answer(200, {"permission": grant}),
+               "POST /v1/tool-permissions:revoke": Answer(200, {}),
+               "GET /v1/tool-permissions": Answer(200, {"permissions": [grant]})}
+    with stub_edge(answers) as edge:
+        granted = cli(edge.url, "tools", "grant", "time.*", "role:viewer")
+        listed = cli(edge.url, "tools", "permissions", "--tool", "time.*", "--json")
+        revoked = cli(edge.url, "tools", "revoke", "time.*", "role:viewer")
+        sent = _bodies(edge, "POST", "/v1/tool-permissions") + _bodies(edge, "POST", "/v1/tool-permissions:revoke")
+        queries = [path for method, path, _, _ in edge.requests if method == "GET"]
+    assert granted.stdout.strip() == "role:viewer may execute time.*", granted.stderr
+    assert json.loads(listed.stdout) == [grant] and queries == ["/v1/tool-permissions"]
+    assert revoked.stdout.strip() == "role:viewer no longer granted time.*", revoked.stderr
+    assert sent == [{"tool": "time.*", "principal": "role:viewer"}] * 2
+
+
+def test_list_flags_a_changed_definition() -> None:
+    tools = [{"name": "read_file", "description": "Reads lines."},
+             {"name": "time.now", "description": "Now.", "definitionState": "DEFINITION_STATE_CHANGED"}]
+    with stub_edge({"GET /v1/tools": Answer(200, {"tools": tools})}) as edge:
+        done = cli(edge.url, "tools", "list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{'read_file':<24} Reads lines.",
+                                        f"{'time.now':<24} [changed: not run until approved] Now."]
