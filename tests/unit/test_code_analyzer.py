@@ -228,6 +228,28 @@ def test_the_secrets_scan_finds_what_detect_secrets_own_scan_finds() -> None:
     assert len(theirs) >= 30 and ours == theirs
 
 
+def test_secrets_skip_the_files_detect_secrets_skips_by_name(tmp_path: Path) -> None:
+    """A package-lock.json is full of base64 integrity hashes; detect-secrets' own scan skips lock files by name."""
+    from detect_secrets.core.secrets_collection import SecretsCollection
+    from detect_secrets.settings import default_settings
+
+    from services.agents.code.secrets import scan_text
+
+    line = '    "integrity": "sha512-2bBtP7rv4zdJv2jCqz0mG6ZyIHpWkF3lfnRG9pAcOcA4vB8QqLxYhZ+fVtBq0qWvJpB1Gm9x7cM3y2K5o6dW1Q==",\n'
+    text = "{\n" + line + "}\n"
+    lock, other = tmp_path / "package-lock.json", tmp_path / "settings.json"
+    for path in (lock, other):
+        path.write_text(text)
+    with default_settings():
+        theirs = {}
+        for path in (lock, other):
+            collection = SecretsCollection()
+            collection.scan_file(str(path))
+            theirs[path.name] = len(list(collection))
+    assert theirs == {"package-lock.json": 0, "settings.json": 1}
+    assert {p.name: len(scan_text(str(p), text)) for p in (lock, other)} == theirs
+
+
 def test_bandit_issues_on_an_installed_package_match_bandits_command_line() -> None:
     """Beyond the fixture: every issue bandit's command line reports on httpx's source, and no other."""
     import httpx

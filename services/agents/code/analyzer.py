@@ -23,7 +23,7 @@ from services.agents.code.treesitter import LANGUAGES
 from services.agents.code.worker import FileOutcome, analyze_file
 from services.runtime.file_walk import count_lines, read_file_capped, walk_files
 
-VERSION = "2"  # bump when what a file's analysis yields changes: cached results of another version are not used
+VERSION = "3"  # bump when what a file's analysis yields changes: cached results of another version are not used
 SECRET_ONLY = {".env", ".yaml", ".yml", ".json", ".ini", ".cfg", ".toml", ".properties", ".sh", ".conf", ".tf"}
 _NATIVE_SUPPRESSION = {"bandit", "ruff"}  # they read their own suppression comments (nosec, noqa)
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[\w\-/, ]+))?", re.IGNORECASE)

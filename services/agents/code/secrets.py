@@ -137,6 +137,9 @@ def scan_text(filename: str, text: str) -> list[Secret]:
     from detect_secrets.util.code_snippet import get_code_snippet
 
     plugins = _setup()
+    # Files detect-secrets skips by name (lock files full of integrity hashes, non-text files), as its scan_file does.
+    if scan._is_filtered_out(required_filter_parameters=["filename"], filename=filename):
+        return []
     lines = text.splitlines()
     starts = [0]
     for line in lines:
