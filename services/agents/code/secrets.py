@@ -137,8 +137,11 @@ def scan_text(filename: str, text: str) -> list[Secret]:
     from detect_secrets.util.code_snippet import get_code_snippet
 
     plugins = _setup()
-    # Files detect-secrets skips by name (lock files full of integrity hashes, non-text files), as its scan_file does.
-    if scan._is_filtered_out(required_filter_parameters=["filename"], filename=filename):
+    # Files detect-secrets skips by name (lock files full of integrity hashes, swagger files, non-text files), as
+    # its scan_file does; its filter of files missing on disk does not apply to text already read.
+    from detect_secrets.filters import heuristic
+
+    if heuristic.is_lock_file(filename) or heuristic.is_swagger_file(filename) or heuristic.is_non_text_file(filename):
         return []
     lines = text.splitlines()
     starts = [0]
