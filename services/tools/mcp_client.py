@@ -97,8 +97,8 @@ class SdkConnection:
 
     async def wait_ready(self, timeout: float, attempts: int = 2) -> bool:
         """Whether a session opened within `timeout` and `attempts` attempts. One failed start is retried (after the
-        supervisor's first back-off, 1 s): a stdio server that dies at once now and then must not fail its
-        registration; a server that fails twice answers without waiting out `timeout`."""
+        supervisor's first back-off, 1 s), so a server that is down for a moment (a stdio process that died at start,
+        an HTTP server restarting) does not fail its registration; one that fails twice answers at once."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not self._ready.is_set() and self.failed_attempts < attempts:
             self._attempted.clear()
