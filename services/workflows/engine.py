@@ -520,8 +520,8 @@ class WorkflowEngine:
         return future
 
     async def _write(self, workflow_id: str) -> None:
+        # The task first runs in the loop's next turn: changes made in this turn (parallel steps) share one write.
         try:
-            await asyncio.sleep(0)  # changes made in the same turn of the loop (parallel steps) share one write
             while queued := self._queued.get(workflow_id):
                 batch, self._queued[workflow_id] = queued[:MAX_BATCH], queued[MAX_BATCH:]
                 try:
