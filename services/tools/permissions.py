@@ -9,7 +9,8 @@ The rule (also in the README's security part):
   `role:operator` (or the caller's key), that caller may execute only what its grants match.
 - A key limited to scopes (`x-mcpmesh-scope`) may in addition only execute tools its scopes match.
 - A call without an identity is a call from another service inside the mesh (the workflows' steps); it is
-  treated like an operator until the gateway issue makes identity verifiable at every service.
+  treated like an operator.
+- The same rule holds for ExecuteTool (any role may ask) and for tools/call over /mcp.
 """
 
 from __future__ import annotations

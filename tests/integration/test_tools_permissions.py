@@ -32,6 +32,24 @@ def test_a_key_grant_narrows_that_key_only(mesh: LocalMesh, rest: httpx.Client, 
         assert operator.post("/v1/tools/file_inventory/execute", json=body).status_code == 200
 
 
+def test_a_viewer_runs_only_what_a_grant_gives_its_key(mesh: LocalMesh, rest: httpx.Client, sample_project: Path) -> None:
+    """The permissions decide over REST as over /mcp: a viewer's key runs nothing by default, a granted tool after."""
+    created = rest.post("/v1/api-keys", json={"displayName": "reader", "role": "ROLE_VIEWER"}).json()
+    key_id = created["apiKey"]["id"]
+    body = {"arguments": {"path": str(sample_project)}}
+    with httpx.Client(base_url=mesh.edge_url, headers={"Authorization": f"Bearer {created['secret']}"}, timeout=30) as viewer:
+        assert viewer.get("/v1/tools").json().get("tools", []) == []
+        denied = viewer.post("/v1/tools/file_stats/execute", json=body)
+        assert denied.status_code == 403 and "TOOL_PERMISSION_DENIED" in denied.text
+        granted = rest.post("/v1/tool-permissions", json={"tool": "file_stats", "principal": f"key:{key_id}"})
+        assert granted.status_code == 200, granted.text
+        assert [t["name"] for t in viewer.get("/v1/tools").json()["tools"]] == ["file_stats"]
+        assert viewer.post("/v1/tools/file_stats/execute", json=body).status_code == 200
+        assert viewer.post("/v1/tools/file_inventory/execute", json=body).status_code == 403
+        # Still a viewer everywhere else: it may not start a workflow.
+        assert viewer.post("/v1/workflows", json={"type": "code_analysis", "parameters": {"path": str(sample_project)}}).status_code == 403
+
+
 def test_idempotency_key_is_scoped_by_caller_and_request(
     mesh: LocalMesh, rest: httpx.Client, sample_project: Path
 ) -> None:

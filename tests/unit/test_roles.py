@@ -58,7 +58,7 @@ def test_only_the_public_keys_are_declared_public() -> None:
         ("/mcpmesh.workflows.v1.WorkflowService/CreateWorkflow", "operator"),
         ("/mcpmesh.workflows.v1.WorkflowService/CancelWorkflow", "operator"),
         ("/mcpmesh.agents.v1.AgentService/RunAgent", "operator"),
-        ("/mcpmesh.tools.v1.ToolService/ExecuteTool", "operator"),
+        ("/mcpmesh.tools.v1.ToolService/ExecuteTool", "viewer"),
         ("/mcpmesh.tools.v1.ToolService/RegisterMcpServer", "admin"),
         ("/mcpmesh.tools.v1.ToolService/GrantToolPermission", "admin"),
         ("/mcpmesh.gateway.v1.GatewayService/CreateApiKey", "admin"),

@@ -122,7 +122,8 @@ class ToolServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecuteTool(self, request, context):
-        """Executes a tool with arguments and returns its result.
+        """Executes a tool with arguments and returns its result. Any role may ask; the tool permissions decide which
+        tools (a viewer none unless granted, an operator all until grants narrow it, an admin all), as over /mcp.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,7 +39,9 @@ class ToolServiceStub:
     GetTool: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.GetToolRequest, _tool_service_pb2.GetToolResponse]
     """Returns one tool."""
     ExecuteTool: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.ExecuteToolRequest, _tool_service_pb2.ExecuteToolResponse]
-    """Executes a tool with arguments and returns its result."""
+    """Executes a tool with arguments and returns its result. Any role may ask; the tool permissions decide which
+    tools (a viewer none unless granted, an operator all until grants narrow it, an admin all), as over /mcp.
+    """
     RegisterTool: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.RegisterToolRequest, _tool_service_pb2.RegisterToolResponse]
     """Registers a dynamic tool executed by a registered MCP server."""
     UnregisterTool: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.UnregisterToolRequest, _tool_service_pb2.UnregisterToolResponse]
@@ -75,7 +77,9 @@ class ToolServiceAsyncStub(ToolServiceStub):
     GetTool: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.GetToolRequest, _tool_service_pb2.GetToolResponse]  # type: ignore[assignment]
     """Returns one tool."""
     ExecuteTool: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.ExecuteToolRequest, _tool_service_pb2.ExecuteToolResponse]  # type: ignore[assignment]
-    """Executes a tool with arguments and returns its result."""
+    """Executes a tool with arguments and returns its result. Any role may ask; the tool permissions decide which
+    tools (a viewer none unless granted, an operator all until grants narrow it, an admin all), as over /mcp.
+    """
     RegisterTool: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.RegisterToolRequest, _tool_service_pb2.RegisterToolResponse]  # type: ignore[assignment]
     """Registers a dynamic tool executed by a registered MCP server."""
     UnregisterTool: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.UnregisterToolRequest, _tool_service_pb2.UnregisterToolResponse]  # type: ignore[assignment]
@@ -126,7 +130,9 @@ class ToolServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tool_service_pb2.ExecuteToolRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tool_service_pb2.ExecuteToolResponse, _abc.Awaitable[_tool_service_pb2.ExecuteToolResponse]]:
-        """Executes a tool with arguments and returns its result."""
+        """Executes a tool with arguments and returns its result. Any role may ask; the tool permissions decide which
+        tools (a viewer none unless granted, an operator all until grants narrow it, an admin all), as over /mcp.
+        """
 
     @_abc_1.abstractmethod
     def RegisterTool(

@@ -19,7 +19,6 @@ function toolCard(tool) {
   const error = h("p.error", { role: "alert" });
   const submit = h("button.primary", { type: "submit", text: "Execute" });
   const form = h("form.tool-form", { "data-tool": tool.name }, schemaFields(tool.inputSchema), error, submit);
-  if (document.body.dataset.role === "ROLE_VIEWER") submit.disabled = true;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
@@ -42,14 +41,15 @@ function toolCard(tool) {
 export async function render(root) {
   const filter = h("input", { type: "search", placeholder: "Filter tools…", "aria-label": "Filter tools" });
   const list = h("div.tools");
-  const viewer = document.body.dataset.role === "ROLE_VIEWER";
-  clear(root, h("h1", { text: "Tools" }), h("p.muted", { text: viewer
-    ? "The tools this key may see. Executing them needs an operator or admin key." : "The tools this key may use. Open one to execute it." }), filter, list);
+  clear(root, h("h1", { text: "Tools" }), h("p.muted", { text: "The tools this key may execute (its role and the tool "
+    + "permissions decide; a viewer's key none unless an admin granted them). Open one to execute it." }), filter, list);
   try {
     const tools = await listAll("/v1/tools", "tools");
     const draw = () => {
       const q = filter.value.trim().toLowerCase();
-      clear(list, tools.filter((t) => !q || `${t.name} ${t.description}`.toLowerCase().includes(q)).map(toolCard));
+      const shown = tools.filter((t) => !q || `${t.name} ${t.description}`.toLowerCase().includes(q));
+      clear(list, ...(shown.length ? shown.map(toolCard)
+        : [h("p.card.muted.empty", { text: tools.length ? "No tool matches the filter." : "This key may execute no tool." })]));
     };
     filter.addEventListener("input", draw);
     draw();
