@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from mcpmesh.health.v1 import health_pb2
 
 from services.gateway.system_health import SystemHealth
 from services.runtime.clock import utcnow
-from services.runtime.instance_reports import FRESH_SECONDS, PublishedReport
+from services.runtime.instance_reports import FRESH_SECONDS, PublishedReport, Publisher
 from services.runtime.instance_reports_sqlite import SCHEMA, SqliteInstanceReports
 from services.runtime.mesh import Mesh
 from services.runtime.state import SqliteDatabase
@@ -106,3 +107,48 @@ def test_envoys_remote_hosts_get_their_published_reports_and_local_hosts_are_ask
     assert tools.status == SERVING
     # Envoy's view decides which instances exist: a service it lists no host for has none, whatever was published.
     assert all(s.instances == [] and s.status == NOT_SERVING for s in states if s.service != "tools")
+
+
+class _Unreachable:
+    """A registry whose store is down."""
+
+    calls = 0
+
+    async def publish(self, published: PublishedReport) -> None:
+        self.calls += 1
+        raise ConnectionError("state store unreachable")
+
+    async def recent(self, since: dt.datetime) -> list[PublishedReport]:
+        raise ConnectionError("state store unreachable")
+
+    async def withdraw(self, service: str, address: str) -> None:
+        raise ConnectionError("state store unreachable")
+
+    def close(self) -> None:
+        return None
+
+
+def test_an_instance_publishes_at_most_every_few_seconds_and_a_registry_outage_does_not_stop_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def run() -> tuple[list[PublishedReport], int]:
+        registry = SqliteInstanceReports(SqliteDatabase(tmp_path / "instances.db", SCHEMA))
+        publisher = Publisher(registry, "tools", "10.0.1.7:3002", every=60)
+        await publisher(_report("tools", "10.0.1.7:3002", SERVING))
+        await publisher(_report("tools", "10.0.1.7:3002", NOT_SERVING))  # within the minute: not published
+        published = await registry.recent(utcnow() - dt.timedelta(minutes=1))
+        await publisher.withdraw()
+        assert await registry.recent(utcnow() - dt.timedelta(minutes=1)) == []
+        registry.close()
+        down = _Unreachable()
+        failing = Publisher(down, "tools", "10.0.1.7:3002", every=0)
+        for _ in range(3):
+            await failing(_report("tools", "10.0.1.7:3002", SERVING))  # raises nothing: serving goes on
+        await failing.withdraw()
+        return published, down.calls
+
+    published, attempts = asyncio.run(run())
+    assert [(p.address, p.report.status) for p in published] == [("10.0.1.7:3002", SERVING)]
+    assert attempts == 3  # tried each time
+    assert [r.getMessage() for r in caplog.records if r.name == "mcpmesh.instance_reports"] == [
+        "cannot publish the health report", "cannot withdraw the health report"]  # once per outage, not per try
