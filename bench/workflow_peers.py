@@ -3,7 +3,7 @@
 The peer: `langgraph dev` (langgraph-cli[inmem], in its own virtual environment .tools/langgraph-peers, made by
 `make bench-peers`) on a free loopback port with --no-browser and analytics off, driven by the official
 langgraph-sdk client: one thread per run, runs.wait. Ours: CreateWorkflow + WatchWorkflow to the end over gRPC
-(bench/workflows.py). Each: 200 runs sequentially (latency per run, p50) and with 16 callers (runs/s).
+(bench/workflows.py), the service in a process of its own like the peer. Each server runs alone while it is measured. Each: 200 runs sequentially (latency per run, p50) and with 16 callers (runs/s).
 Targets: with 16 callers at least 2x the peer's runs/s; sequential p50 at most 1/20 of the peer's.
 """
 
@@ -14,16 +14,19 @@ import asyncio
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 from langgraph_sdk import get_client
+from mcpmesh.workflows.v1 import workflow_service_pb2_grpc
 
-from bench.workflows import percentile, running_service, service_one
+from bench.workflows import percentile, service_one
 from services.launcher.ports import free_port
 
 PEER_VENV = Path(__file__).resolve().parent.parent / ".tools" / "langgraph-peers"
@@ -130,13 +133,30 @@ async def main(count: int) -> None:
             # while the peer is measured either.
             peer.terminate()
             peer.wait(20)
-        async with running_service(root) as stub:
-            async def ours() -> None:
-                await service_one(stub, [])
+        # Ours as a server process of its own too, so that neither server shares its process with the callers.
+        ours_root = root / "ours"
+        ours_root.mkdir()
+        server = subprocess.Popen([sys.executable, "-m", "bench.workflows", "--serve", str(ours_root)],
+                                  cwd=Path(__file__).resolve().parent.parent)
+        try:
+            port_file = ours_root / "port"
+            deadline = time.monotonic() + 60
+            while not port_file.exists() or not port_file.read_text():
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the workflows service for the benchmark did not start")
+                await asyncio.sleep(0.1)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port_file.read_text()}") as channel:
+                stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
 
-            await measure(ours, 5, 1)  # warm-up
-            for callers in (1, 16):
-                results[("ours", callers)] = await measure(ours, count, callers)
+                async def ours() -> None:
+                    await service_one(stub, None)
+
+                await measure(ours, 5, 1)  # warm-up
+                for callers in (1, 16):
+                    results[("ours", callers)] = await measure(ours, count, callers)
+        finally:
+            server.terminate()
+            server.wait(20)
 
     print(f"workflow peers: {count} runs of the trivial three-step graph; peer = langgraph dev (in-memory server) "
           "through langgraph-sdk, ours = workflows service through gRPC")

@@ -80,12 +80,13 @@ TRIVIAL = WorkflowType(
 )
 
 
-async def service_one(stub: Any, latencies: list[float]) -> None:  # an aio stub; the generated types are sync
+async def service_one(stub: Any, latencies: list[float] | None) -> None:  # an aio stub; generated types are sync
+    """One workflow through the service; `latencies` (a service in this process) gets each step's event latency."""
     created = await stub.CreateWorkflow(workflow_service_pb2.CreateWorkflowRequest(
         workflow=workflow_pb2.Workflow(type="trivial", parameters=struct_pb2.Struct())))
     async for message in stub.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id=created.workflow.id)):
         event = message.event
-        if event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_SUCCEEDED:
+        if latencies is not None and event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_SUCCEEDED:
             latencies.append(time.perf_counter() - FINISHED[(event.workflow_id, event.step)])
         if event.type in TERMINAL:
             assert event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED, event.message
@@ -116,8 +117,8 @@ def percentile(values: list[float], share: float) -> float:
 
 
 @contextlib.asynccontextmanager
-async def running_service(root: Path) -> AsyncIterator[Any]:
-    """The workflows service with the trivial type on a real grpc.aio server on loopback; yields a stub to it."""
+async def serving(root: Path) -> AsyncIterator[int]:
+    """The workflows service with the trivial type on a real grpc.aio server on loopback; yields its port."""
     database = SqliteDatabase(root / "workflows.db", SCHEMA)
     async with AsyncSqliteSaver.from_conn_string(str(root / "service-checkpoints.db")) as saver:
         await saver.setup()
@@ -128,12 +129,25 @@ async def running_service(root: Path) -> AsyncIterator[Any]:
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                yield workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+            yield port
         finally:
             await server.stop(None)
             await engine.close()
             database.close()
+
+
+@contextlib.asynccontextmanager
+async def running_service(root: Path) -> AsyncIterator[Any]:
+    """The service (serving) in this process; yields a stub to it."""
+    async with serving(root) as port, grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+
+
+async def serve(root: Path, port_file: Path) -> None:
+    """The service in a process of its own (bench-peers: like the peer server): writes its port, serves until killed."""
+    async with serving(root) as port:
+        port_file.write_text(str(port))
+        await asyncio.Event().wait()
 
 
 async def main(count: int, rounds: int) -> None:
@@ -171,5 +185,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="workflows per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--serve", type=Path, metavar="FOLDER",
+                        help="only serve the service with its state in FOLDER, writing its port to FOLDER/port")
     args = parser.parse_args()
-    asyncio.run(main(args.count, args.rounds))
+    if args.serve:
+        asyncio.run(serve(args.serve, args.serve / "port"))
+    else:
+        asyncio.run(main(args.count, args.rounds))
