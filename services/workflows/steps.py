@@ -17,7 +17,7 @@ from services.runtime.tracing import span
 log = logging.getLogger("mcpmesh.workflows")
 
 # Errors worth another try: the other side may answer next time. Every step is idempotent (its calls carry the
-# (thread, checkpoint, task) key), so a retry cannot act twice.
+# (workflow, step) key), so a retry cannot act twice.
 TRANSIENT = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
 
 
@@ -70,6 +70,7 @@ ProgressSink = Callable[[StepProgress], Awaitable[None]]
 # The running step's progress sink: set by `step` around its body, so a StepCalls implementation can pass on what
 # the agent reports (StreamAgentRun) without every workflow type threading it through.
 _progress: contextvars.ContextVar[ProgressSink | None] = contextvars.ContextVar("step_progress", default=None)
+_step_name: contextvars.ContextVar[str] = contextvars.ContextVar("step_name", default="")
 
 
 def progress_sink() -> ProgressSink | None:
@@ -114,11 +115,17 @@ def initial_state(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def idempotency_key(runtime: Runtime[Any]) -> str:
-    """(thread, checkpoint, task) stays the same when a step is re-run after a crash and resume."""
+    """(workflow, step): the same when a step is re-run after a crash and resume, and when it is retried.
+
+    Not LangGraph's checkpoint and task ids: it saves a superstep's checkpoint while the superstep's steps already
+    run (its default "async" durability), so a crash before that save resumes with a new checkpoint id and new task
+    ids, and a key made of them would let the re-run step act a second time. A workflow runs each step once (the
+    types are graphs without cycles), so its name is enough."""
     info = runtime.execution_info
-    if info is None:
+    name = _step_name.get()
+    if info is None or not name:
         return ""
-    return f"{info.thread_id}:{info.checkpoint_id}:{info.task_id}"
+    return f"{info.thread_id}:{name}"
 
 
 def workflow_id(runtime: Runtime[Any]) -> str:
@@ -147,6 +154,7 @@ def step(hook: StepHook, name: str, body: StepBody, *, idempotent: bool = True, 
         attempt = 1
         while True:
             token = _progress.set(report)  # only for the body: parallel steps run in tasks of their own
+            named = _step_name.set(name)
             try:
                 update = await body(state, runtime)
                 break
@@ -160,6 +168,7 @@ def step(hook: StepHook, name: str, body: StepBody, *, idempotent: bool = True, 
                 await hook(thread, name, f"failed: {exc}")
                 raise
             finally:
+                _step_name.reset(named)
                 _progress.reset(token)
         await hook(thread, name, "succeeded")
         return {**update, "completed": [name]}

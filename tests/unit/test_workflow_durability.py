@@ -239,3 +239,31 @@ async def test_the_record_keeps_its_trace_and_a_resumed_run_continues_it(
     steps_seen = [s for s in spans.get_finished_spans() if s.name == "workflow.step"]
     assert {s.attributes["mcpmesh.step"] for s in steps_seen if s.attributes} == {"analyze_code", "inventory_files", "merge"}
     assert all(s.context.trace_id == trace_id for s in steps_seen)
+
+
+def test_a_step_keeps_its_idempotency_key_when_langgraph_gives_it_new_ids() -> None:
+    """LangGraph saves a superstep's checkpoint while its steps already run; a crash before that save resumes the
+    step under a new checkpoint id and task id. The key must not change with them, or the step would act twice."""
+    from langgraph.runtime import ExecutionInfo, Runtime
+
+    seen: list[str] = []
+
+    async def body(state: dict[str, str], runtime: Runtime[None]) -> dict[str, str]:
+        seen.append(steps.idempotency_key(runtime))
+        return {}
+
+    async def hook(*_: object) -> None:
+        return None
+
+    def runtime(checkpoint: str, task: str) -> Runtime[None]:
+        return Runtime(execution_info=ExecutionInfo(checkpoint_id=checkpoint, checkpoint_ns="", task_id=task, thread_id="w1"))
+
+    async def scenario() -> None:
+        await steps.step(hook, "analyze_code", body)({}, runtime("c1", "t1"))
+        await steps.step(hook, "analyze_code", body)({}, runtime("c2", "t2"))  # the same step after a crash
+        await steps.step(hook, "inventory_files", body)({}, runtime("c1", "t3"))
+
+    asyncio.run(scenario())
+    assert seen[0] == seen[1] == "w1:analyze_code"
+    assert seen[2] == "w1:inventory_files"
+    assert steps.idempotency_key(runtime("c1", "t1")) == ""  # outside a step there is no key
