@@ -12,6 +12,7 @@ from pathlib import Path
 # between picking it and the child process binding it (seconds later, or after a restart) any outgoing
 # connection on the host may take it as its local port: "Address already in use" in a child, now and then.
 _LOWEST = 10000
+_handed_out: set[int] = set()  # ports this process gave out already: two meshes in one process never share one
 
 
 def _ephemeral_start() -> int:
@@ -29,6 +30,8 @@ def free_ports(count: int) -> list[int]:
     held: list[socket.socket] = []
     try:
         for port in random.sample(range(_LOWEST, top), min(top - _LOWEST, 50 * count + 100)):
+            if port in _handed_out:
+                continue
             s = socket.socket()
             try:
                 s.bind(("127.0.0.1", port))
@@ -37,8 +40,11 @@ def free_ports(count: int) -> list[int]:
                 continue
             held.append(s)
             if len(held) == count:
-                return [h.getsockname()[1] for h in held]
-        return [h.getsockname()[1] for h in held] + _kernel_ports(count - len(held))
+                break
+        ports = [h.getsockname()[1] for h in held]
+        ports += _kernel_ports(count - len(ports))
+        _handed_out.update(ports)
+        return ports
     finally:
         for s in held:
             s.close()

@@ -18,6 +18,12 @@ def test_free_ports_are_distinct_and_bindable() -> None:
         s.bind(("127.0.0.1", free_port()))
 
 
+def test_one_process_never_gets_the_same_port_twice() -> None:
+    """Two meshes planned in one process (the benchmarks start two) must not share a port before either binds it."""
+    handed = [port for _ in range(40) for port in free_ports(15)]
+    assert len(handed) == len(set(handed))
+
+
 def test_free_ports_stay_out_of_the_ephemeral_range() -> None:
     """Outgoing connections take their local port from the ephemeral range; a planned port must not be one."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
