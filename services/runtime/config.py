@@ -221,7 +221,8 @@ class Config:
     )
     trace_sample: float = _setting(
         "MCPMESH_TRACE_SAMPLE", "share of requests traced (0 to 1): Envoy's edge draws at this rate and every service "
-        "follows the traceparent's decision; calls that arrive without one are drawn at the same rate", _ratio, 0.1,
+        "follows the traceparent's decision; calls that arrive without one are drawn at the same rate (5 %: X-Ray's own "
+        "default rate)", _ratio, 0.05,
     )
     metrics_port: int = _setting("MCPMESH_METRICS_PORT", "Prometheus /metrics port of this process; 0: not served", _port, 0)
     emf_namespace: str = _setting(
