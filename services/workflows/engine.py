@@ -255,8 +255,10 @@ class WorkflowEngine:
             raise InvalidArgument.field("after_sequence", "must not be negative")
         if not workflow_id:
             raise InvalidArgument.field("id", "is required")
-        held = self._held.get(workflow_id)  # a run held here: its copy is current, no read needed
-        done = held.done if held is not None else (await self.store.get(workflow_id)).done  # NotFound if unknown
+        # A run held here is live, and its terminal event is still to come: its copy may already say it ended while
+        # the write of that event is under way, so the copy never ends a watch. Other runs: the store says.
+        held = workflow_id in self._held
+        done = False if held else (await self.store.get(workflow_id)).done  # NotFound if unknown
         while True:
             seen = self.notifier.version(workflow_id)
             for event in self.notifier.recent_after(workflow_id, after) or await self.store.events_after(workflow_id, after):
@@ -267,6 +269,8 @@ class WorkflowEngine:
             if done:
                 return
             await self.notifier.wait(POLL_SECONDS, workflow_id, seen)
+            if held and workflow_id not in self._held:  # no longer run here (ended, lost or stopped): ask the store
+                held, done = False, (await self.store.get(workflow_id)).done
 
     async def feed_start(self) -> FeedStart:
         """Fixes the starting point of a watch of every workflow: nothing written after this call is missed."""

@@ -383,6 +383,38 @@ def test_watch_yields_every_event_and_ends(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_watch_started_while_the_last_event_is_written_still_gets_it(tmp_path: Path) -> None:
+    """The held copy says the run ended before the write of its terminal event is done: a watcher that starts in
+    between must still wait for that event (it ended early without it, once in fifty under load)."""
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        calls.agent_gate = asyncio.Event()
+        async with engine_on(tmp_path, calls) as engine:
+            real = engine.store.record_all
+            writing_the_end = asyncio.Event()
+
+            async def slow_at_the_end(workflow: Any, drafts: Any) -> Any:
+                if workflow.done:
+                    writing_the_end.set()
+                    await asyncio.sleep(0.3)
+                return await real(workflow, drafts)
+
+            engine.store.record_all = slow_at_the_end  # type: ignore[method-assign]
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            calls.agent_gate.set()
+            await asyncio.wait_for(writing_the_end.wait(), DEADLINE)
+            seen = await asyncio.wait_for(_collect(engine.watch(workflow.id, 0)), DEADLINE)
+            assert seen[-1].type == "succeeded"
+            assert [e.sequence for e in seen] == list(range(1, seen[-1].sequence + 1))
+
+    run(scenario)
+
+
+async def _collect(events: Any) -> list[Event]:
+    return [event async for event in events]
+
+
 def test_watch_refuses_bad_arguments(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with engine_on(tmp_path, FakeCalls()) as engine:
