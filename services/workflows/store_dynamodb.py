@@ -6,21 +6,19 @@ what is missing (also the LangGraph checkpoint table) and is run at start-up and
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from services.runtime import dynamodb
 from services.runtime.clock import utcnow
-from services.runtime.dynamodb import TTL, dynamodb_client, failed_condition, index
+from services.runtime.dynamodb import TTL, BlockingCalls, dynamodb_client, failed_condition, index
 from services.runtime.dynamodb import item as _item
 from services.runtime.dynamodb import plain as _plain
 from services.runtime.state import StateUrl
@@ -36,7 +34,6 @@ from services.workflows.store import (
     opening_events,
 )
 
-T = TypeVar("T")
 UNFINISHED = ("pending", "running")
 FEED = "all"  # the one partition of the by_create and by_update indexes: workflows are few next to their events
 MAX_RETRIES = 50
@@ -126,19 +123,12 @@ class DynamoDBWorkflowStore:
     def __init__(self, client: Any, prefix: str) -> None:
         self._client = client
         self._tables = table_names(prefix)
-        # boto3 is blocking: its calls run in worker threads so the event loop never waits on the network.
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dynamodb-workflows")
+        self._calls = BlockingCalls(client, "workflows")
+        self._call = self._calls.call  # every boto3 call runs on the adapter's worker threads
+        self._query = self._calls.query
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-    async def _call(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-
-    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(**kwargs):
-            yield from page.get("Items", [])
+        self._calls.close()
 
     def _put_event(self, event: Event) -> dict[str, Any]:
         return {"Put": {
