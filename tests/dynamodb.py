@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from services.launcher.ports import free_port, wait_for_port
@@ -52,3 +55,12 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
     patch = pytest.MonkeyPatch()
     yield patch
     patch.undo()
+
+
+def tables_for(place: Path, create_tables: Callable[[Any, str], object]) -> tuple[Any, str]:
+    """A boto3 client for DynamoDB Local (the dynamodb_endpoint fixture must be active) and a table prefix of this
+    test's own, named after its folder, whose tables `create_tables(client, prefix)` has made."""
+    client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
+    prefix = "t" + hashlib.sha256(str(place).encode()).hexdigest()[:16]
+    create_tables(client, prefix)
+    return client, prefix

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-import boto3
 import pytest
 
 from services.agents.base import Artifact, FileSpan, Finding, NamedObject, RunResult
@@ -18,6 +16,7 @@ from services.agents.runs_dynamodb import DynamoDBRunStore, create_tables
 from services.agents.runs_sqlite import SCHEMA, SqliteRunStore
 from services.runtime.errors import NotFound
 from services.runtime.state import SqliteDatabase
+from tests.dynamodb import tables_for
 
 
 @pytest.fixture(params=["dynamodb", "sqlite"])
@@ -28,9 +27,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         database.close()
     else:
         request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
-        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
-        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one set of tables per test
-        create_tables(client, prefix)
+        client, prefix = tables_for(tmp_path, create_tables)  # one set of tables per test
         dynamo = DynamoDBRunStore(client, prefix)
         yield dynamo
         dynamo.close()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from services.gateway.api_keys import ApiKey, ApiKeys, ApiKeyStore, hash_secret, new_secret
@@ -16,6 +14,7 @@ from services.gateway.api_keys_dynamodb import DynamoDBApiKeyStore, create_table
 from services.gateway.api_keys_sqlite import SCHEMA, SqliteApiKeyStore
 from services.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
+from tests.dynamodb import tables_for
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -26,9 +25,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         database.close()
     else:
         request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
-        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
-        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one table per test
-        create_tables(client, prefix)
+        client, prefix = tables_for(tmp_path, create_tables)  # one set of tables per test
         dynamo = DynamoDBApiKeyStore(client, prefix)
         yield dynamo
         dynamo.close()

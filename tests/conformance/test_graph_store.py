@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-import boto3
 import pytest
 
 from services.agents.knowledge.graph import Edge, FileRecord, GraphInfo, Node, Span
@@ -17,6 +16,7 @@ from services.agents.knowledge.store_dynamodb import DynamoDBGraphStore, create_
 from services.agents.knowledge.store_sqlite import SCHEMA, SqliteGraphStore
 from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
+from tests.dynamodb import tables_for
 
 
 @pytest.fixture(params=["dynamodb", "sqlite"])
@@ -27,9 +27,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         database.close()
     else:
         request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
-        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
-        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one set of tables per test
-        create_tables(client, prefix)
+        client, prefix = tables_for(tmp_path, create_tables)  # one set of tables per test
         dynamo = DynamoDBGraphStore(client, prefix)
         yield dynamo
         dynamo.close()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import pytest
 from mcpmesh.health.v1 import health_pb2
 
@@ -15,6 +13,7 @@ from services.runtime.instance_reports import InstanceReports, PublishedReport
 from services.runtime.instance_reports_dynamodb import DynamoDBInstanceReports, create_tables
 from services.runtime.instance_reports_sqlite import SCHEMA, SqliteInstanceReports
 from services.runtime.state import SqliteDatabase
+from tests.dynamodb import tables_for
 
 NOW = dt.datetime(2030, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
 
@@ -26,9 +25,7 @@ async def reports(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         registry = SqliteInstanceReports(SqliteDatabase(tmp_path / "instances.db", SCHEMA))
     else:
         request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
-        client = boto3.client("dynamodb")
-        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one table per test
-        create_tables(client, prefix)
+        client, prefix = tables_for(tmp_path, create_tables)  # one set of tables per test
         registry = DynamoDBInstanceReports(client, prefix)
     yield registry
     registry.close()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from services.runtime.errors import InvalidArgument, NotFound
@@ -14,6 +12,7 @@ from services.runtime.state import SqliteDatabase
 from services.tools.permissions import PermissionStore
 from services.tools.permissions_dynamodb import DynamoDBPermissionStore, create_tables
 from services.tools.permissions_sqlite import SCHEMA, SqlitePermissionStore
+from tests.dynamodb import tables_for
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -24,9 +23,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         database.close()
     else:
         request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
-        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
-        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one table per test
-        create_tables(client, prefix)
+        client, prefix = tables_for(tmp_path, create_tables)  # one set of tables per test
         dynamo = DynamoDBPermissionStore(client, prefix)
         yield dynamo
         dynamo.close()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from services.runtime.state import SqliteDatabase
 from services.tools.registry_store import IdempotencyRecord, RegistryStore, request_hash
 from services.tools.registry_store_dynamodb import DynamoDBRegistryStore, create_tables
 from services.tools.registry_store_sqlite import SCHEMA, SqliteRegistryStore
+from tests.dynamodb import tables_for
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -25,9 +24,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         database.close()
     else:
         request.getfixturevalue("dynamodb_endpoint")  # DynamoDB Local, started once per session
-        client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
-        prefix = "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # one set of tables per test
-        create_tables(client, prefix)
+        client, prefix = tables_for(tmp_path, create_tables)  # one set of tables per test
         dynamo = DynamoDBRegistryStore(client, prefix)
         yield dynamo
         dynamo.close()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import boto3
 import pytest
 
 from services.runtime.clock import utcnow
@@ -17,6 +15,7 @@ from services.runtime.state import SqliteDatabase
 from services.workflows.store import Draft, RunStart, WorkflowStore, opening_events
 from services.workflows.store_dynamodb import DynamoDBWorkflowStore, create_tables
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
+from tests.dynamodb import tables_for
 
 STEPS = ["analyze_code", "inventory_files", "merge"]
 
@@ -30,9 +29,7 @@ def _sqlite(where: Path) -> tuple[WorkflowStore, Callable[[], None]]:
 
 
 def _dynamodb(where: Path) -> tuple[WorkflowStore, Callable[[], None]]:
-    client = boto3.client("dynamodb")  # endpoint, region and credentials from the dynamodb_endpoint fixture
-    prefix = "t" + hashlib.sha256(str(where).encode()).hexdigest()[:16]  # one set of tables per test
-    create_tables(client, prefix)
+    client, prefix = tables_for(where, create_tables)  # one set of tables per test
     store = DynamoDBWorkflowStore(client, prefix)
     return store, store.close
 
