@@ -14,6 +14,7 @@ from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
 from tests.dynamodb import dynamodb_endpoint, monkeypatch_session  # noqa: F401  (session fixture: DynamoDB Local)
 from tests.moto_server import moto_endpoint  # noqa: F401  (session fixture: moto's S3 server)
+from tests.otlp_receiver import receiver  # noqa: F401  (module fixture: an OTLP/HTTP trace receiver)
 from tests.postgres import postgres  # noqa: F401  (session fixture: a real PostgreSQL server)
 from tests.redis_server import redis_url  # noqa: F401  (session fixture: a real redis-server)
 

@@ -1,10 +1,9 @@
 """MCP through the edge is traced: a tools/call at /mcp and the tools service's call to the external MCP server it
-reaches are spans of the caller's trace (collected by the OTLP receiver of the tracing test)."""
+reaches are spans of the caller's trace (collected by the tests' OTLP receiver)."""
 
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,23 +16,13 @@ from mcp.client.streamable_http import streamable_http_client
 from services.launcher.processes import LocalMesh
 from tests.conftest import start_mesh, wait_until
 from tests.integration.mcp_servers import TIME_SERVER, require
-from tests.integration.test_tracing import Receiver, Span
+from tests.otlp_receiver import Receiver, Span
 
 
 @pytest.fixture(scope="module")
-def collector() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def traced_mcp_mesh(tmp_path_factory: pytest.TempPathFactory, sample_project: Path, collector: Receiver) -> Iterator[LocalMesh]:
+def traced_mcp_mesh(tmp_path_factory: pytest.TempPathFactory, sample_project: Path, receiver: Receiver) -> Iterator[LocalMesh]:
     require(TIME_SERVER, "mcp-server-time")
-    mesh = start_mesh(tmp_path_factory.mktemp("traced-mcp"), sample_project.parent, MCPMESH_OTLP_ENDPOINT=collector.endpoint,
+    mesh = start_mesh(tmp_path_factory.mktemp("traced-mcp"), sample_project.parent, MCPMESH_OTLP_ENDPOINT=receiver.endpoint,
                       OTEL_BSP_SCHEDULE_DELAY="200", MCPMESH_TRACE_SAMPLE="1", MCPMESH_MCP_STDIO_COMMANDS=TIME_SERVER)
     try:
         registered = httpx.post(f"{mesh.edge_url}/v1/mcp-servers", headers={"Authorization": f"Bearer {mesh.admin_key()}"},
@@ -44,7 +33,7 @@ def traced_mcp_mesh(tmp_path_factory: pytest.TempPathFactory, sample_project: Pa
         mesh.stop()
 
 
-async def test_an_mcp_tool_call_is_one_trace_down_to_the_external_server(traced_mcp_mesh: LocalMesh, collector: Receiver) -> None:
+async def test_an_mcp_tool_call_is_one_trace_down_to_the_external_server(traced_mcp_mesh: LocalMesh, receiver: Receiver) -> None:
     trace_id = secrets.token_hex(16)
     headers = {"Authorization": f"Bearer {traced_mcp_mesh.admin_key()}", "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
     async with Client(streamable_http_client(f"{traced_mcp_mesh.edge_url}/mcp",
@@ -53,11 +42,11 @@ async def test_an_mcp_tool_call_is_one_trace_down_to_the_external_server(traced_
     assert not result.is_error
 
     def tools_spans() -> dict[str, Span] | None:
-        spans = {s.name: s for s in collector.trace(trace_id) if s.service == "mcpmesh-tools"}
+        spans = {s.name: s for s in receiver.trace(trace_id) if s.service == "mcpmesh-tools"}
         return spans if {"mcp.request", "mcp.call"} <= set(spans) else None
 
     spans = wait_until(tools_spans, 30, f"the MCP spans of trace {trace_id}")
-    by_id = {s.span_id: s for s in collector.trace(trace_id)}
+    by_id = {s.span_id: s for s in receiver.trace(trace_id)}
 
     def ancestors(span: Span) -> list[str]:
         names = []
