@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.agents.knowledge.graph import Node
-from services.agents.knowledge.store_sqlite import query_words, search_terms
+from services.agents.knowledge.store import query_words, search_terms
 
 WEIGHTS = (10.0, 5.0, 1.0)  # as bm25(graph_search, 10.0, 5.0, 1.0) in the SQLite store
 K1, B = 1.2, 0.75  # FTS5's bm25 constants

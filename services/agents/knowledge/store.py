@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from services.agents.knowledge.graph import Edge, FileRecord, GraphInfo, Node
+from services.runtime.errors import InvalidArgument
 
 DIRECTIONS = ("out", "in", "both")
+_CAMEL_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words of a name or a search, each once: `OrderRepository.save_all` gives order repository save all."""
+    return list(dict.fromkeys(w.lower() for part in re.split(r"[^A-Za-z0-9]+", text) for w in _CAMEL_PARTS.findall(part)))
+
+
+def search_terms(node: Node) -> str:
+    """Words of a node's names as people type them, what `search` matches a query's words against."""
+    return " ".join(_words(node.qualified_name))
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a search as the names' words are made, each once; InvalidArgument when there is no word."""
+    words = _words(text)
+    if not words:
+        raise InvalidArgument.field("query", "must contain a letter or a digit")
+    return words
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,7 @@ from services.agents.knowledge.graph import (
     node_to_dict,
 )
 from services.agents.knowledge.name_search import NameIndex
-from services.agents.knowledge.store import DIRECTIONS, Neighbor, SaveCounts
-from services.agents.knowledge.store_sqlite import query_words
+from services.agents.knowledge.store import DIRECTIONS, Neighbor, SaveCounts, query_words
 from services.runtime import dynamodb
 from services.runtime.dynamodb import BlockingCalls, batch_write, failed_condition, item
 from services.runtime.errors import InvalidArgument, NotFound, Unavailable

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +18,7 @@ from services.agents.knowledge.graph import (
     node_from_dict,
     node_to_dict,
 )
-from services.agents.knowledge.store import DIRECTIONS, Neighbor, SaveCounts
+from services.agents.knowledge.store import DIRECTIONS, Neighbor, SaveCounts, query_words, search_terms
 from services.runtime.errors import InvalidArgument, NotFound
 from services.runtime.state import SqliteDatabase
 
@@ -42,23 +41,6 @@ CREATE TABLE IF NOT EXISTS graph_files (
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS graph_search USING fts5 (name, qualified_name, terms, tokenize = 'unicode61');
 """
-
-_CAMEL_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
-
-def search_terms(node: Node) -> str:
-    """Words of a node's names as people type them: `OrderRepository.save_all` gives order repository save all."""
-    words = [w.lower() for part in re.split(r"[^A-Za-z0-9]+", node.qualified_name) for w in _CAMEL_PARTS.findall(part)]
-    return " ".join(dict.fromkeys(words))
-
-
-def query_words(text: str) -> list[str]:
-    """The words of a search as the names' words are made, each once; InvalidArgument when there is no word."""
-    words = [w.lower() for part in re.split(r"[^A-Za-z0-9]+", text) for w in _CAMEL_PARTS.findall(part)]
-    if not words:
-        raise InvalidArgument.field("query", "must contain a letter or a digit")
-    return list(dict.fromkeys(words))
-
 
 def fts_query(text: str) -> str:
     """Each word of `text` as a prefix query on the name columns; InvalidArgument when there is no word."""
