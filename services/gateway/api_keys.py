@@ -123,22 +123,6 @@ class ApiKeys:
             return None
         return stored.key if stored.key.usable(utcnow()) else None
 
-    async def ensure_key_file(self, path: Path, display_name: str, role: str) -> str:
-        """Keeps a working key's secret in `path` (0600), making a new key when the file is missing or its key is
-        no longer usable. The bootstrap admin key (the owner's first login) and the gateway's own key for
-        reading every instance's health report are made this way."""
-        if path.exists():
-            secret = path.read_text().strip()
-            if await self.authenticate(secret) is not None:
-                return secret
-        _, secret = await self.create(display_name, role)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secret + "\n")
-        os.chmod(path, 0o600)
-        return secret
-
     async def ensure_bootstrap_admin(self, path: Path, given: str = "") -> None:
         """The owner's first login.
 
@@ -156,7 +140,8 @@ class ApiKeys:
                 "detail": f"an earlier start made the bootstrap admin key and {path} does not hold it; no second one "
                           "is made. Sign in with that key, or set MCPMESH_BOOTSTRAP_ADMIN_KEY (see the README)"})
             return
-        await self.ensure_key_file(path, BOOTSTRAP_NAME, "admin")
+        _, secret = await self.create(BOOTSTRAP_NAME, "admin")
+        _write_private(path, secret + "\n")
 
     async def _has_bootstrap_admin(self) -> bool:
         now, offset = utcnow(), 0
@@ -182,6 +167,15 @@ class ApiKeys:
         if not stored.key.usable(utcnow()):
             log.warning("bootstrap admin key", extra={
                 "detail": f"MCPMESH_BOOTSTRAP_ADMIN_KEY names key {key_id}, which was revoked or expired; it stays so"})
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Writes `text` to a file only its owner may read (0600 from the start, not after)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
 
 
 def new_secret() -> tuple[str, str]:
