@@ -127,18 +127,20 @@ class FileKeySource:
         await asyncio.to_thread(self._write, ring, False)
 
     def _write(self, ring: KeyRing, exclusive: bool) -> None:
+        """Writes beside, then puts the whole file in place, so a reader never sees half a file: by rename, or
+        when `exclusive` by a hard link, which fails (FileExistsError) when another instance's ring is there."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if exclusive:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(ring.to_json())
-            return
-        # Write beside, then rename: a reader never sees half a file.
-        temporary = self.path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(ring.to_json())
-        os.replace(temporary, self.path)
+            if exclusive:
+                os.link(temporary, self.path)
+            else:
+                os.replace(temporary, self.path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 FIRST_VERSION = "mcpmesh-first-signing-key-ring-0000000000"  # 32-64 characters, as Secrets Manager wants

@@ -68,6 +68,19 @@ async def test_a_secret_made_without_a_value_gets_one_ring(moto_url: str, monkey
     assert (await sources[0].load()).current.kid == first.current.kid
 
 
+def test_instances_starting_together_share_the_first_key_file(tmp_path: Path) -> None:
+    """Several processes start on one data folder at once: none reads a half-written file, all get one ring."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "keys" / "signing-keys.json"
+    for _ in range(20):
+        path.unlink(missing_ok=True)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            rings = list(pool.map(lambda _: FileKeySource(path)._load(), range(8)))
+        assert len({r.current.kid for r in rings}) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["signing-keys.json"]  # no temporary file left behind
+
+
 async def test_the_key_file_is_private(tmp_path: Path) -> None:
     source = FileKeySource(tmp_path / "signing-keys.json")
     ring = await source.load()
