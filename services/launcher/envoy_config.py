@@ -160,6 +160,9 @@ TOKEN_HEADER_MATCH = {"name": "authorization", "string_match": {"safe_regex": {"
 NO_EXT_AUTHZ = {"envoy.filters.http.ext_authz": {
     "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute", "disabled": True}}
 
+# Marks the routes a raw API key takes to a service: the edge's key cache (mcpmesh.key_cache in edge.yaml) acts there only.
+KEY_ROUTE = {"filter_metadata": {"mcpmesh.key_cache": {"key_route": True}}}
+
 
 def edge_service_routes(via: str, streams: Mapping[str, list[str]]) -> list[dict[str, Any]]:
     """The edge's generated routes: streams, one per service contract with its deadline, then the catch-all.
@@ -180,7 +183,7 @@ def edge_service_routes(via: str, streams: Mapping[str, list[str]]) -> list[dict
         return [
             {"name": f"{name}_direct", "match": {**match, "headers": [TOKEN_HEADER_MATCH]}, "route": to_service,
              "typed_per_filter_config": NO_EXT_AUTHZ},
-            {"name": name, "match": match, "route": to_service},
+            {"name": name, "match": match, "route": to_service, "metadata": KEY_ROUTE},
         ]
 
     stream_timeouts = {"timeout": "0s", "idle_timeout": _seconds(topology.STREAM_IDLE_SECONDS)}

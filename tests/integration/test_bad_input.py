@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import grpc
@@ -136,6 +137,12 @@ def test_roles_and_revocation(mesh: LocalMesh, rest: httpx.Client, sample_projec
     assert denied.status_code == 403
     assert _details(denied.json())["ErrorInfo"]["reason"] == "ROLE_TOO_LOW"
     assert rest.post(f"/v1/api-keys/{created['apiKey']['id']}:revoke", json={}).status_code == 200
+    # The edge remembers a key for 2 s (envoy/edge.yaml, mcpmesh.key_cache): refused within that, for good after.
+    deadline = time.monotonic() + 5
+    while (status := httpx.get(f"{mesh.edge_url}/v1/tools", headers=viewer).status_code) != 401 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status == 401
+    time.sleep(2.5)
     assert httpx.get(f"{mesh.edge_url}/v1/tools", headers=viewer).status_code == 401
     listed = rest.get("/v1/api-keys").json()["apiKeys"]
     assert all("secret" not in k for k in listed)
