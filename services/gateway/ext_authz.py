@@ -1,9 +1,10 @@
 """Envoy's external authorization (ext_authz) at the gateway: a raw API key on an edge call becomes a token.
 
-The edge asks here only for calls to the workflows, tools and agents services that carry no token (an API
-key, or nothing). A valid key with the method's role is answered OK with the key's identity as a short
-token in place of the key, so the call goes on from the edge straight to the service, which verifies the
-token as it does for every caller. The key lookup is cached (Authenticator, a few seconds) and the token is
+The edge asks here only for calls to the workflows, tools and agents services that carry no token and whose
+key its key cache could not turn into one (envoy/edge.yaml, mcpmesh.key_cache): a key the gateway refused, a
+failed exchange, or no credentials. A valid key with the method's role is answered OK with the key's identity
+as a short token in place of the key, so the call goes on from the edge straight to the service, which verifies
+the token as it does for every caller. The key lookup is cached (Authenticator, a few seconds) and the token is
 reused per identity (TokenIssuer.token_for), so a burst of calls with one key costs one lookup and one
 signature. A bad or missing key is a 401 with WWW-Authenticate, a missing role a 403, each carrying the
 same google.rpc.Status (ErrorInfo) as every other error, for gRPC callers and, through the transcoder, as
