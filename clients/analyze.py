@@ -19,6 +19,7 @@ from clients.sarif import SEVERITY_RANK, location, rule_id, severity, to_sarif
 from clients.session import EXIT_FAILED, Session, session, short
 
 STEP_DONE = {"WORKFLOW_EVENT_TYPE_STEP_SUCCEEDED": "done", "WORKFLOW_EVENT_TYPE_STEP_FAILED": "failed"}
+STEP_PROGRESS = "WORKFLOW_EVENT_TYPE_STEP_PROGRESS"
 
 
 def findings_table(findings: list[dict[str, Any]], limit: int = 0) -> Table:
@@ -42,14 +43,31 @@ def _follow(state: Session, client: McpMeshClient, workflow: dict[str, Any], sho
         steps: dict[str, TaskID] = {}
         for name in [s.get("name", "") for s in workflow.get("steps", [])]:
             steps[name] = progress.add_task(f"  {name}", total=1, status="waiting")
+        items: dict[str, int] = {}  # step -> its item count, once a step_progress event gave one
         for event in client.watch_workflow(workflow["id"]):
             progress.update(overall, completed=event.get("progressPercent", 0), status=event.get("message", "")[:60])
             step = event.get("step", "")
             if step:
                 task = steps.get(step) or steps.setdefault(step, progress.add_task(f"  {step}", total=1, status="waiting"))
-                done = STEP_DONE.get(event.get("type", ""))
-                progress.update(task, completed=1 if done else 0, status=done or "running")
+                _step_bar(progress, task, event, items, step)
     return client.get_workflow(workflow["id"])
+
+
+def _step_bar(progress: Progress, task: TaskID, event: dict[str, Any], items: dict[str, int], step: str) -> None:
+    """A step's bar: items done of total while it reports them (files, tables), full when it succeeds; a failed
+    step's bar stays where it stopped."""
+    done = STEP_DONE.get(event.get("type", ""))
+    total = int(event.get("itemsTotal") or 0)  # int64 fields are JSON strings
+    if event.get("type") == STEP_PROGRESS and total > 0:
+        items[step] = total
+        finished = int(event.get("itemsDone") or 0)
+        progress.update(task, total=total, completed=finished, status=f"{finished} of {total}")
+        return
+    if done == "failed":  # the bar stays where the step stopped
+        progress.update(task, status=done)
+        return
+    whole = items.get(step, 1)
+    progress.update(task, total=whole, completed=whole if done else 0, status=done or "running")
 
 
 def analyze(
