@@ -41,7 +41,7 @@ def index_name(table: str, keys: Sequence[str]) -> str:
     base = re.sub(r"[^a-z0-9_]+", "_", base)
     if len(base) <= MAX_NAME:
         return base
-    digest = hashlib.sha1(base.encode()).hexdigest()[:8]
+    digest = hashlib.sha1(base.encode(), usedforsecurity=False).hexdigest()[:8]
     return f"{base[: MAX_NAME - 9]}_{digest}"
 
 
