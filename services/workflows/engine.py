@@ -166,6 +166,7 @@ class WorkflowEngine:
         self._held: dict[str, Workflow] = {}  # the record of each run held here, as last written
         self._renewed: dict[str, float] = {}  # loop time of the last successful claim or renewal per local run
         self._fractions: dict[str, dict[str, float]] = {}  # share done of each running step, as last reported
+        self._starts: dict[str, dict[str, asyncio.Future[None]]] = {}  # per run, the writes of its steps' starts
         self._wake = asyncio.Event()
         self._maintainer: asyncio.Task[None] | None = None
         self._closing = False
@@ -268,9 +269,13 @@ class WorkflowEngine:
                     return
             if done:
                 return
-            await self.notifier.wait(POLL_SECONDS, workflow_id, seen)
-            if held and workflow_id not in self._held:  # no longer run here (ended, lost or stopped): ask the store
+            if held and workflow_id not in self._held:
+                # No longer run here, and nothing it wrote is left to read (a run that ended here wrote its terminal
+                # event before leaving, and the read above returned on it): lost or stopped. Ask the store, then read
+                # once more before ending, for an end written elsewhere in between.
                 held, done = False, (await self.store.get(workflow_id)).done
+                continue
+            await self.notifier.wait(POLL_SECONDS, workflow_id, seen)
 
     async def feed_start(self) -> FeedStart:
         """Fixes the starting point of a watch of every workflow: nothing written after this call is missed."""
@@ -376,6 +381,7 @@ class WorkflowEngine:
             self._lost.discard(workflow.id)
             self._renewed.pop(workflow.id, None)
             self._fractions.pop(workflow.id, None)
+            self._starts.pop(workflow.id, None)
             self._held.pop(workflow.id, None)
             self._ended.discard(workflow.id)
             if self.queue_depth:  # room for a queued workflow: sweep now rather than at the next beat
@@ -492,7 +498,18 @@ class WorkflowEngine:
             workflow.progress = max(workflow.progress, self._percent(workflow))
             return event, step_name, f"{step_name} {outcome}"
 
+        if outcome == "started":
+            # Written behind: the body starts at once, and a short step's start and end share one write. The end
+            # waits for the start's write too, so a step is never done (nor in a checkpoint) before its start is
+            # recorded, and a failed write of the start fails the step as an awaited one would.
+            written = self._enqueue(workflow_id, change)
+            written.add_done_callback(_log_failure)
+            self._starts.setdefault(workflow_id, {})[step_name] = written
+            return
+        start = self._starts[workflow_id].pop(step_name, None) if workflow_id in self._starts else None
         await self._update(workflow_id, change)
+        if start is not None:
+            await start  # written in the same batch as the end or an earlier one
 
     def _percent(self, workflow: Workflow) -> int:
         """Steps done, and the share each running step reported of itself; below 100 until the workflow ends."""
