@@ -35,6 +35,16 @@ def _seconds(raw: str) -> float:
     return value
 
 
+MIN_TOKEN_SECONDS = 10.0  # the edge keeps a key's token up to 2 s (envoy/edge.yaml, mcpmesh.key_cache); clients renew early
+
+
+def _token_seconds(raw: str) -> float:
+    value = _seconds(raw)
+    if value < MIN_TOKEN_SECONDS:
+        raise ValueError(f"must be at least {MIN_TOKEN_SECONDS:g} s")
+    return value
+
+
 def _roots(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p).resolve() for p in raw.split(os.pathsep) if p)
 
@@ -174,7 +184,7 @@ class Config:
         "deployments whose containers keep no file (from a secret store); empty: the first start writes admin.key",
         _admin_key, "",
     )
-    token_ttl_seconds: float = _setting("MCPMESH_TOKEN_TTL", "gateway only: lifetime of an identity token (JWT)", _seconds, 900.0)
+    token_ttl_seconds: float = _setting("MCPMESH_TOKEN_TTL", "gateway only: lifetime of an identity token (JWT), at least 10 s", _token_seconds, 900.0)
     max_files: int = _setting("MCPMESH_MAX_FILES", "most files an agent or tool reads in one call", _count, 20000)
     workflow_lease_seconds: float = _setting(
         "MCPMESH_WORKFLOW_LEASE", "workflows only: seconds a run lease lives without a heartbeat; another instance "

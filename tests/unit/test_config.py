@@ -93,6 +93,7 @@ def test_explicit_environ_ignores_process_environment(monkeypatch: pytest.Monkey
         ("MCPMESH_RATE_BURST", "1.5"),
         ("MCPMESH_MAX_FILES", "many"),
         ("MCPMESH_LOG_LEVEL", "verbose"),
+        ("MCPMESH_TOKEN_TTL", "5"),
     ],
 )
 def test_bad_values_exit_naming_the_variable(variable: str, value: str) -> None:
