@@ -9,15 +9,20 @@ both alike. The REST edge path with a token (edge -> tools) is measured two ways
   mesh whose calls cost more CPU completes fewer of them. A second view of the same cost.
 Each pair or round gives its own cost; the report gives every one, their median and their range. On a busy shared
 machine they spread widely (an A/A run, tracing off on both meshes, spread by +-20 %): read the median.
+
+`make bench` measures this inside bench.unary; `python -m bench.tracing_cost` measures only this (two meshes, the
+side-by-side rounds and the pairs), e.g. `--sample 0` for the cost of tracing when no call is recorded.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -211,3 +217,40 @@ def report_side_by_side(rounds: list[tuple[float, float]]) -> float:
     median = statistics.median(costs)
     print(f"  throughput cost: median {median:.1f} %, range {costs[0]:.1f} to {costs[-1]:.1f} % over {len(rounds)} rounds")
     return median / 100
+
+
+def main() -> None:
+    from bench import unary  # bench.unary imports this module
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=3000, help="calls per half of a pair")
+    parser.add_argument("--pairs", type=int, default=10, help="pairs of runs, and side-by-side rounds")
+    parser.add_argument("--seconds", type=int, default=4, help="length of each side-by-side round")
+    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (saturating)")
+    parser.add_argument("--sample", type=float, help="MCPMESH_TRACE_SAMPLE of the traced mesh (default: its own)")
+    args = parser.parse_args()
+    env = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING"}
+    traced_env = {**env} if args.sample is None else {**env, "MCPMESH_TRACE_SAMPLE": str(args.sample)}
+    with tempfile.TemporaryDirectory() as folder, otlp_sink() as sink:
+        mesh = LocalMesh(Path(folder) / "plain", ports=Ports.free(), extra_env={**env, "MCPMESH_TRACING": "off"})
+        traced = LocalMesh(Path(folder) / "traced", ports=Ports.free(), extra_env={**traced_env, "MCPMESH_OTLP_ENDPOINT": sink})
+        try:
+            mesh.start()
+            traced.start()
+            unary.check_answers(mesh)
+            unary.check_answers(traced)
+            tokens = {id(one): unary.token(one) for one in (mesh, traced)}
+            commands = {name: unary.rest_load(one, tokens[id(one)], args) for name, one in (("off", mesh), ("on", traced))}
+            together = side_by_side(commands, args.pairs)
+            pairs = measure(mesh, traced, args.count, args.pairs, lambda one: unary.rest_rate(one, tokens[id(one)], args))
+        finally:
+            mesh.stop()
+            traced.stop()
+    report_side_by_side(together)
+    cost = report(pairs)
+    print(f"tracing costs {100 * cost:.1f} % of REST throughput (median of the pairs; target under 10 %): "
+          f"{'met' if cost < 0.10 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

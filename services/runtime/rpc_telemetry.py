@@ -12,7 +12,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.runtime import metrics, tracing
+from services.runtime import call_metadata, metrics, tracing
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 # Health checks run every second from Envoy and the gateway: counted, never traced.
@@ -42,7 +42,7 @@ def _start_server_span(method: str, context: grpc.aio.ServicerContext) -> tuple[
     if not tracing.enabled() or method.startswith(UNTRACED_PREFIXES):
         return None
     traceparent = tracestate = ""
-    for key, value in context.invocation_metadata() or ():
+    for key, value in call_metadata.of(context):
         if key == "traceparent" and isinstance(value, str):
             traceparent = value
         elif key == "tracestate" and isinstance(value, str):

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from services.runtime import identity
+from services.runtime import call_metadata, identity
 from services.runtime.config import Config
 from services.runtime.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.runtime.identity import Identity
@@ -28,7 +28,7 @@ RELOAD_EVERY = 10.0
 
 
 def bearer_of(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
+    for key, value in call_metadata.of(context):
         if key == "authorization" and isinstance(value, str):
             scheme, _, token = value.partition(" ")
             return token.strip() if scheme.lower() == "bearer" else ""
@@ -37,7 +37,7 @@ def bearer_of(context: grpc.aio.ServicerContext) -> str:
 
 def body_copy(context: grpc.aio.ServicerContext) -> str | None:
     """The edge's base64 copy of a small JSON request body (x-mcpmesh-json-body), if it attached one."""
-    for key, value in context.invocation_metadata() or ():
+    for key, value in call_metadata.of(context):
         if key == BODY_HEADER and isinstance(value, str):
             return value
     return None

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.runtime import errors, limits
+from services.runtime import call_metadata, errors, limits
 
 log = logging.getLogger("mcpmesh.rpc")
 # guard(method, role the contract declares or None when public, context): raises a DomainError to refuse.
@@ -81,7 +81,7 @@ def to_rpc_status(error: errors.DomainError, domain: str) -> grpc.Status:
 
 
 def _trace_id(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
+    for key, value in call_metadata.of(context):
         if key == "traceparent" and isinstance(value, str) and value.count("-") == 3:
             return value.split("-")[1]
         if key == "x-request-id" and isinstance(value, str):
