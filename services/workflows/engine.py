@@ -507,9 +507,17 @@ class WorkflowEngine:
             self._starts.setdefault(workflow_id, {})[step_name] = written
             return
         start = self._starts[workflow_id].pop(step_name, None) if workflow_id in self._starts else None
-        await self._update(workflow_id, change)
+
+        def end(workflow: Workflow) -> Change | None:
+            # Applied after the start's write (in the same batch, or an earlier one that is done): when that write
+            # failed, the end is not recorded either, and the step fails with its error below.
+            if start is not None and start.done() and start.exception() is not None:
+                return None
+            return change(workflow)
+
+        await self._update(workflow_id, end)
         if start is not None:
-            await start  # written in the same batch as the end or an earlier one
+            await start
 
     def _percent(self, workflow: Workflow) -> int:
         """Steps done, and the share each running step reported of itself; below 100 until the workflow ends."""

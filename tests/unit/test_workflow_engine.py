@@ -260,6 +260,65 @@ def test_upstream_error_keeps_the_remote_code_and_reason(tmp_path: Path) -> None
     run(scenario)
 
 
+def test_a_short_steps_start_and_end_share_one_write(tmp_path: Path) -> None:
+    """A step's start is written behind its body: a step that ends at once has its start and end in one write."""
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            real = engine.store.record_all
+            writes: list[list[tuple[str, str]]] = []
+
+            async def counted(workflow: Any, drafts: Any) -> Any:
+                writes.append([(d.type, d.step) for d in drafts])
+                return await real(workflow, drafts)
+
+            engine.store.record_all = counted  # type: ignore[method-assign]
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            assert [("step_started", "merge"), ("step_succeeded", "merge")] in writes
+            assert writes[-1] == [("succeeded", "")]
+            events = await engine.store.events_after(workflow.id, 0)
+            assert len(writes) < len(events) - 2  # fewer writes than events after the creating write's two
+            for name in ("analyze_code", "inventory_files", "merge"):
+                kinds = [e.type for e in events if e.step == name]
+                assert kinds == ["step_started", "step_succeeded"], (name, kinds)
+
+    run(scenario)
+
+
+def test_a_failed_write_of_a_steps_start_fails_the_step(tmp_path: Path) -> None:
+    """The body runs before its start is written, but the step does not succeed unless that write did."""
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        calls.agent_gate, calls.tool_gate = asyncio.Event(), asyncio.Event()  # the ends come in later writes
+        async with engine_on(tmp_path, calls) as engine:
+            real = engine.store.record_all
+            failed_once: list[str] = []
+
+            async def failing_starts(workflow: Any, drafts: Any) -> Any:
+                if not failed_once and any(d.type == "step_started" for d in drafts):
+                    failed_once.append(workflow.id)
+                    raise sqlite3.OperationalError("disk I/O error")
+                return await real(workflow, drafts)
+
+            engine.store.record_all = failing_starts  # type: ignore[method-assign]
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            await eventually(lambda: failed_once, "the write of the steps' starts to fail")
+            calls.agent_gate.set()
+            calls.tool_gate.set()
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            failed = await engine.store.get(workflow.id)
+            assert failed.state == "failed", failed.state
+            assert failed.error is not None and "disk I/O error" in failed.error["message"]
+            events = await engine.store.events_after(workflow.id, 0)
+            assert [e.type for e in events] == ["created", "started", "failed"]  # no end of a step never started
+            assert [e.sequence for e in events] == [1, 2, 3]
+
+    run(scenario)
+
+
 def test_unexpected_exception_is_recorded_as_internal(tmp_path: Path) -> None:
     calls = FakeCalls()
     calls.agent_error = RuntimeError("boom")
