@@ -62,6 +62,22 @@ def test_a_key_call_is_exchanged_once_at_the_edge_and_goes_straight_to_the_servi
     assert relayed.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
+def test_a_refused_key_is_the_gateways_401_and_is_remembered(mesh: LocalMesh) -> None:
+    unknown = {"Authorization": "Bearer mk_0123456789ab_" + "x" * 43}
+    names = ("cluster.edge_self.upstream_rq_total", "http.edge.ext_authz.denied")
+    before = _stats(mesh, *names)
+    for _ in range(6):
+        response = httpx.get(f"{mesh.edge_url}/v1/tools/file_inventory", headers=unknown, timeout=10)
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"].startswith("Bearer ")
+        assert response.json()["details"][0]["reason"] == "API_KEY_INVALID"
+    after = _stats(mesh, *names)
+    # Every call is refused by the gateway's check; the exchange was tried at most once per Envoy worker (the
+    # edge also fetches the JWKS through edge_self now and then).
+    assert after["http.edge.ext_authz.denied"] - before["http.edge.ext_authz.denied"] == 6
+    assert after["cluster.edge_self.upstream_rq_total"] - before["cluster.edge_self.upstream_rq_total"] <= 4
+
+
 def test_a_bad_token_is_refused_at_the_edge(mesh: LocalMesh, admin_key: str) -> None:
     token = _token(mesh, admin_key)
     head, body, signature = token.split(".")
