@@ -47,9 +47,8 @@ def _start_server_span(method: str, context: grpc.aio.ServicerContext) -> tuple[
             traceparent = value
         elif key == "tracestate" and isinstance(value, str):
             tracestate = value
-    parent = tracing.parent_of(traceparent, tracestate)
-    remote = trace.get_current_span(parent).get_span_context()
-    if remote.is_valid and not remote.trace_flags.sampled:
+    parent, sampled = tracing.parent_of(traceparent, tracestate)
+    if sampled is False:
         # Not sampled upstream: no span, but the caller's context stays current so calls onward say so too.
         return None, parent
     span = tracing.tracer().start_span(method.lstrip("/"), context=parent, kind=SpanKind.SERVER, attributes=_rpc_attributes(method))

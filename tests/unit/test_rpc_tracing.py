@@ -186,6 +186,14 @@ def test_a_traced_process_has_one_interceptor_per_call_kind_and_an_untraced_one_
 ])
 def test_the_served_calls_parent_is_what_the_w3c_propagator_reads(traceparent: str, tracestate: str) -> None:
     carrier = {"traceparent": traceparent, "tracestate": tracestate} if traceparent else {}
-    fast = trace.get_current_span(tracing.parent_of(traceparent, tracestate)).get_span_context()
+    parent, sampled = tracing.parent_of(traceparent, tracestate)
+    fast = trace.get_current_span(parent)
     reference = trace.get_current_span(tracing.PROPAGATOR.extract(carrier)).get_span_context()
-    assert fast == reference
+    assert fast.get_span_context() == reference and not fast.is_recording()
+    # The caller's decision, as the parent-based sampler would read it; None: no valid parent, this process decides.
+    assert sampled == (reference.trace_flags.sampled if reference.is_valid else None)
+    if reference.is_valid and traceparent.startswith("00-"):
+        # What a served call passes on to its own calls: the header it was given (the unsampled ids parsed on use).
+        onward: dict[str, str] = {}
+        tracing.PROPAGATOR.inject(onward, context=parent)
+        assert onward["traceparent"] == traceparent and onward.get("tracestate", "") == tracestate
