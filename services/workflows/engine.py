@@ -425,6 +425,13 @@ class WorkflowEngine:
             if resume and (await graph.aget_state(config)).values:
                 inputs = None
             final = await graph.ainvoke(inputs, config)
+            # Every type runs every step (no conditional edges), and a step's end is written before its node
+            # returns: a graph that ends with a step not succeeded did not do the workflow (seen once on a resume
+            # from DynamoDB checkpoints, where merge never ran), so it fails instead of succeeding without a result.
+            record = self._held.get(workflow_id) or await self.store.get(workflow_id)
+            not_run = [s.name for s in record.steps if s.state != "succeeded"]
+            if not_run:
+                raise DomainError(f"the run ended before step(s) {', '.join(not_run)} ran", reason="STEPS_NOT_RUN")
         except asyncio.CancelledError:
             if self._closing or workflow_id in self._lost:
                 raise

@@ -319,6 +319,46 @@ def test_a_failed_write_of_a_steps_start_fails_the_step(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_graph_that_ends_before_every_step_ran_fails_the_workflow(tmp_path: Path) -> None:
+    """A run whose graph ends with a step never run (a join that did not fire) is not a success without a result."""
+    from langgraph.graph import END, START, StateGraph
+
+    from services.workflows.steps import WorkflowType, step
+
+    def build(calls: Any, hook: Any) -> StateGraph:
+        async def only(state: Any, runtime: Any) -> dict[str, Any]:
+            return {}
+
+        graph = StateGraph(dict)
+        graph.add_node("only", step(hook, "only", only))
+        graph.add_edge(START, "only")
+        graph.add_edge("only", END)
+        return graph
+
+    short = WorkflowType(name="short", description="Declares a step its graph never reaches.", steps=["only", "never"],
+                         parameters_schema={"type": "object"}, build=build, initial_state=lambda p: {},
+                         path_parameters=())
+
+    async def scenario() -> None:
+        database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
+        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
+            await saver.setup()
+            engine = WorkflowEngine(SqliteWorkflowStore(database), FakeCalls(), saver, [short], [tmp_path])
+            try:
+                workflow = await engine.create("short", {}, "")
+                await eventually(ended(engine.store, workflow.id), "the workflow to end")
+                failed = await engine.store.get(workflow.id)
+                assert failed.state == "failed" and failed.result is None
+                assert failed.error == {"code": "INTERNAL", "reason": "STEPS_NOT_RUN",
+                                        "message": "the run ended before step(s) never ran"}
+                assert [(s.name, s.state) for s in failed.steps] == [("only", "succeeded"), ("never", "pending")]
+            finally:
+                await engine.close()
+        database.close()
+
+    run(scenario)
+
+
 def test_unexpected_exception_is_recorded_as_internal(tmp_path: Path) -> None:
     calls = FakeCalls()
     calls.agent_error = RuntimeError("boom")
