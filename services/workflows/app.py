@@ -22,7 +22,13 @@ from services.workflows.clients import MeshStepCalls
 from services.workflows.engine import Durability, WorkflowEngine
 from services.workflows.servicer import WorkflowServicer
 from services.workflows.store import WorkflowStore
-from services.workflows.store_dynamodb import DynamoDBWorkflowStore, create_tables, dynamodb_client, table_names
+from services.workflows.store_dynamodb import (
+    DynamoDBWorkflowStore,
+    create_tables,
+    dynamodb_client,
+    table_names,
+    whole_task_writes,
+)
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 from services.workflows.types import WORKFLOW_TYPES
 
@@ -47,8 +53,8 @@ async def open_state(config: Config, stack: AsyncExitStack) -> tuple[WorkflowSto
         await asyncio.to_thread(create_tables, client, url.table_prefix)
         store = DynamoDBWorkflowStore(client, url.table_prefix)
         stack.callback(store.close)
-        checkpoints = DynamoDBSaver(table_name=table_names(url.table_prefix)["checkpoints"],
-                                    endpoint_url=url.endpoint or None, region_name=url.region or None)
+        checkpoints = whole_task_writes(DynamoDBSaver(table_name=table_names(url.table_prefix)["checkpoints"],
+                                                      endpoint_url=url.endpoint or None, region_name=url.region or None))
         return store, checkpoints
     raise SystemExit(f"MCPMESH_STATE_URL: the workflows service has no {url.scheme} store")
 

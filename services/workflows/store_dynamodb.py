@@ -82,6 +82,45 @@ def create_tables(client: Any, prefix: str) -> list[str]:
     return dynamodb.create_tables(client, table_definitions(prefix))
 
 
+def whole_task_writes(saver: Any) -> Any:
+    """Makes DynamoDBSaver store each task's writes whole or not at all; returns the saver.
+
+    Its own put_writes stores them one at a time, each as its metadata item and then its payload, and skips a write
+    whose payload is missing when it reads them back. An instance killed in between leaves part of a task's writes:
+    LangGraph then counts the task done and applies only those, so a join after it (the merge of two parallel
+    steps) never fires and the resumed run ends without it. Here the payloads go first (nothing reads a payload
+    without its metadata), then the metadata items in one transaction (up to 100 writes per task)."""
+    from langgraph_checkpoint_aws.checkpoint.dynamodb.unified_repository import WRITES_IDX_MAP  # type: ignore[import-untyped]
+
+    repo = saver.repo
+
+    def put_writes(thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Any, task_id: str,
+                   task_path: str = "") -> None:
+        if not writes:
+            return
+        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)  # as the saver: these may be overwritten
+        items = list(repo._build_write_items(thread_id, checkpoint_ns, checkpoint_id, writes, task_id, task_path,
+                                             allow_overwrites=special))
+        for _, payload in items:
+            repo.storage.store_data(chunk_key=payload["chunk_key"], s3_key=payload["s3_key"],
+                                    serialized_data=payload["value_data"], allow_overwrite=special)
+        condition = {} if special else {"ConditionExpression": "attribute_not_exists(PK)"}
+        for start in range(0, len(items), 100):
+            part = [metadata for metadata, _ in items[start:start + 100]]
+            try:
+                repo.dynamodb_client.transact_write_items(
+                    TransactItems=[{"Put": {"TableName": repo.table_name, "Item": m, **condition}} for m in part])
+            except ClientError as error:
+                if not failed_condition(error):
+                    raise
+                # Some are there already (the same writes saved again): the others one by one, as the saver does.
+                for metadata in part:
+                    repo.put_single_write_item(checkpoint_id, metadata, allow_overwrites=special)
+
+    repo.put_writes = put_writes
+    return saver
+
+
 def _time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
