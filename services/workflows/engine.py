@@ -426,8 +426,9 @@ class WorkflowEngine:
                 inputs = None
             final = await graph.ainvoke(inputs, config)
             # Every type runs every step (no conditional edges), and a step's end is written before its node
-            # returns: a graph that ends with a step not succeeded did not do the workflow (seen once on a resume
-            # from DynamoDB checkpoints, where merge never ran), so it fails instead of succeeding without a result.
+            # returns: a graph that ends with a step not succeeded did not do the workflow, so it fails instead of
+            # succeeding without a result (a resume from checkpoints holding part of a step's writes did that: the
+            # join before merge never fired; see whole_task_writes in store_dynamodb.py).
             record = self._held.get(workflow_id) or await self.store.get(workflow_id)
             not_run = [s.name for s in record.steps if s.state != "succeeded"]
             if not_run:
