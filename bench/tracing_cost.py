@@ -1,7 +1,9 @@
 """What tracing costs: REST throughput and CPU per call of a mesh with tracing on against one with it off.
 
-Both meshes run at once for the whole measurement, so their idle work (health checks, the sink's share) weighs on
-both alike. The REST edge path with a token (edge -> tools) is measured two ways:
+Both meshes run at once, so their idle work (health checks, the sink's share) weighs on both alike. They are
+started afresh for each of a few sessions: two processes running the same code can differ by up to +-20 us per call
+for as long as they live (measured on a bare server), which flipping the order within a pair cannot cancel, so the
+pairs and rounds are spread over several pairs of processes. The REST edge path with a token (edge -> tools) is measured two ways:
 - in turn (the headline): short pairs of runs, one mesh at a time, the order flipped each pair (off/on, on/off,
   ...), so a slow spell falls on both halves of a pair and drift cancels; with the CPU each process spent per call
   (Envoy, every service, and this process, which hosts the OTLP sink), to show where the cost lies.
@@ -219,21 +221,20 @@ def report_side_by_side(rounds: list[tuple[float, float]]) -> float:
     return median / 100
 
 
-def main() -> None:
+def compare(folder: Path, sink: str, env: Mapping[str, str], traced_env: Mapping[str, str], args: argparse.Namespace,
+            sessions: int) -> tuple[list[tuple[float, float]], list[Pair]]:
+    """args.pairs side-by-side rounds and as many pairs, spread over `sessions` fresh pairs of meshes (off, on)."""
     from bench import unary  # bench.unary imports this module
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=3000, help="calls per half of a pair")
-    parser.add_argument("--pairs", type=int, default=10, help="pairs of runs, and side-by-side rounds")
-    parser.add_argument("--seconds", type=int, default=4, help="length of each side-by-side round")
-    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (saturating)")
-    parser.add_argument("--sample", type=float, help="MCPMESH_TRACE_SAMPLE of the traced mesh (default: its own)")
-    args = parser.parse_args()
-    env = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING"}
-    traced_env = {**env} if args.sample is None else {**env, "MCPMESH_TRACE_SAMPLE": str(args.sample)}
-    with tempfile.TemporaryDirectory() as folder, otlp_sink() as sink:
-        mesh = LocalMesh(Path(folder) / "plain", ports=Ports.free(), extra_env={**env, "MCPMESH_TRACING": "off"})
-        traced = LocalMesh(Path(folder) / "traced", ports=Ports.free(), extra_env={**traced_env, "MCPMESH_OTLP_ENDPOINT": sink})
+    together: list[tuple[float, float]] = []
+    pairs: list[Pair] = []
+    for session in range(sessions):
+        share = args.pairs // sessions + (1 if session < args.pairs % sessions else 0)
+        if share == 0:
+            continue
+        mesh = LocalMesh(folder / f"plain-{session}", ports=Ports.free(), extra_env={**env, "MCPMESH_TRACING": "off"})
+        traced = LocalMesh(folder / f"traced-{session}", ports=Ports.free(),
+                           extra_env={**traced_env, "MCPMESH_OTLP_ENDPOINT": sink})
         try:
             mesh.start()
             traced.start()
@@ -241,11 +242,27 @@ def main() -> None:
             unary.check_answers(traced)
             tokens = {id(one): unary.token(one) for one in (mesh, traced)}
             commands = {name: unary.rest_load(one, tokens[id(one)], args) for name, one in (("off", mesh), ("on", traced))}
-            together = side_by_side(commands, args.pairs)
-            pairs = measure(mesh, traced, args.count, args.pairs, lambda one: unary.rest_rate(one, tokens[id(one)], args))
+            together += side_by_side(commands, share)
+            pairs += measure(mesh, traced, args.count, share, lambda one: unary.rest_rate(one, tokens[id(one)], args))
         finally:
             mesh.stop()
             traced.stop()
+    return together, pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=3000, help="calls per half of a pair")
+    parser.add_argument("--pairs", type=int, default=10, help="pairs of runs, and side-by-side rounds")
+    parser.add_argument("--seconds", type=int, default=4, help="length of each side-by-side round")
+    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (saturating)")
+    parser.add_argument("--sample", type=float, help="MCPMESH_TRACE_SAMPLE of the traced mesh (default: its own)")
+    parser.add_argument("--sessions", type=int, default=5, help="fresh pairs of meshes the pairs are spread over")
+    args = parser.parse_args()
+    env = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING"}
+    traced_env = {**env} if args.sample is None else {**env, "MCPMESH_TRACE_SAMPLE": str(args.sample)}
+    with tempfile.TemporaryDirectory() as folder, otlp_sink() as sink:
+        together, pairs = compare(Path(folder), sink, env, traced_env, args, args.sessions)
     report_side_by_side(together)
     cost = report(pairs)
     print(f"tracing costs {100 * cost:.1f} % of REST throughput (median of the pairs; target under 10 %): "
