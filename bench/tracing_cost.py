@@ -19,6 +19,7 @@ side-by-side rounds and the pairs), e.g. `--sample 0` for the cost of tracing wh
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import socket
@@ -155,7 +156,7 @@ def measure(off: LocalMesh, on: LocalMesh, count: int, pairs: int, run: Callable
         halves: dict[str, Half] = {}
         for name in (("off", "on") if index % 2 == 0 else ("on", "off")):
             mesh = off if name == "off" else on
-            halves[name] = timed(mesh, count, lambda: run(mesh))
+            halves[name] = timed(mesh, count, functools.partial(run, mesh))
         results.append(Pair(halves["off"], halves["on"]))
         time.sleep(0.2)  # let the batch exporters of the last half flush outside the next half's window
     return results
@@ -221,6 +222,12 @@ def report_side_by_side(rounds: list[tuple[float, float]]) -> float:
     return median / 100
 
 
+def _rest_rate(tokens: Mapping[int, str], args: argparse.Namespace, mesh: LocalMesh) -> float:
+    from bench import unary  # bench.unary imports this module
+
+    return unary.rest_rate(mesh, tokens[id(mesh)], args)
+
+
 def compare(folder: Path, sink: str, env: Mapping[str, str], traced_env: Mapping[str, str], args: argparse.Namespace,
             sessions: int) -> tuple[list[tuple[float, float]], list[Pair]]:
     """args.pairs side-by-side rounds and as many pairs, spread over `sessions` fresh pairs of meshes (off, on)."""
@@ -243,7 +250,7 @@ def compare(folder: Path, sink: str, env: Mapping[str, str], traced_env: Mapping
             tokens = {id(one): unary.token(one) for one in (mesh, traced)}
             commands = {name: unary.rest_load(one, tokens[id(one)], args) for name, one in (("off", mesh), ("on", traced))}
             together += side_by_side(commands, share)
-            pairs += measure(mesh, traced, args.count, share, lambda one: unary.rest_rate(one, tokens[id(one)], args))
+            pairs += measure(mesh, traced, args.count, share, functools.partial(_rest_rate, tokens, args))
         finally:
             mesh.stop()
             traced.stop()
