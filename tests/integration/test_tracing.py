@@ -3,6 +3,7 @@ each service exposes: Prometheus per RPC and the scaling gauges, and CloudWatch 
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Iterator
@@ -90,7 +91,7 @@ def test_cloudwatch_emf_lines_carry_the_scaling_metrics(traced_mesh: LocalMesh) 
         return [json.loads(line) for line in lines if line.startswith('{"_aws"')]
 
     for name, metric in [("agents", "ActiveAgentExecutions"), ("tools", "ToolExecutionQueue"), ("workflows", "ActiveWorkflows")]:
-        [*_, last] = wait_until(lambda name=name: emf(name), 10, f"an EMF line from {name}")
+        [*_, last] = wait_until(functools.partial(emf, name), 10, f"an EMF line from {name}")
         [directive] = last["_aws"]["CloudWatchMetrics"]
         assert directive["Namespace"] == "mcpmesh" and directive["Dimensions"] == [["Service"]]
         assert {m["Name"] for m in directive["Metrics"]} >= {metric, "Requests", "Errors", "Latency"}
