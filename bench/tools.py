@@ -37,6 +37,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
+from bench import MESH_ENV
 from services.launcher.envoy_config import Ports
 from services.launcher.ports import free_port, wait_for_port
 from services.launcher.processes import LocalMesh
@@ -44,8 +45,7 @@ from services.tools.file_tools import FileTools
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_SERVER = ROOT / ".tools" / "mcp-server-time" / "bin" / "mcp-server-time"
-ENV = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING",
-       "MCPMESH_TRACING": "off"}
+ENV = {**MESH_ENV, "MCPMESH_TRACING": "off"}
 
 
 def p50(samples: list[float]) -> float:

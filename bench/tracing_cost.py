@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import MESH_ENV
 from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
 
@@ -228,18 +229,21 @@ def _rest_rate(tokens: Mapping[int, str], args: argparse.Namespace, mesh: LocalM
     return unary.rest_rate(mesh, tokens[id(mesh)], args)
 
 
-def compare(folder: Path, sink: str, env: Mapping[str, str], traced_env: Mapping[str, str], args: argparse.Namespace,
-            sessions: int) -> tuple[list[tuple[float, float]], list[Pair]]:
-    """args.pairs side-by-side rounds and as many pairs, spread over `sessions` fresh pairs of meshes (off, on)."""
+def compare(folder: Path, sink: str, args: argparse.Namespace,
+            sample: float | None = None) -> tuple[list[tuple[float, float]], list[Pair]]:
+    """args.pairs side-by-side rounds and as many pairs, spread over args.sessions fresh pairs of meshes (off, on);
+    `sample` is the traced mesh's MCPMESH_TRACE_SAMPLE (default: its own)."""
     from bench import unary  # bench.unary imports this module
 
+    sessions = args.sessions
+    traced_env = MESH_ENV if sample is None else {**MESH_ENV, "MCPMESH_TRACE_SAMPLE": str(sample)}
     together: list[tuple[float, float]] = []
     pairs: list[Pair] = []
     for session in range(sessions):
         share = args.pairs // sessions + (1 if session < args.pairs % sessions else 0)
         if share == 0:
             continue
-        mesh = LocalMesh(folder / f"plain-{session}", ports=Ports.free(), extra_env={**env, "MCPMESH_TRACING": "off"})
+        mesh = LocalMesh(folder / f"plain-{session}", ports=Ports.free(), extra_env={**MESH_ENV, "MCPMESH_TRACING": "off"})
         traced = LocalMesh(folder / f"traced-{session}", ports=Ports.free(),
                            extra_env={**traced_env, "MCPMESH_OTLP_ENDPOINT": sink})
         try:
@@ -257,6 +261,15 @@ def compare(folder: Path, sink: str, env: Mapping[str, str], traced_env: Mapping
     return together, pairs
 
 
+def report_all(together: list[tuple[float, float]], pairs: list[Pair]) -> float:
+    """Prints the side-by-side rounds, the pairs and the verdict; returns the cost (median of the pairs)."""
+    report_side_by_side(together)
+    cost = report(pairs)
+    print(f"tracing costs {100 * cost:.1f} % of REST throughput (median of the pairs; target under 10 %): "
+          f"{'met' if cost < 0.10 else 'NOT met'}")
+    return cost
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=3000, help="calls per half of a pair")
@@ -266,14 +279,9 @@ def main() -> None:
     parser.add_argument("--sample", type=float, help="MCPMESH_TRACE_SAMPLE of the traced mesh (default: its own)")
     parser.add_argument("--sessions", type=int, default=5, help="fresh pairs of meshes the pairs are spread over")
     args = parser.parse_args()
-    env = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING"}
-    traced_env = {**env} if args.sample is None else {**env, "MCPMESH_TRACE_SAMPLE": str(args.sample)}
     with tempfile.TemporaryDirectory() as folder, otlp_sink() as sink:
-        together, pairs = compare(Path(folder), sink, env, traced_env, args, args.sessions)
-    report_side_by_side(together)
-    cost = report(pairs)
-    print(f"tracing costs {100 * cost:.1f} % of REST throughput (median of the pairs; target under 10 %): "
-          f"{'met' if cost < 0.10 else 'NOT met'}")
+        together, pairs = compare(Path(folder), sink, args, args.sample)
+    report_all(together, pairs)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import httpx
 import yaml
 from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 
-from bench import tracing_cost
+from bench import MESH_ENV, tracing_cost
 from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh, envoy_binary
 
@@ -224,20 +224,16 @@ def main() -> None:
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench does)")
     with tempfile.TemporaryDirectory() as folder, tracing_cost.otlp_sink() as sink:
-        # A high rate limit: the benchmark measures the path, not the limiter.
-        env = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING"}
-        mesh = LocalMesh(Path(folder) / "paths", ports=Ports.free(), extra_env={**env, "MCPMESH_TRACING": "off"})
+        mesh = LocalMesh(Path(folder) / "paths", ports=Ports.free(),
+                         extra_env={**MESH_ENV, "MCPMESH_TRACING": "off"})
         try:
             mesh.start()
             figures = run(mesh, args.count, args.concurrency, args.rounds, Path(folder))
         finally:
             mesh.stop()
-        together, pairs = tracing_cost.compare(Path(folder), sink, env, env, args, args.sessions)
+        together, pairs = tracing_cost.compare(Path(folder), sink, args)
     report(figures)
-    tracing_cost.report_side_by_side(together)
-    cost = tracing_cost.report(pairs)
-    print(f"tracing costs {100 * cost:.1f} % of REST throughput (median of the pairs; target under 10 %): "
-          f"{'met' if cost < 0.10 else 'NOT met'}")
+    tracing_cost.report_all(together, pairs)
 
 
 def rest_load(mesh: LocalMesh, bearer: str, args: argparse.Namespace) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench import MESH_ENV
 from services.launcher.envoy_config import Ports
 from services.launcher.processes import LocalMesh
 
@@ -128,8 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         project = write_project(Path(folder) / "workspace" / "project")
-        env = {"MCPMESH_RATE_LIMIT": "1000000", "MCPMESH_RATE_BURST": "1000000", "MCPMESH_LOG_LEVEL": "WARNING",
-               "MCPMESH_TRACING": "off"}
+        env = {**MESH_ENV, "MCPMESH_TRACING": "off"}
         mesh = LocalMesh(Path(folder) / "data", ports=Ports.free(), workspace_roots=[project.parent], extra_env=env)
         try:
             mesh.start()
