@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.state import SqliteDatabase
 from services.workflows.clients import UpstreamError
 from services.workflows.engine import WorkflowEngine
-from services.workflows.steps import StepProgress, progress_sink
+from services.workflows.steps import StepProgress, WorkflowType, progress_sink, step
 from services.workflows.store import Event, WorkflowStore
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 from services.workflows.types.code_analysis import CODE_ANALYSIS
@@ -107,13 +107,13 @@ def types_of(events: list[Event]) -> list[str]:
 
 
 @asynccontextmanager
-async def engine_on(tmp_path: Path, calls: FakeCalls):
-    """An engine over tmp_path/w.db and tmp_path/cp.db; closed (runs left as they are) on exit."""
+async def engine_on(tmp_path: Path, calls: FakeCalls, types: Sequence[WorkflowType] = (CODE_ANALYSIS,)):
+    """An engine over tmp_path/w.db and tmp_path/cp.db running `types`; closed (runs left as they are) on exit."""
     database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
     try:
         async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
             await saver.setup()
-            engine = WorkflowEngine(SqliteWorkflowStore(database), calls, saver, [CODE_ANALYSIS], [tmp_path])
+            engine = WorkflowEngine(SqliteWorkflowStore(database), calls, saver, list(types), [tmp_path])
             try:
                 yield engine
             finally:
@@ -323,8 +323,6 @@ def test_a_graph_that_ends_before_every_step_ran_fails_the_workflow(tmp_path: Pa
     """A run whose graph ends with a step never run (a join that did not fire) is not a success without a result."""
     from langgraph.graph import END, START, StateGraph
 
-    from services.workflows.steps import WorkflowType, step
-
     def build(calls: Any, hook: Any) -> StateGraph:
         async def only(state: Any, runtime: Any) -> dict[str, Any]:
             return {}
@@ -340,21 +338,14 @@ def test_a_graph_that_ends_before_every_step_ran_fails_the_workflow(tmp_path: Pa
                          path_parameters=())
 
     async def scenario() -> None:
-        database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
-        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
-            await saver.setup()
-            engine = WorkflowEngine(SqliteWorkflowStore(database), FakeCalls(), saver, [short], [tmp_path])
-            try:
-                workflow = await engine.create("short", {}, "")
-                await eventually(ended(engine.store, workflow.id), "the workflow to end")
-                failed = await engine.store.get(workflow.id)
-                assert failed.state == "failed" and failed.result is None
-                assert failed.error == {"code": "INTERNAL", "reason": "STEPS_NOT_RUN",
-                                        "message": "the run ended before step(s) never ran"}
-                assert [(s.name, s.state) for s in failed.steps] == [("only", "succeeded"), ("never", "pending")]
-            finally:
-                await engine.close()
-        database.close()
+        async with engine_on(tmp_path, FakeCalls(), [short]) as engine:
+            workflow = await engine.create("short", {}, "")
+            await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            failed = await engine.store.get(workflow.id)
+            assert failed.state == "failed" and failed.result is None
+            assert failed.error == {"code": "INTERNAL", "reason": "STEPS_NOT_RUN",
+                                    "message": "the run ended before step(s) never ran"}
+            assert [(s.name, s.state) for s in failed.steps] == [("only", "succeeded"), ("never", "pending")]
 
     run(scenario)
 
