@@ -20,7 +20,7 @@ from services.gateway.servicer import GatewayServicer
 from services.gateway.system_health import SystemHealth
 from services.gateway.token_issuer import TokenIssuer
 from services.gateway.websocket import WebSocketEdge
-from services.runtime import topology
+from services.runtime import call_metadata, topology
 from services.runtime.config import VERSION, Config
 from services.runtime.dynamodb import dynamodb_client
 from services.runtime.health_report import HealthReporter, database_check, disk_check, memory_check
@@ -82,7 +82,7 @@ async def build(config: Config) -> Running:
     bodies = JsonBodyChecker([gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]])
 
     async def guard(method: str, role: str | None, context: grpc.aio.ServicerContext) -> None:
-        headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        headers = {key: value for key, value in call_metadata.of(context) if isinstance(value, str)}
         await auth.guard(method, role, headers)
         bodies.check(method, headers.get(BODY_HEADER))
 

@@ -9,6 +9,7 @@ from google.api import httpbody_pb2
 from google.protobuf import struct_pb2
 from mcpmesh.tools.v1 import tool_pb2, tool_service_pb2, tool_service_pb2_grpc
 
+from services.runtime import call_metadata
 from services.runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.runtime.identity import Identity, caller
 from services.runtime.pages import Page
@@ -201,7 +202,7 @@ class ToolServicer(tool_service_pb2_grpc.ToolServiceServicer):
     async def CallMcp(
         self, request: tool_service_pb2.CallMcpRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
-        headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        headers = {k: v for k, v in call_metadata.of(context) if isinstance(v, str)}
         # The JSON-RPC answer goes back whatever the transport's HTTP status was: a JSON-RPC error is in the body,
         # and MCP clients read it from a 200 as from a 4xx.
         _status, content_type, body = await self._endpoint.handle(
