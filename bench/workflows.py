@@ -6,8 +6,7 @@
   raw       graph.ainvoke on the same graph (no hooks), with AsyncSqliteSaver on its own file
 each sequentially and with 16 concurrent callers, interleaved in rounds (medians). Target: service time per
 workflow <= 1.5x raw. Event latency: from a step's body returning to the watcher receiving its STEP_SUCCEEDED
-event, p50 and p99.
-"""
+event, p50 and p99 for each number of callers, of the steps that end while the watch is live."""
 
 from __future__ import annotations
 
@@ -81,13 +80,19 @@ TRIVIAL = WorkflowType(
 
 
 async def service_one(stub: Any, latencies: list[float] | None) -> None:  # an aio stub; generated types are sync
-    """One workflow through the service; `latencies` (a service in this process) gets each step's event latency."""
+    """One workflow through the service; `latencies` (a service in this process) gets the event latency of each
+    step that finished while the watch was live (after its first message came: the steps that ended before the
+    watch began reach it as replay, and their wait is the caller's, not the service's)."""
     created = await stub.CreateWorkflow(workflow_service_pb2.CreateWorkflowRequest(
         workflow=workflow_pb2.Workflow(type="trivial", parameters=struct_pb2.Struct())))
+    live = 0.0
     async for message in stub.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id=created.workflow.id)):
+        live = live or time.perf_counter()
         event = message.event
         if latencies is not None and event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_SUCCEEDED:
-            latencies.append(time.perf_counter() - FINISHED[(event.workflow_id, event.step)])
+            finished = FINISHED[(event.workflow_id, event.step)]
+            if finished > live:
+                latencies.append(time.perf_counter() - finished)
         if event.type in TERMINAL:
             assert event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED, event.message
             return
@@ -151,7 +156,7 @@ async def serve(root: Path, port_file: Path) -> None:
 
 
 async def main(count: int, rounds: int) -> None:
-    latencies: list[float] = []
+    latencies: dict[int, list[float]] = {1: [], 16: []}
     times: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -164,7 +169,7 @@ async def main(count: int, rounds: int) -> None:
             for _ in range(rounds):
                 for callers in (1, 16):
                     times.setdefault(("service", callers), []).append(
-                        await timed(lambda n: service_one(stub, latencies), count, callers))
+                        await timed(lambda n: service_one(stub, latencies[callers]), count, callers))
                     times.setdefault(("raw", callers), []).append(await timed(lambda n: raw_one(raw, n), count, callers))
 
     print(f"workflows: {count} trivial three-step workflows (two parallel steps, then a merge), "
@@ -177,8 +182,10 @@ async def main(count: int, rounds: int) -> None:
     for callers in (1, 16):
         ratio = statistics.median(times[("service", callers)]) / statistics.median(times[("raw", callers)])
         print(f"overhead with {callers:>2} caller(s): service / raw = {ratio:.2f}x (target <= 1.5x)")
-    print(f"event latency, step finished -> watcher: p50 {1000 * percentile(latencies, 0.5):.2f} ms, "
-          f"p99 {1000 * percentile(latencies, 0.99):.2f} ms ({len(latencies)} events)")
+    for callers, values in latencies.items():
+        print(f"event latency with {callers:>2} caller(s), step finished -> watcher: "
+              f"p50 {1000 * percentile(values, 0.5):.2f} ms, p99 {1000 * percentile(values, 0.99):.2f} ms "
+              f"({len(values)} events)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from services.runtime.clock import utcnow
 from services.runtime.errors import DomainError, FailedPrecondition, InvalidArgument
 from services.runtime.tracing import current_traceparent, resumed
 from services.runtime.workspace import resolve_folder_argument
+from services.workflows.checkpoints import NewThreads
 from services.workflows.reports import KeptArtifacts
 from services.workflows.steps import StepCalls, StepProgress, WorkflowType
 from services.workflows.store import (
@@ -157,6 +158,7 @@ class WorkflowEngine:
         self.queue_depth = 0  # unfinished workflows no instance holds, as of the last sweep
         self._roots = list(roots)
         self._checkpointer = checkpointer
+        self._new_threads = NewThreads(checkpointer)
         self._graphs = {t.name: t.build(calls, self._on_step).compile(checkpointer=checkpointer) for t in types}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._queued: dict[str, list[tuple[Callable[[Workflow], Change | None], asyncio.Future[None]]]] = {}
@@ -210,6 +212,7 @@ class WorkflowEngine:
                 self.queue_depth += 1  # the sweep after a run here ends (or any instance's) takes it
             else:
                 self._renewed[workflow.id] = started
+                self._new_threads.add(workflow.id)  # its run's first read of checkpoints needs no store
                 self._start(workflow, resume=False, fresh=True)
         return workflow
 
@@ -384,6 +387,7 @@ class WorkflowEngine:
             self._starts.pop(workflow.id, None)
             self._held.pop(workflow.id, None)
             self._ended.discard(workflow.id)
+            self._new_threads.discard(workflow.id)
             if self.queue_depth:  # room for a queued workflow: sweep now rather than at the next beat
                 self._wake.set()
 
@@ -425,6 +429,8 @@ class WorkflowEngine:
             if resume and (await graph.aget_state(config)).values:
                 inputs = None
             final = await graph.ainvoke(inputs, config)
+            if workflow_id in self._ended:  # its last step ended it (_on_step): LangGraph's last writes are done
+                return
             # Every type runs every step (no conditional edges), and a step's end is written before its node
             # returns: a graph that ends with a step not succeeded did not do the workflow, so it fails instead of
             # succeeding without a result (a resume from checkpoints holding part of a step's writes did that: the
@@ -434,7 +440,7 @@ class WorkflowEngine:
             if not_run:
                 raise DomainError(f"the run ended before step(s) {', '.join(not_run)} ran", reason="STEPS_NOT_RUN")
         except asyncio.CancelledError:
-            if self._closing or workflow_id in self._lost:
+            if self._closing or workflow_id in self._lost or workflow_id in self._ended:
                 raise
             await self._finish(workflow_id, "cancelled", "workflow cancelled")
             raise
@@ -445,6 +451,10 @@ class WorkflowEngine:
             await self._finish(workflow_id, "cancelled", "workflow cancelled")
             return
         except Exception as exc:  # every failure of a run is recorded on the workflow
+            if workflow_id in self._ended:  # its end is written: only LangGraph's last checkpoint writes failed
+                log.warning("checkpoint after the end of a workflow not written",
+                            extra={"workflow": workflow_id, "error": str(exc)})
+                return
             log.info("workflow failed", extra={"workflow": workflow_id, "error": str(exc)})
             await self._finish(workflow_id, "failed", f"workflow failed: {exc}", error=_error(exc))
             return
@@ -454,19 +464,11 @@ class WorkflowEngine:
         self, workflow_id: str, state: str, message: str, *, error: dict[str, Any] | None = None,
         result: dict[str, Any] | None = None,
     ) -> None:
-        def finish(workflow: Workflow) -> Change:
-            workflow.state, workflow.error, workflow.result = state, error, result
-            if state == "succeeded":
-                workflow.progress = 100
-            for step in workflow.steps:
-                if step.state == "running":  # a sibling of the failed step, stopped by LangGraph
-                    step.state = "cancelled"
-            return state, "", message
-
-        await self._update(workflow_id, finish)
+        await self._update(workflow_id, lambda workflow: _ended(workflow, state, message, error, result))
 
     async def _on_step(
-        self, workflow_id: str, step_name: str, outcome: str, progress: StepProgress | None = None
+        self, workflow_id: str, step_name: str, outcome: str, progress: StepProgress | None = None,
+        update: dict[str, Any] | None = None,
     ) -> None:
         if outcome == "progress":
             if progress is not None:
@@ -523,7 +525,12 @@ class WorkflowEngine:
                 return None
             return change(workflow)
 
-        await self._update(workflow_id, end)
+        written = self._enqueue(workflow_id, end)
+        if outcome == "succeeded" and update is not None and "result" in update:
+            # The last step's end also ends the workflow, in the same write. LangGraph's last checkpoint writes go
+            # on after it, off the watchers' path: a workflow recorded as ended is never resumed from them.
+            self._enqueue(workflow_id, lambda w: _succeeded(w, update["result"]))
+        await written
         if start is not None:
             await start
 
@@ -602,6 +609,27 @@ MAX_BATCH = 25  # events in one write at most (a DynamoDB transaction takes 100 
 def _log_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("workflow event not written", extra={"error": str(future.exception())})
+
+
+def _ended(
+    workflow: Workflow, state: str, message: str, error: dict[str, Any] | None, result: dict[str, Any] | None
+) -> Change | None:
+    if workflow.done:  # ended already (its last step's write, with a cancel or failure close behind it): one end only
+        return None
+    workflow.state, workflow.error, workflow.result = state, error, result
+    if state == "succeeded":
+        workflow.progress = 100
+    for step in workflow.steps:
+        if step.state == "running":  # a sibling of the failed step, stopped by LangGraph
+            step.state = "cancelled"
+    return state, "", message
+
+
+def _succeeded(workflow: Workflow, result: dict[str, Any]) -> Change | None:
+    """Ends the workflow when the step that returned `result` was its last one to succeed."""
+    if workflow.done or any(s.state != "succeeded" for s in workflow.steps):
+        return None
+    return _ended(workflow, "succeeded", "workflow succeeded", None, result)
 
 
 def _started(workflow: Workflow, owner: str) -> Change:
