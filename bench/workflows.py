@@ -1,8 +1,9 @@
 """Workflow overhead: the workflows service against raw LangGraph on the same graph and the same checkpointer.
 
 200 workflows of a trivial three-step graph (two parallel steps, then a merge), run two ways in one process:
-  service   gRPC CreateWorkflow, then WatchWorkflow until the terminal event, on a real grpc.aio server with the
-            WorkflowServicer and WorkflowEngine: SQLite store, run lease, step records, event log, notifier
+  service   gRPC CreateWorkflow, then WatchWorkflow with batch (the events of one write in one message) until the
+            terminal event, on a real grpc.aio server with the WorkflowServicer and WorkflowEngine: SQLite store, run
+            lease, step records, event log, notifier
   raw       graph.ainvoke on the same graph (no hooks), with AsyncSqliteSaver on its own file
 each sequentially and with 16 concurrent callers, interleaved in rounds (medians). Target: service time per
 workflow <= 1.5x raw. Event latency: from a step's body returning to the watcher receiving its STEP_SUCCEEDED
@@ -86,16 +87,17 @@ async def service_one(stub: Any, latencies: list[float] | None) -> None:  # an a
     created = await stub.CreateWorkflow(workflow_service_pb2.CreateWorkflowRequest(
         workflow=workflow_pb2.Workflow(type="trivial", parameters=struct_pb2.Struct())))
     live = 0.0
-    async for message in stub.WatchWorkflow(workflow_service_pb2.WatchWorkflowRequest(id=created.workflow.id)):
+    request = workflow_service_pb2.WatchWorkflowRequest(id=created.workflow.id, batch=True)
+    async for message in stub.WatchWorkflow(request):
         live = live or time.perf_counter()
-        event = message.event
-        if latencies is not None and event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_SUCCEEDED:
-            finished = FINISHED[(event.workflow_id, event.step)]
-            if finished > live:
-                latencies.append(time.perf_counter() - finished)
-        if event.type in TERMINAL:
-            assert event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED, event.message
-            return
+        for event in message.events:
+            if latencies is not None and event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_SUCCEEDED:
+                finished = FINISHED[(event.workflow_id, event.step)]
+                if finished > live:
+                    latencies.append(time.perf_counter() - finished)
+            if event.type in TERMINAL:
+                assert event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED, event.message
+                return
 
 
 async def raw_one(compiled: Any, n: int) -> None:

@@ -255,6 +255,12 @@ class WorkflowEngine:
 
     async def watch(self, workflow_id: str, after: int) -> AsyncIterator[Event]:
         """The workflow's events after `after`; ends after its terminal event (at once, replayed, if it has ended)."""
+        async for batch in self.watch_batches(workflow_id, after):
+            for event in batch:
+                yield event
+
+    async def watch_batches(self, workflow_id: str, after: int) -> AsyncIterator[list[Event]]:
+        """As `watch`, the events that are read together as one list: those of one write, or of one replay."""
         if after < 0:
             raise InvalidArgument.field("after_sequence", "must not be negative")
         if not workflow_id:
@@ -265,11 +271,14 @@ class WorkflowEngine:
         done = False if held else (await self.store.get(workflow_id)).done  # NotFound if unknown
         while True:
             seen = self.notifier.version(workflow_id)
-            for event in self.notifier.recent_after(workflow_id, after) or await self.store.events_after(workflow_id, after):
-                after = event.sequence
-                yield event
-                if event.type in TERMINAL:
-                    return
+            batch = self.notifier.recent_after(workflow_id, after) or await self.store.events_after(workflow_id, after)
+            last = next((n for n, event in enumerate(batch) if event.type in TERMINAL), None)
+            if batch:
+                batch = batch if last is None else batch[:last + 1]
+                after = batch[-1].sequence
+                yield batch
+            if last is not None:
+                return
             if done:
                 return
             if held and workflow_id not in self._held:

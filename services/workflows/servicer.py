@@ -140,7 +140,12 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
             # Fix the starting point, then tell the caller it is subscribed: nothing after this is missed.
             events = self._engine.watch_all(await self._engine.feed_start())
             await context.send_initial_metadata(())
-        else:
-            events = self._engine.watch(request.id, request.after_sequence)
-        async for event in events:
-            yield workflow_service_pb2.WatchWorkflowResponse(event=event_message(event))
+            async for event in events:
+                yield workflow_service_pb2.WatchWorkflowResponse(event=event_message(event))
+            return
+        async for batch in self._engine.watch_batches(request.id, request.after_sequence):
+            if request.batch:
+                yield workflow_service_pb2.WatchWorkflowResponse(events=[event_message(e) for e in batch])
+                continue
+            for event in batch:
+                yield workflow_service_pb2.WatchWorkflowResponse(event=event_message(event))

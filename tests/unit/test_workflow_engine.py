@@ -473,6 +473,28 @@ def test_watch_yields_every_event_and_ends(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_watch_batches_hold_the_events_of_each_write_together(tmp_path: Path) -> None:
+    calls = FakeCalls()
+
+    async def scenario() -> None:
+        calls.agent_gate = asyncio.Event()
+        async with engine_on(tmp_path, calls) as engine:
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            watcher = asyncio.create_task(_collect(engine.watch_batches(workflow.id, 0)))
+            await eventually(lambda: calls.agent_calls, "the agent step to start")
+            calls.agent_gate.set()
+            batches = await asyncio.wait_for(watcher, DEADLINE)
+            stored = await engine.store.events_after(workflow.id, 0)
+            assert [e for batch in batches for e in batch] == stored
+            assert len(batches) < len(stored) and all(batches)
+            assert batches[-1][-1].type == "succeeded"
+            # An ended workflow's replay is one batch; one from a sequence number holds only what follows it.
+            assert await asyncio.wait_for(_collect(engine.watch_batches(workflow.id, 0)), DEADLINE) == [stored]
+            assert await asyncio.wait_for(_collect(engine.watch_batches(workflow.id, 4)), DEADLINE) == [stored[4:]]
+
+    run(scenario)
+
+
 def test_a_watch_started_while_the_last_event_is_written_still_gets_it(tmp_path: Path) -> None:
     """The held copy says the run ended before the write of its terminal event is done: a watcher that starts in
     between must still wait for that event (it ended early without it, once in fifty under load)."""

@@ -272,19 +272,27 @@ class WatchWorkflowRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Required. Workflow id, or "-" for the events of every workflow from now on."""
     after_sequence: _builtins.int
     """Only events with a greater sequence number are sent; 0 sends all."""
+    batch: _builtins.bool
+    """Optional. When true, the events written together (and those replayed
+    together) come in one response, in `events`: fewer messages for a caller
+    that reads every event. When false, each response holds one event, in
+    `event`. A watch of every workflow ("-") sends one event per response.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         after_sequence: _builtins.int = ...,
+        batch: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "batch", b"batch", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -292,23 +300,31 @@ Global___WatchWorkflowRequest: _TypeAlias = WatchWorkflowRequest  # noqa: Y015
 
 @_typing.final
 class WatchWorkflowResponse(_message.Message):
-    """Response of WatchWorkflow: one event."""
+    """Response of WatchWorkflow: one event, or with `batch` several."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> _workflow_pb2.WorkflowEvent:
-        """The event."""
+        """The event, when the request did not ask for batches."""
+
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.WorkflowEvent]:
+        """With `batch`: events in sequence order, the terminal event last if it is
+        among them.
+        """
 
     def __init__(
         self,
         *,
         event: _workflow_pb2.WorkflowEvent | None = ...,
+        events: _abc.Iterable[_workflow_pb2.WorkflowEvent] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
