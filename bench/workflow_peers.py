@@ -3,7 +3,9 @@
 The peer: `langgraph dev` (langgraph-cli[inmem], in its own virtual environment .tools/langgraph-peers, made by
 `make bench-peers`) on a free loopback port with --no-browser and analytics off, driven by the official
 langgraph-sdk client: one thread per run, runs.wait. Ours: CreateWorkflow + WatchWorkflow to the end over gRPC
-(bench/workflows.py), the service in a process of its own like the peer. Each server runs alone while it is measured. Each: 200 runs sequentially (latency per run, p50) and with 16 callers (runs/s).
+(bench/workflows.py), the service in a process of its own like the peer; then two such instances sharing one state
+folder, the callers taking them in turn (the same two cores). Ours is timed until no instance holds a run (LangGraph's
+last checkpoint writes go on after a workflow ends). Each server runs alone while it is measured. Each: 200 runs sequentially (latency per run, p50) and with 16 callers (runs/s).
 Targets: with 16 callers at least 2x the peer's runs/s; sequential p50 at most 1/20 of the peer's.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import subprocess
@@ -92,8 +95,9 @@ def start_peer(folder: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("langgraph dev did not answer /ok within 120 s")
 
 
-async def measure(run: Callable[[], Awaitable[None]], count: int, callers: int) -> tuple[float, list[float]]:
-    """(seconds for `count` runs with `callers` at a time, latency of each run)."""
+async def measure(run: Callable[[], Awaitable[None]], count: int, callers: int,
+                  settle: Callable[[], Awaitable[None]] | None = None) -> tuple[float, list[float]]:
+    """(seconds for `count` runs with `callers` at a time and then for `settle`, latency of each run)."""
     latencies: list[float] = []
     left = iter(range(count))
 
@@ -105,7 +109,50 @@ async def measure(run: Callable[[], Awaitable[None]], count: int, callers: int) 
 
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(callers)))
+    if settle is not None:
+        await settle()
     return time.perf_counter() - started, latencies
+
+
+async def measure_ours(folder: Path, instances: int, count: int) -> dict[int, tuple[float, list[float]]]:
+    """The workflows service as `instances` processes sharing the state in `folder`: runs with 1 and 16 callers,
+    each workflow created and watched on the next instance in turn."""
+    folder.mkdir()
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        ports = []
+        for n in range(instances):
+            port_file = folder / f"port-{n}"
+            servers.append(subprocess.Popen(
+                [sys.executable, "-m", "bench.workflows", "--serve", str(folder), "--port-file", str(port_file)],
+                cwd=Path(__file__).resolve().parent.parent))
+            deadline = time.monotonic() + 60
+            while not port_file.exists() or not port_file.read_text():
+                if servers[-1].poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the workflows service for the benchmark did not start")
+                await asyncio.sleep(0.1)
+            ports.append(port_file.read_text())
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in ports]
+        try:
+            stubs = itertools.cycle([workflow_service_pb2_grpc.WorkflowServiceStub(c) for c in channels])
+
+            async def ours() -> None:
+                await service_one(next(stubs), None)
+
+            async def settle() -> None:  # every instance done with LangGraph's last checkpoint writes
+                counters = [folder / f"port-{n}.active" for n in range(instances)]
+                while any(c.read_text() not in ("0", "") for c in counters):
+                    await asyncio.sleep(0.001)
+
+            await measure(ours, 5 * instances, 1, settle)  # warm-up
+            return {callers: await measure(ours, count, callers, settle) for callers in (1, 16)}
+        finally:
+            for channel in channels:
+                await channel.close()
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(20)
 
 
 async def main(count: int) -> None:
@@ -133,30 +180,13 @@ async def main(count: int) -> None:
             # while the peer is measured either.
             peer.terminate()
             peer.wait(20)
-        # Ours as a server process of its own too, so that neither server shares its process with the callers.
-        ours_root = root / "ours"
-        ours_root.mkdir()
-        server = subprocess.Popen([sys.executable, "-m", "bench.workflows", "--serve", str(ours_root)],
-                                  cwd=Path(__file__).resolve().parent.parent)
-        try:
-            port_file = ours_root / "port"
-            deadline = time.monotonic() + 60
-            while not port_file.exists() or not port_file.read_text():
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the workflows service for the benchmark did not start")
-                await asyncio.sleep(0.1)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port_file.read_text()}") as channel:
-                stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
-
-                async def ours() -> None:
-                    await service_one(stub, None)
-
-                await measure(ours, 5, 1)  # warm-up
-                for callers in (1, 16):
-                    results[("ours", callers)] = await measure(ours, count, callers)
-        finally:
-            server.terminate()
-            server.wait(20)
+        # Ours as a server process of its own too, so that neither server shares its process with the callers;
+        # then as two instances sharing one state folder (the launcher's --instances workflows=2), callers taking
+        # them in turn.
+        for instances in (1, 2):
+            name = "ours" if instances == 1 else f"ours x{instances}"
+            for callers, figures in (await measure_ours(root / name.replace(" ", ""), instances, count)).items():
+                results[(name, callers)] = figures
 
     print(f"workflow peers: {count} runs of the trivial three-step graph; peer = langgraph dev (in-memory server) "
           "through langgraph-sdk, ours = workflows service through gRPC")
@@ -164,10 +194,11 @@ async def main(count: int) -> None:
     for (name, callers), (seconds, latencies) in sorted(results.items()):
         print(f"{name:<6} {callers:>7} {count / seconds:>8.1f} {1000 * statistics.median(latencies):>8.1f} "
               f"{1000 * percentile(latencies, 0.99):>8.1f}")
-    throughput = results[("peer", 16)][0] / results[("ours", 16)][0]
-    sequential = statistics.median(results[("ours", 1)][1]) / statistics.median(results[("peer", 1)][1])
-    print(f"16 callers: ours / peer runs/s = {throughput:.1f}x (target >= 2x)")
-    print(f"sequential p50: ours / peer = 1/{1 / sequential:.0f} (target <= 1/20)")
+    for name in ("ours", "ours x2"):
+        throughput = results[("peer", 16)][0] / results[(name, 16)][0]
+        sequential = statistics.median(results[(name, 1)][1]) / statistics.median(results[("peer", 1)][1])
+        print(f"{name}: 16 callers ours / peer runs/s = {throughput:.1f}x (target >= 2x); "
+              f"sequential p50 ours / peer = 1/{1 / sequential:.0f} (target <= 1/20)")
 
 
 if __name__ == "__main__":

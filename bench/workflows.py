@@ -5,7 +5,8 @@
             terminal event, on a real grpc.aio server with the WorkflowServicer and WorkflowEngine: SQLite store, run
             lease, step records, event log, notifier
   raw       graph.ainvoke on the same graph (no hooks), with AsyncSqliteSaver on its own file
-each sequentially and with 16 concurrent callers, interleaved in rounds (medians). Target: service time per
+each sequentially and with 16 concurrent callers, interleaved in rounds (medians). The service's time runs until it
+holds no run: LangGraph's last checkpoint writes, which go on after a workflow has ended, are counted. Target: service time per
 workflow <= 1.5x raw. Event latency: from a step's body returning to the watcher receiving its STEP_SUCCEEDED
 event, p50 and p99 for each number of callers, of the steps that end while the watch is live."""
 
@@ -18,7 +19,7 @@ import operator
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -105,8 +106,12 @@ async def raw_one(compiled: Any, n: int) -> None:
     assert result["result"] == {"sum": 3}
 
 
-async def timed(work: Any, count: int, callers: int) -> float:
-    """Seconds for `count` calls of work(n) with `callers` at a time."""
+Settle = Callable[[], Awaitable[None]]
+
+
+async def timed(work: Any, count: int, callers: int, settle: Settle | None = None) -> float:
+    """Seconds for `count` calls of work(n) with `callers` at a time, and then for `settle` (the service's runs to
+    finish LangGraph's last checkpoint writes, which go on after each workflow's end: they are its work too)."""
     queue = iter(range(count))
 
     async def caller() -> None:
@@ -115,7 +120,15 @@ async def timed(work: Any, count: int, callers: int) -> float:
 
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(callers)))
+    if settle is not None:
+        await settle()
     return time.perf_counter() - started
+
+
+async def until_idle(active: Callable[[], int]) -> None:
+    """Until `active` (runs still held by the service) is 0, checked every millisecond."""
+    while active():
+        await asyncio.sleep(0.001)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -124,8 +137,9 @@ def percentile(values: list[float], share: float) -> float:
 
 
 @contextlib.asynccontextmanager
-async def serving(root: Path) -> AsyncIterator[int]:
-    """The workflows service with the trivial type on a real grpc.aio server on loopback; yields its port."""
+async def serving(root: Path) -> AsyncIterator[tuple[int, WorkflowEngine]]:
+    """The workflows service with the trivial type on a real grpc.aio server on loopback; yields its port and
+    engine."""
     database = SqliteDatabase(root / "workflows.db", SCHEMA)
     async with AsyncSqliteSaver.from_conn_string(str(root / "service-checkpoints.db")) as saver:
         await saver.setup()
@@ -136,7 +150,7 @@ async def serving(root: Path) -> AsyncIterator[int]:
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
-            yield port
+            yield port, engine
         finally:
             await server.stop(None)
             await engine.close()
@@ -144,17 +158,21 @@ async def serving(root: Path) -> AsyncIterator[int]:
 
 
 @contextlib.asynccontextmanager
-async def running_service(root: Path) -> AsyncIterator[Any]:
-    """The service (serving) in this process; yields a stub to it."""
-    async with serving(root) as port, grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+async def running_service(root: Path) -> AsyncIterator[tuple[Any, Settle]]:
+    """The service (serving) in this process; yields a stub to it and a wait until it holds no run."""
+    async with serving(root) as (port, engine), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield workflow_service_pb2_grpc.WorkflowServiceStub(channel), lambda: until_idle(lambda: engine.busy)
 
 
 async def serve(root: Path, port_file: Path) -> None:
-    """The service in a process of its own (bench-peers: like the peer server): writes its port, serves until killed."""
-    async with serving(root) as port:
+    """The service in a process of its own (bench-peers: like the peer server): writes its port, and the number of
+    runs it holds to `port_file`.active every millisecond (runs still saving checkpoints count), until killed."""
+    async with serving(root) as (port, engine):
         port_file.write_text(str(port))
-        await asyncio.Event().wait()
+        counter = port_file.with_suffix(".active")
+        while True:
+            counter.write_text(str(engine.busy))
+            await asyncio.sleep(0.001)
 
 
 async def main(count: int, rounds: int) -> None:
@@ -162,16 +180,16 @@ async def main(count: int, rounds: int) -> None:
     times: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        async with running_service(root) as stub, \
+        async with running_service(root) as (stub, settle), \
                 AsyncSqliteSaver.from_conn_string(str(root / "raw-checkpoints.db")) as raw_saver:
             await raw_saver.setup()
             raw = graph(None).compile(checkpointer=raw_saver)
-            await timed(lambda n: service_one(stub, []), 10, 1)  # warm-up of both paths
+            await timed(lambda n: service_one(stub, []), 10, 1, settle)  # warm-up of both paths
             await timed(lambda n: raw_one(raw, n), 10, 1)
             for _ in range(rounds):
                 for callers in (1, 16):
                     times.setdefault(("service", callers), []).append(
-                        await timed(lambda n: service_one(stub, latencies[callers]), count, callers))
+                        await timed(lambda n: service_one(stub, latencies[callers]), count, callers, settle))
                     times.setdefault(("raw", callers), []).append(await timed(lambda n: raw_one(raw, n), count, callers))
 
     print(f"workflows: {count} trivial three-step workflows (two parallel steps, then a merge), "
@@ -196,8 +214,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--serve", type=Path, metavar="FOLDER",
                         help="only serve the service with its state in FOLDER, writing its port to FOLDER/port")
+    parser.add_argument("--port-file", type=Path, help="with --serve: where to write the port instead")
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, args.serve / "port"))
+        asyncio.run(serve(args.serve, args.port_file or args.serve / "port"))
     else:
         asyncio.run(main(args.count, args.rounds))

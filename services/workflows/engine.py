@@ -175,7 +175,18 @@ class WorkflowEngine:
 
     @property
     def active(self) -> int:
+        """Runs held here that have not ended (the ActiveWorkflows metric and the limit of max_active)."""
+        return len(self._tasks) - len(self._ended)
+
+    @property
+    def busy(self) -> int:
+        """Runs with a task here: the active ones, and ended ones whose last checkpoint writes are still going on."""
         return len(self._tasks)
+
+    def _has_room(self) -> bool:
+        # Ended runs still saving checkpoints hold no lease and take no room, but a backlog of them is bounded too:
+        # when the checkpointer falls that far behind, new workflows wait in the queue.
+        return self.active < self.durability.max_active and self.busy < FINISHING * self.durability.max_active
 
     def start(self) -> None:
         """Starts the heartbeat and sweeper of this instance; resume_unfinished runs at once in its first pass."""
@@ -201,7 +212,7 @@ class WorkflowEngine:
         # The record keeps the creating call's trace: the run (here now, or resumed elsewhere later) continues it.
         # With room here, the creating write also takes the run's lease and starts it (one transaction, not three);
         # at capacity the workflow waits, pending, for whichever instance has room first.
-        start = RunStart(self.owner, self._lease_end()) if self.active < self.durability.max_active else None
+        start = RunStart(self.owner, self._lease_end()) if self._has_room() else None
         started = asyncio.get_running_loop().time()
         workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id,
                                                     current_traceparent(), start)
@@ -222,7 +233,7 @@ class WorkflowEngine:
         waiting = [w for w in await self.store.claimable(utcnow()) if w.type in self.types and w.id not in self._tasks]
         taken = 0
         for workflow in waiting:
-            if self.active >= self.durability.max_active or self._closing:
+            if not self._has_room() or self._closing:
                 break
             if await self._claim(workflow.id):
                 self._start(workflow, resume=workflow.state == "running")
@@ -353,6 +364,8 @@ class WorkflowEngine:
 
     async def _heartbeat(self) -> None:
         for workflow_id, task in list(self._tasks.items()):
+            if workflow_id in self._ended:  # an ended workflow is never claimed again: its lease needs no renewal
+                continue
             started = asyncio.get_running_loop().time()
             state = await self.store.renew(workflow_id, self.owner, self._lease_end())
             if state == "held":
@@ -613,6 +626,7 @@ class WorkflowEngine:
 # (event type, step, message[, items done, items total]) recorded with a workflow's new state
 Change = tuple[str, str, str] | tuple[str, str, str, int, int]
 MAX_BATCH = 25  # events in one write at most (a DynamoDB transaction takes 100 items)
+FINISHING = 4  # ended runs still saving checkpoints, with the active ones, at most this many times max_active
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:

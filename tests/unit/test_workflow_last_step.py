@@ -45,9 +45,11 @@ def test_the_last_steps_write_ends_the_workflow_before_langgraph_saves_its_last_
             record = await engine.store.get(workflow.id)
             assert record.state == "succeeded" and record.progress == 100
             assert record.result is not None and record.result["summary"]
-            assert held == [workflow.id] and engine.active == 1  # LangGraph is still saving its last checkpoint
+            # LangGraph is still saving its last checkpoint: the run has a task, but it is not active (no lease, no
+            # room taken from max_active)
+            assert held == [workflow.id] and engine.busy == 1 and engine.active == 0
             gate.set()
-            await eventually(lambda: engine.active == 0, "the run to finish its checkpoints")
+            await eventually(lambda: engine.busy == 0, "the run to finish its checkpoints")
             config: Any = {"configurable": {"thread_id": workflow.id}}
             assert (await engine._graphs["code_analysis"].aget_state(config)).values["result"] == record.result
             assert types_of(await engine.store.events_after(workflow.id, 0)).count("succeeded") == 1
@@ -62,7 +64,7 @@ def test_a_failed_checkpoint_after_the_end_leaves_the_workflow_succeeded(
         async with engine_on(tmp_path, FakeCalls()) as engine:
             hold_last_checkpoint(engine, fail=True)
             workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
-            await eventually(lambda: engine.active == 0, "the run to stop")
+            await eventually(lambda: engine.busy == 0, "the run to stop")
             record = await engine.store.get(workflow.id)
             assert record.state == "succeeded" and record.error is None
             events = types_of(await engine.store.events_after(workflow.id, 0))
@@ -78,11 +80,11 @@ def test_cancel_and_close_while_the_last_checkpoint_is_saved_do_not_end_the_work
             hold_last_checkpoint(engine)
             workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(ended(engine.store, workflow.id), "the workflow to end")
-            assert engine.active == 1
+            assert engine.busy == 1
             with pytest.raises(FailedPrecondition, match="already ended as succeeded"):
                 await engine.cancel(workflow.id)
             await engine.close()  # stops the run that is still saving
-            assert engine.active == 0
+            assert engine.busy == 0
             assert (await engine.store.get(workflow.id)).state == "succeeded"
             events = types_of(await engine.store.events_after(workflow.id, 0))
             assert events[-1] == "succeeded" and "cancelled" not in events
@@ -103,7 +105,7 @@ def test_a_new_workflows_run_reads_no_checkpoint_from_the_store(tmp_path: Path, 
     async def scenario() -> None:
         async with engine_on(tmp_path, FakeCalls()) as engine:
             workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
-            await eventually(lambda: engine.active == 0, "the run to finish")
+            await eventually(lambda: engine.busy == 0, "the run to finish")
             assert reads == []
             config: Any = {"configurable": {"thread_id": workflow.id}}
             assert (await engine._graphs["code_analysis"].aget_state(config)).values["result"]  # later reads: the store
