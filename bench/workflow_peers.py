@@ -141,7 +141,7 @@ async def measure_ours(folder: Path, instances: int, count: int) -> dict[int, tu
 
             async def settle() -> None:  # every instance done with LangGraph's last checkpoint writes
                 counters = [folder / f"port-{n}.active" for n in range(instances)]
-                while any(c.read_text() not in ("0", "") for c in counters):
+                while any(not c.exists() or c.read_text() != "0" for c in counters):
                     await asyncio.sleep(0.001)
 
             await measure(ours, 5 * instances, 1, settle)  # warm-up

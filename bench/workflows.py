@@ -169,9 +169,10 @@ async def serve(root: Path, port_file: Path) -> None:
     runs it holds to `port_file`.active every millisecond (runs still saving checkpoints count), until killed."""
     async with serving(root) as (port, engine):
         port_file.write_text(str(port))
-        counter = port_file.with_suffix(".active")
+        counter, draft = port_file.with_suffix(".active"), port_file.with_suffix(".active-draft")
         while True:
-            counter.write_text(str(engine.busy))
+            draft.write_text(str(engine.busy))
+            draft.replace(counter)  # whole: a reader never sees it half written
             await asyncio.sleep(0.001)
 
 

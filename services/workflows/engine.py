@@ -175,7 +175,7 @@ class WorkflowEngine:
 
     @property
     def active(self) -> int:
-        """Runs held here that have not ended (the ActiveWorkflows metric and the limit of max_active)."""
+        """Runs held here that have not ended (the ActiveWorkflows metric)."""
         return len(self._tasks) - len(self._ended)
 
     @property
@@ -184,9 +184,9 @@ class WorkflowEngine:
         return len(self._tasks)
 
     def _has_room(self) -> bool:
-        # Ended runs still saving checkpoints hold no lease and take no room, but a backlog of them is bounded too:
-        # when the checkpointer falls that far behind, new workflows wait in the queue.
-        return self.active < self.durability.max_active and self.busy < FINISHING * self.durability.max_active
+        # Ended runs still saving checkpoints take room too: new runs' checkpoint writes queue behind theirs, so a
+        # larger backlog would only make every new run wait longer for the checkpointer.
+        return self.busy < self.durability.max_active
 
     def start(self) -> None:
         """Starts the heartbeat and sweeper of this instance; resume_unfinished runs at once in its first pass."""
@@ -626,7 +626,6 @@ class WorkflowEngine:
 # (event type, step, message[, items done, items total]) recorded with a workflow's new state
 Change = tuple[str, str, str] | tuple[str, str, str, int, int]
 MAX_BATCH = 25  # events in one write at most (a DynamoDB transaction takes 100 items)
-FINISHING = 4  # ended runs still saving checkpoints, with the active ones, at most this many times max_active
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:

@@ -45,8 +45,7 @@ def test_the_last_steps_write_ends_the_workflow_before_langgraph_saves_its_last_
             record = await engine.store.get(workflow.id)
             assert record.state == "succeeded" and record.progress == 100
             assert record.result is not None and record.result["summary"]
-            # LangGraph is still saving its last checkpoint: the run has a task, but it is not active (no lease, no
-            # room taken from max_active)
+            # LangGraph is still saving its last checkpoint: the run keeps a task (and its room), but is not active
             assert held == [workflow.id] and engine.busy == 1 and engine.active == 0
             gate.set()
             await eventually(lambda: engine.busy == 0, "the run to finish its checkpoints")
