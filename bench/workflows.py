@@ -161,7 +161,7 @@ async def serving(root: Path) -> AsyncIterator[tuple[int, WorkflowEngine]]:
 async def running_service(root: Path) -> AsyncIterator[tuple[Any, Settle]]:
     """The service (serving) in this process; yields a stub to it and a wait until it holds no run."""
     async with serving(root) as (port, engine), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield workflow_service_pb2_grpc.WorkflowServiceStub(channel), lambda: until_idle(lambda: engine.busy)
+        yield workflow_service_pb2_grpc.WorkflowServiceStub(channel), lambda: until_idle(lambda: engine.active)
 
 
 async def serve(root: Path, port_file: Path) -> None:
@@ -171,7 +171,7 @@ async def serve(root: Path, port_file: Path) -> None:
         port_file.write_text(str(port))
         counter, draft = port_file.with_suffix(".active"), port_file.with_suffix(".active-draft")
         while True:
-            draft.write_text(str(engine.busy))
+            draft.write_text(str(engine.active))
             draft.replace(counter)  # whole: a reader never sees it half written
             await asyncio.sleep(0.001)
 

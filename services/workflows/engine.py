@@ -175,18 +175,7 @@ class WorkflowEngine:
 
     @property
     def active(self) -> int:
-        """Runs held here that have not ended (the ActiveWorkflows metric)."""
-        return len(self._tasks) - len(self._ended)
-
-    @property
-    def busy(self) -> int:
-        """Runs with a task here: the active ones, and ended ones whose last checkpoint writes are still going on."""
         return len(self._tasks)
-
-    def _has_room(self) -> bool:
-        # Ended runs still saving checkpoints take room too: new runs' checkpoint writes queue behind theirs, so a
-        # larger backlog would only make every new run wait longer for the checkpointer.
-        return self.busy < self.durability.max_active
 
     def start(self) -> None:
         """Starts the heartbeat and sweeper of this instance; resume_unfinished runs at once in its first pass."""
@@ -212,7 +201,7 @@ class WorkflowEngine:
         # The record keeps the creating call's trace: the run (here now, or resumed elsewhere later) continues it.
         # With room here, the creating write also takes the run's lease and starts it (one transaction, not three);
         # at capacity the workflow waits, pending, for whichever instance has room first.
-        start = RunStart(self.owner, self._lease_end()) if self._has_room() else None
+        start = RunStart(self.owner, self._lease_end()) if self.active < self.durability.max_active else None
         started = asyncio.get_running_loop().time()
         workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id,
                                                     current_traceparent(), start)
@@ -233,7 +222,7 @@ class WorkflowEngine:
         waiting = [w for w in await self.store.claimable(utcnow()) if w.type in self.types and w.id not in self._tasks]
         taken = 0
         for workflow in waiting:
-            if not self._has_room() or self._closing:
+            if self.active >= self.durability.max_active or self._closing:
                 break
             if await self._claim(workflow.id):
                 self._start(workflow, resume=workflow.state == "running")
@@ -451,8 +440,6 @@ class WorkflowEngine:
             if resume and (await graph.aget_state(config)).values:
                 inputs = None
             final = await graph.ainvoke(inputs, config)
-            if workflow_id in self._ended:  # its last step ended it (_on_step): LangGraph's last writes are done
-                return
             # Every type runs every step (no conditional edges), and a step's end is written before its node
             # returns: a graph that ends with a step not succeeded did not do the workflow, so it fails instead of
             # succeeding without a result (a resume from checkpoints holding part of a step's writes did that: the
@@ -462,7 +449,7 @@ class WorkflowEngine:
             if not_run:
                 raise DomainError(f"the run ended before step(s) {', '.join(not_run)} ran", reason="STEPS_NOT_RUN")
         except asyncio.CancelledError:
-            if self._closing or workflow_id in self._lost or workflow_id in self._ended:
+            if self._closing or workflow_id in self._lost:
                 raise
             await self._finish(workflow_id, "cancelled", "workflow cancelled")
             raise
@@ -473,10 +460,6 @@ class WorkflowEngine:
             await self._finish(workflow_id, "cancelled", "workflow cancelled")
             return
         except Exception as exc:  # every failure of a run is recorded on the workflow
-            if workflow_id in self._ended:  # its end is written: only LangGraph's last checkpoint writes failed
-                log.warning("checkpoint after the end of a workflow not written",
-                            extra={"workflow": workflow_id, "error": str(exc)})
-                return
             log.info("workflow failed", extra={"workflow": workflow_id, "error": str(exc)})
             await self._finish(workflow_id, "failed", f"workflow failed: {exc}", error=_error(exc))
             return
@@ -489,8 +472,7 @@ class WorkflowEngine:
         await self._update(workflow_id, lambda workflow: _ended(workflow, state, message, error, result))
 
     async def _on_step(
-        self, workflow_id: str, step_name: str, outcome: str, progress: StepProgress | None = None,
-        update: dict[str, Any] | None = None,
+        self, workflow_id: str, step_name: str, outcome: str, progress: StepProgress | None = None
     ) -> None:
         if outcome == "progress":
             if progress is not None:
@@ -547,12 +529,7 @@ class WorkflowEngine:
                 return None
             return change(workflow)
 
-        written = self._enqueue(workflow_id, end)
-        if outcome == "succeeded" and update is not None and "result" in update:
-            # The last step's end also ends the workflow, in the same write. LangGraph's last checkpoint writes go
-            # on after it, off the watchers' path: a workflow recorded as ended is never resumed from them.
-            self._enqueue(workflow_id, lambda w: _succeeded(w, update["result"]))
-        await written
+        await self._update(workflow_id, end)
         if start is not None:
             await start
 
@@ -636,7 +613,7 @@ def _log_failure(future: asyncio.Future[None]) -> None:
 def _ended(
     workflow: Workflow, state: str, message: str, error: dict[str, Any] | None, result: dict[str, Any] | None
 ) -> Change | None:
-    if workflow.done:  # ended already (its last step's write, with a cancel or failure close behind it): one end only
+    if workflow.done:  # a cancel that lands while the end is being written: one end only
         return None
     workflow.state, workflow.error, workflow.result = state, error, result
     if state == "succeeded":
@@ -645,13 +622,6 @@ def _ended(
         if step.state == "running":  # a sibling of the failed step, stopped by LangGraph
             step.state = "cancelled"
     return state, "", message
-
-
-def _succeeded(workflow: Workflow, result: dict[str, Any]) -> Change | None:
-    """Ends the workflow when the step that returned `result` was its last one to succeed."""
-    if workflow.done or any(s.state != "succeeded" for s in workflow.steps):
-        return None
-    return _ended(workflow, "succeeded", "workflow succeeded", None, result)
 
 
 def _started(workflow: Workflow, owner: str) -> Change:

@@ -59,12 +59,10 @@ class StepProgress:
 
 
 class StepHook(Protocol):
-    """Told when a step starts, succeeds (with the update it returns), fails ("failed: <error>") or reports progress
-    ("progress", with it)."""
+    """Told when a step starts, succeeds, fails ("failed: <error>") or reports progress ("progress", with it)."""
 
     def __call__(
-        self, workflow_id: str, step: str, outcome: str, progress: StepProgress | None = None,
-        update: dict[str, Any] | None = None, /,
+        self, workflow_id: str, step: str, outcome: str, progress: StepProgress | None = None, /
     ) -> Awaitable[None]: ...
 
 
@@ -87,7 +85,7 @@ class WorkflowType:
 
     name: str
     description: str
-    steps: list[str]  # every one runs once (no conditional edges); the last to end returns the result, as "result"
+    steps: list[str]
     parameters_schema: dict[str, Any]
     build: Callable[[StepCalls, StepHook], StateGraph]
     initial_state: Callable[[dict[str, Any]], dict[str, Any]]
@@ -172,7 +170,7 @@ def step(hook: StepHook, name: str, body: StepBody, *, idempotent: bool = True, 
             finally:
                 _step_name.reset(named)
                 _progress.reset(token)
-        await hook(thread, name, "succeeded", None, update)
+        await hook(thread, name, "succeeded")
         return {**update, "completed": [name]}
 
     return node

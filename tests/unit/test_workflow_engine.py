@@ -261,8 +261,7 @@ def test_upstream_error_keeps_the_remote_code_and_reason(tmp_path: Path) -> None
 
 
 def test_a_short_steps_start_and_end_share_one_write(tmp_path: Path) -> None:
-    """A step's start is written behind its body: a step that ends at once has its start and end in one write; the
-    last step's write also ends the workflow."""
+    """A step's start is written behind its body: a step that ends at once has its start and end in one write."""
     calls = FakeCalls()
 
     async def scenario() -> None:
@@ -277,7 +276,8 @@ def test_a_short_steps_start_and_end_share_one_write(tmp_path: Path) -> None:
             engine.store.record_all = counted  # type: ignore[method-assign]
             workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
             await eventually(ended(engine.store, workflow.id), "the workflow to end")
-            assert writes[-1] == [("step_started", "merge"), ("step_succeeded", "merge"), ("succeeded", "")]
+            assert [("step_started", "merge"), ("step_succeeded", "merge")] in writes
+            assert writes[-1] == [("succeeded", "")]
             events = await engine.store.events_after(workflow.id, 0)
             assert len(writes) < len(events) - 2  # fewer writes than events after the creating write's two
             for name in ("analyze_code", "inventory_files", "merge"):
