@@ -469,7 +469,18 @@ class WorkflowEngine:
         self, workflow_id: str, state: str, message: str, *, error: dict[str, Any] | None = None,
         result: dict[str, Any] | None = None,
     ) -> None:
-        await self._update(workflow_id, lambda workflow: _ended(workflow, state, message, error, result))
+        def finish(workflow: Workflow) -> Change | None:
+            if workflow.done:  # a cancel that lands while the end is being written: one end only
+                return None
+            workflow.state, workflow.error, workflow.result = state, error, result
+            if state == "succeeded":
+                workflow.progress = 100
+            for step in workflow.steps:
+                if step.state == "running":  # a sibling of the failed step, stopped by LangGraph
+                    step.state = "cancelled"
+            return state, "", message
+
+        await self._update(workflow_id, finish)
 
     async def _on_step(
         self, workflow_id: str, step_name: str, outcome: str, progress: StepProgress | None = None
@@ -608,20 +619,6 @@ MAX_BATCH = 25  # events in one write at most (a DynamoDB transaction takes 100 
 def _log_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("workflow event not written", extra={"error": str(future.exception())})
-
-
-def _ended(
-    workflow: Workflow, state: str, message: str, error: dict[str, Any] | None, result: dict[str, Any] | None
-) -> Change | None:
-    if workflow.done:  # a cancel that lands while the end is being written: one end only
-        return None
-    workflow.state, workflow.error, workflow.result = state, error, result
-    if state == "succeeded":
-        workflow.progress = 100
-    for step in workflow.steps:
-        if step.state == "running":  # a sibling of the failed step, stopped by LangGraph
-            step.state = "cancelled"
-    return state, "", message
 
 
 def _started(workflow: Workflow, owner: str) -> Change:
