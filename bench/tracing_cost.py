@@ -270,14 +270,19 @@ def report_all(together: list[tuple[float, float]], pairs: list[Pair]) -> float:
     return cost
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `compare` reads besides --count and --concurrency (bench.unary runs the comparison too)."""
+    parser.add_argument("--pairs", type=int, default=10, help="pairs of runs, tracing off and on, and side-by-side rounds")
+    parser.add_argument("--seconds", type=int, default=4, help="length of each side-by-side round of the tracing cost")
+    parser.add_argument("--sessions", type=int, default=5, help="fresh pairs of meshes the tracing pairs are spread over")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=3000, help="calls per half of a pair")
-    parser.add_argument("--pairs", type=int, default=10, help="pairs of runs, and side-by-side rounds")
-    parser.add_argument("--seconds", type=int, default=4, help="length of each side-by-side round")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (saturating)")
     parser.add_argument("--sample", type=float, help="MCPMESH_TRACE_SAMPLE of the traced mesh (default: its own)")
-    parser.add_argument("--sessions", type=int, default=5, help="fresh pairs of meshes the pairs are spread over")
+    add_arguments(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, otlp_sink() as sink:
         together, pairs = compare(Path(folder), sink, args, args.sample)

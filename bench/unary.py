@@ -243,11 +243,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=3000, help="sequential calls per path (twice as many for throughput)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the four paths")
-    parser.add_argument("--pairs", type=int, default=10, help="rounds and pairs of runs, tracing off and on, for its cost")
     parser.add_argument("--auth-pairs", type=int, default=6, help="pairs of runs, the edge with and without authentication")
-    parser.add_argument("--seconds", type=int, default=4, help="length of each side-by-side round of the tracing cost")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight for the throughput figure (saturating)")
-    parser.add_argument("--sessions", type=int, default=5, help="fresh pairs of meshes the tracing pairs are spread over")
+    tracing_cost.add_arguments(parser)
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench does)")

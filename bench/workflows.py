@@ -165,14 +165,19 @@ async def running_service(root: Path) -> AsyncIterator[tuple[Any, Settle]]:
 
 
 async def serve(root: Path, port_file: Path) -> None:
-    """The service in a process of its own (bench-peers: like the peer server): writes its port, and the number of
-    runs it holds to `port_file`.active every millisecond (runs still saving checkpoints count), until killed."""
+    """The service in a process of its own (bench-peers: like the peer server): writes its port, and whether it holds
+    any run ("0" when idle, "1" when not) to `port_file`.active each time that changes (checked every millisecond:
+    a file write per check would be the measured process's own extra work), until killed."""
     async with serving(root) as (port, engine):
         port_file.write_text(str(port))
         counter, draft = port_file.with_suffix(".active"), port_file.with_suffix(".active-draft")
+        written = ""
         while True:
-            draft.write_text(str(engine.active))
-            draft.replace(counter)  # whole: a reader never sees it half written
+            busy = "1" if engine.active else "0"
+            if busy != written:
+                draft.write_text(busy)
+                draft.replace(counter)  # whole: a reader never sees it half written
+                written = busy
             await asyncio.sleep(0.001)
 
 

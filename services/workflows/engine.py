@@ -353,8 +353,6 @@ class WorkflowEngine:
 
     async def _heartbeat(self) -> None:
         for workflow_id, task in list(self._tasks.items()):
-            if workflow_id in self._ended:  # an ended workflow is never claimed again: its lease needs no renewal
-                continue
             started = asyncio.get_running_loop().time()
             state = await self.store.renew(workflow_id, self.owner, self._lease_end())
             if state == "held":
