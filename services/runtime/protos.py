@@ -29,9 +29,13 @@ def _ints(value: Any) -> Any:
     return value
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def timestamp(moment: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    """Whole seconds and nanoseconds since the epoch (a naive time is local time, as for astimezone): plain integer
+    arithmetic, several times cheaper than Timestamp.FromDatetime, which every event streamed pays."""
     if moment is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment.astimezone(dt.UTC))
-    return stamp
+    since = (moment if moment.tzinfo is not None else moment.astimezone(dt.UTC)) - EPOCH
+    return timestamp_pb2.Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)

@@ -162,10 +162,11 @@ class SqliteWorkflowStore:
             return workflow, True
 
         # BEGIN IMMEDIATE serialises writers across processes, so two callers with one request id get one workflow.
-        return await self._db.transaction(insert)
+        return await self._db.transaction(insert, quick=True)
 
     async def get(self, workflow_id: str) -> Workflow:
-        row = await self._db.run(lambda db: db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone())
+        row = await self._db.run(lambda db: db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone(),
+                                 quick=True)
         if row is None:
             raise not_found(workflow_id)
         return _workflow(row)
@@ -215,14 +216,15 @@ class SqliteWorkflowStore:
             workflow.last_sequence = row[0]
             return events
 
-        return await self._db.transaction(write)
+        return await self._db.transaction(write, quick=True)
 
     async def events_after(self, workflow_id: str, sequence: int) -> builtins.list[Event]:
         rows = await self._db.run(
             lambda db: db.execute(
                 "SELECT * FROM workflow_event_log WHERE workflow_id = ? AND sequence > ? ORDER BY sequence",
                 (workflow_id, sequence),
-            ).fetchall()
+            ).fetchall(),
+            quick=True,
         )
         return [_event(r) for r in rows]
 
@@ -246,7 +248,7 @@ class SqliteWorkflowStore:
                 (owner, until.timestamp(), workflow_id, now.timestamp()),
             ).rowcount == 1
 
-        return await self._db.transaction(take)
+        return await self._db.transaction(take, quick=True)
 
     async def renew(self, workflow_id: str, owner: str, until: dt.datetime) -> LeaseState:
         row = await self._db.transaction(
@@ -254,7 +256,8 @@ class SqliteWorkflowStore:
                 "UPDATE workflow_runs SET lease_expires = ? WHERE workflow_id = ? AND owner = ? "
                 f"AND EXISTS (SELECT 1 FROM workflows WHERE id = ? AND state IN {UNFINISHED}) RETURNING cancel_requested",
                 (until.timestamp(), workflow_id, owner, workflow_id),
-            ).fetchone()
+            ).fetchone(),
+            quick=True,
         )
         if row is None:
             return "lost"
@@ -265,7 +268,8 @@ class SqliteWorkflowStore:
             lambda db: db.execute(
                 "UPDATE workflow_runs SET owner = NULL, lease_expires = NULL WHERE workflow_id = ? AND owner = ?",
                 (workflow_id, owner),
-            )
+            ),
+            quick=True,
         )
 
     async def claimable(self, now: dt.datetime) -> builtins.list[Workflow]:
