@@ -48,6 +48,7 @@ bench: install
 	$(PY) -m bench.code_analyzer
 	$(PY) -m bench.tools
 	$(PY) -m bench.workflows
+	$(PY) -m bench.workflows --uvloop
 	$(PY) -m bench.websocket_fanout
 
 # LangGraph's own local Agent Server (langgraph dev) on the same graph, in its own venv under .tools/.

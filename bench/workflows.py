@@ -1,16 +1,17 @@
 """Workflow overhead: the workflows service against raw LangGraph on the same graph and the same checkpointer.
 
 200 workflows of a trivial three-step graph (two parallel steps, then a merge), run two ways in one process:
-  service   gRPC CreateWorkflow, then WatchWorkflow with batch (the events of one write in one message) until the
-            terminal event, on a real grpc.aio server with the WorkflowServicer and WorkflowEngine: SQLite store, run
-            lease, step records, event log, notifier
+  service   gRPC CreateWorkflow, then WatchWorkflow with batch (the events of one write in one message) read to its
+            end (the terminal event, then the stream's close), on a real grpc.aio server with the WorkflowServicer and
+            WorkflowEngine: SQLite store, run lease, step records, event log, notifier
   raw       graph.ainvoke on the same graph (no hooks), with AsyncSqliteSaver on its own file
-each sequentially and with 16 concurrent callers, interleaved in rounds (medians). The service's time runs until it
-holds no run: LangGraph's last checkpoint writes, which go on after a workflow has ended, are counted. Target: service time per
-workflow <= 1.5x raw. Event latency, in rounds of its own after those: from a step's body returning to the watcher
-receiving its STEP_SUCCEEDED event, p50 and p99 with 1 and 16 callers. In those rounds each step first waits until its
-workflow's watch has its first message: a trivial run is otherwise over before a watch that follows CreateWorkflow
-begins, and the watcher would only ever get a replay."""
+each sequentially and with 16 concurrent callers, interleaved in rounds (medians), on asyncio's own event loop or
+(--uvloop) on uvloop, the loop the services run on. The service's time runs until it holds no run: LangGraph's last
+checkpoint writes, which go on after a workflow has ended, are counted. Target: service time per workflow <= 1.5x
+raw. Event latency, in rounds of its own after those: from a step's body returning to the watcher receiving its
+STEP_SUCCEEDED event, p50 and p99 with 1 and 16 callers. In those rounds each step first waits until its workflow's
+watch has its first message: a trivial run is otherwise over before a watch that follows CreateWorkflow begins, and
+the watcher would only ever get a replay."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import grpc
+import uvloop
 from google.protobuf import struct_pb2
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
@@ -112,7 +114,10 @@ async def service_one(stub: Any, latencies: list[float] | None) -> None:  # an a
     created = await stub.CreateWorkflow(workflow_service_pb2.CreateWorkflowRequest(
         workflow=workflow_pb2.Workflow(type="trivial", parameters=struct_pb2.Struct())))
     live = 0.0
+    ended = False
     request = workflow_service_pb2.WatchWorkflowRequest(id=created.workflow.id, batch=True)
+    # Read to the stream's end, as a client does: one left after the terminal event is cancelled, and that costs the
+    # service more than the stream's closing message.
     async for message in stub.WatchWorkflow(request):
         if not live:
             live = time.perf_counter()
@@ -124,7 +129,8 @@ async def service_one(stub: Any, latencies: list[float] | None) -> None:  # an a
                     latencies.append(time.perf_counter() - finished)
             if event.type in TERMINAL:
                 assert event.type == workflow_pb2.WORKFLOW_EVENT_TYPE_SUCCEEDED, event.message
-                return
+                ended = True
+    assert ended, f"the watch of {created.workflow.id} ended before the workflow"
 
 
 async def raw_one(compiled: Any, n: int) -> None:
@@ -250,8 +256,11 @@ if __name__ == "__main__":
     parser.add_argument("--serve", type=Path, metavar="FOLDER",
                         help="only serve the service with its state in FOLDER, writing its port to FOLDER/port")
     parser.add_argument("--port-file", type=Path, help="with --serve: where to write the port instead")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run both paths on uvloop (the loop the services run on) instead of asyncio's own")
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(serve(args.serve, args.port_file or args.serve / "port"))
+    if args.serve:  # the service alone, as it runs deployed: on uvloop (services/runtime/server.py)
+        uvloop.run(serve(args.serve, args.port_file or args.serve / "port"))
     else:
-        asyncio.run(main(args.count, args.rounds))
+        print(f"event loop: {'uvloop' if args.uvloop else 'asyncio'}")
+        (uvloop.run if args.uvloop else asyncio.run)(main(args.count, args.rounds))
