@@ -138,7 +138,7 @@ async def raw_one(compiled: Any, n: int) -> None:
     assert result["result"] == {"sum": 3}
 
 
-Settle = Callable[[], Awaitable[None]]
+Settle = Callable[[], Awaitable[object]]
 
 
 async def timed(work: Any, count: int, callers: int, settle: Settle | None = None) -> float:
@@ -155,12 +155,6 @@ async def timed(work: Any, count: int, callers: int, settle: Settle | None = Non
     if settle is not None:
         await settle()
     return time.perf_counter() - started
-
-
-async def until_idle(active: Callable[[], int]) -> None:
-    """Until `active` (runs still held by the service) is 0, checked every millisecond."""
-    while active():
-        await asyncio.sleep(0.001)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -193,24 +187,29 @@ async def serving(root: Path) -> AsyncIterator[tuple[int, WorkflowEngine]]:
 async def running_service(root: Path) -> AsyncIterator[tuple[Any, Settle]]:
     """The service (serving) in this process; yields a stub to it and a wait until it holds no run."""
     async with serving(root) as (port, engine), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield workflow_service_pb2_grpc.WorkflowServiceStub(channel), lambda: until_idle(lambda: engine.active)
+        yield workflow_service_pb2_grpc.WorkflowServiceStub(channel), engine.idle.wait
 
 
 async def serve(root: Path, port_file: Path) -> None:
     """The service in a process of its own (bench-peers: like the peer server): writes its port, and whether it holds
-    any run ("0" when idle, "1" when not) to `port_file`.active each time that changes (checked every millisecond:
-    a file write per check would be the measured process's own extra work), until killed."""
+    any run ("0" when idle, "1" when not) to `port_file`.active each time that changes, until killed. While it holds
+    runs it waits for the engine's idle event; only an idle service checks for new runs, every millisecond."""
+
+    def write(busy: str) -> None:
+        draft.write_text(busy)
+        draft.replace(counter)  # whole: a reader never sees it half written
+
     async with serving(root) as (port, engine):
         port_file.write_text(str(port))
         counter, draft = port_file.with_suffix(".active"), port_file.with_suffix(".active-draft")
-        written = ""
+        write("0")
         while True:
-            busy = "1" if engine.active else "0"
-            if busy != written:
-                draft.write_text(busy)
-                draft.replace(counter)  # whole: a reader never sees it half written
-                written = busy
-            await asyncio.sleep(0.001)
+            if engine.idle.is_set():
+                await asyncio.sleep(0.001)
+                continue
+            write("1")
+            await engine.idle.wait()
+            write("0")
 
 
 async def main(count: int, rounds: int) -> None:

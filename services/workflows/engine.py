@@ -170,6 +170,8 @@ class WorkflowEngine:
         self._fractions: dict[str, dict[str, float]] = {}  # share done of each running step, as last reported
         self._starts: dict[str, dict[str, asyncio.Future[None]]] = {}  # per run, the writes of its steps' starts
         self._wake = asyncio.Event()
+        self.idle = asyncio.Event()  # set while this instance holds no run (its last checkpoint writes done too)
+        self.idle.set()
         self._maintainer: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -385,6 +387,7 @@ class WorkflowEngine:
         task = asyncio.create_task(self._run(workflow.id, resume, workflow if fresh else None),
                                    name=f"workflow-{workflow.id}")
         self._tasks[workflow.id] = task
+        self.idle.clear()
         if fresh:
             self._held[workflow.id] = workflow
 
@@ -397,6 +400,8 @@ class WorkflowEngine:
             self._held.pop(workflow.id, None)
             self._ended.discard(workflow.id)
             self._new_threads.discard(workflow.id)
+            if not self._tasks:
+                self.idle.set()
             if self.queue_depth:  # room for a queued workflow: sweep now rather than at the next beat
                 self._wake.set()
 

@@ -174,6 +174,25 @@ def test_code_analysis_succeeds_with_parallel_steps(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_the_idle_event_is_clear_while_the_engine_holds_a_run(tmp_path: Path) -> None:
+    calls = FakeCalls()
+    gate = calls.agent_gate = asyncio.Event()
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            assert engine.idle.is_set()
+            workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            assert not engine.idle.is_set() and engine.active == 1
+            await eventually(lambda: calls.agent_calls, "the agent step to start")
+            assert not engine.idle.is_set()
+            gate.set()
+            await asyncio.wait_for(engine.idle.wait(), DEADLINE)
+            assert engine.active == 0
+            assert (await engine.store.get(workflow.id)).state == "succeeded"  # idle only after the run's end
+
+    run(scenario)
+
+
 def test_agent_progress_inside_a_step_is_recorded_as_step_progress_events(tmp_path: Path) -> None:
     calls = FakeCalls()
     calls.agent_progress = [StepProgress("analysing files", 0.9 * n / 40, n, 40) for n in (0, 10, 20, 40)]
