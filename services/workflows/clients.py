@@ -66,13 +66,19 @@ class MeshStepCalls:
         self, request: agent_service_pb2.StreamAgentRunRequest, sink: Callable[[StepProgress], Awaitable[None]]
     ) -> agent_pb2.AgentRun:
         call = self._agents.StreamAgentRun(request, timeout=self._mesh.deadline("agents"))
+        finished: agent_pb2.AgentRun | None = None
+        # Read to the stream's end (the run is its last message): a call dropped before that is cancelled by gRPC,
+        # work for both sides and the mesh.
         async for message in call:
             if message.HasField("run"):
-                return message.run
+                finished = message.run
+                continue
             report = message.progress
             await sink(StepProgress(report.stage, report.fraction, report.items_done, report.items_total))
-        # The stream closed cleanly but early (an instance stopping): transient, so the step is tried again.
-        raise Unavailable("agents: the run's stream ended before the run", reason="AGENT_STREAM_ENDED")
+        if finished is None:
+            # The stream closed cleanly but early (an instance stopping): transient, so the step is tried again.
+            raise Unavailable("agents: the run's stream ended before the run", reason="AGENT_STREAM_ENDED")
+        return finished
 
     async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
         request = tool_service_pb2.ExecuteToolRequest(name=tool, arguments=to_struct(arguments), idempotency_key=key)
