@@ -10,7 +10,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -79,7 +79,7 @@ class SqliteDatabase:
         self._db.executescript(schema)
         self._quick: sqlite3.Connection | None = None  # made on the first quick call
         self._quick_changes = 0  # the quick connection's total_changes at the last checkpoint
-        self._checkpoint: asyncio.Future[object] | None = None
+        self._checkpoint: Future[object] | None = None  # the worker's last checkpoint (a thread future: no loop tie)
 
     @staticmethod
     def _connect(path: Path, timeout: float) -> sqlite3.Connection:
@@ -124,17 +124,18 @@ class SqliteDatabase:
             self._quick = self._connect(self.path, timeout=0.0)  # SQLITE_BUSY at once, never a wait on the loop
             self._quick.execute("PRAGMA wal_autocheckpoint=0")
         result = work(self._quick)
-        if self._quick.total_changes - self._quick_changes >= QUICK_CHECKPOINT_EVERY and self._checkpoint is None:
+        changed = self._quick.total_changes - self._quick_changes
+        if changed >= QUICK_CHECKPOINT_EVERY and (self._checkpoint is None or self._checkpoint.done()):
             self._quick_changes = self._quick.total_changes
-            self._checkpoint = asyncio.get_running_loop().run_in_executor(
-                self._executor, lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(), self._db)
-            self._checkpoint.add_done_callback(self._checkpointed)
+            self._checkpoint = self._executor.submit(self._wal_checkpoint)
         return result
 
-    def _checkpointed(self, future: asyncio.Future[object]) -> None:
-        self._checkpoint = None
-        if not future.cancelled() and future.exception() is not None:  # the next quick commits ask again
-            log.warning("WAL checkpoint failed", extra={"database": str(self.path), "error": str(future.exception())})
+    def _wal_checkpoint(self) -> None:
+        """In the worker thread: copies what the WAL holds into the database file, without waiting for readers."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # the next QUICK_CHECKPOINT_EVERY quick changes ask again
+            log.warning("WAL checkpoint failed", extra={"database": str(self.path), "error": str(exc)})
 
     async def ping(self) -> None:
         await self.run(lambda db: db.execute("SELECT 1").fetchone())
