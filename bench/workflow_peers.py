@@ -29,7 +29,7 @@ import httpx
 from langgraph_sdk import get_client
 from mcpmesh.workflows.v1 import workflow_service_pb2_grpc
 
-from bench.workflows import percentile, service_one
+from bench.workflows import Settle, percentile, service_one, timed
 from services.launcher.ports import free_port
 
 PEER_VENV = Path(__file__).resolve().parent.parent / ".tools" / "langgraph-peers"
@@ -96,22 +96,16 @@ def start_peer(folder: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 async def measure(run: Callable[[], Awaitable[None]], count: int, callers: int,
-                  settle: Callable[[], Awaitable[None]] | None = None) -> tuple[float, list[float]]:
+                  settle: Settle | None = None) -> tuple[float, list[float]]:
     """(seconds for `count` runs with `callers` at a time and then for `settle`, latency of each run)."""
     latencies: list[float] = []
-    left = iter(range(count))
 
-    async def caller() -> None:
-        for _ in left:
-            started = time.perf_counter()
-            await run()
-            latencies.append(time.perf_counter() - started)
+    async def run_timed(_: int) -> None:
+        started = time.perf_counter()
+        await run()
+        latencies.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(callers)))
-    if settle is not None:
-        await settle()
-    return time.perf_counter() - started, latencies
+    return await timed(run_timed, count, callers, settle), latencies
 
 
 async def measure_ours(folder: Path, instances: int, count: int) -> dict[int, tuple[float, list[float]]]:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from services.runtime.state import SqliteDatabase
 SCHEMA = "CREATE TABLE IF NOT EXISTS items (n INTEGER PRIMARY KEY);"
 
 
-def insert(n: int):  # type: ignore[no-untyped-def]
+def insert(n: int) -> Callable[[sqlite3.Connection], str]:
+    """Inserts n; returns the name of the thread it ran on."""
+
     def work(db: sqlite3.Connection) -> str:
         db.execute("INSERT INTO items (n) VALUES (?)", (n,))
         return threading.current_thread().name
