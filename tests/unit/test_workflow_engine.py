@@ -472,11 +472,8 @@ def test_watch_yields_every_event_and_ends(tmp_path: Path) -> None:
         async with engine_on(tmp_path, calls) as engine:
             workflow = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
 
-            async def collect(after: int) -> list[Event]:
-                return [event async for event in engine.watch(workflow.id, after)]
-
             # Started while the workflow is still running: it must follow it to the end.
-            watcher = asyncio.create_task(collect(0))
+            watcher = asyncio.create_task(_collect(engine.watch(workflow.id, 0)))
             await eventually(lambda: calls.agent_calls, "the agent step to start")
             assert not watcher.done()
             calls.agent_gate.set()
@@ -485,9 +482,9 @@ def test_watch_yields_every_event_and_ends(tmp_path: Path) -> None:
             assert seen == stored
             assert seen[-1].type == "succeeded"
 
-            later = await asyncio.wait_for(collect(3), DEADLINE)
+            later = await asyncio.wait_for(_collect(engine.watch(workflow.id, 3)), DEADLINE)
             assert [e.sequence for e in later] == [e.sequence for e in stored if e.sequence > 3]
-            assert await asyncio.wait_for(collect(stored[-1].sequence), DEADLINE) == []
+            assert await asyncio.wait_for(_collect(engine.watch(workflow.id, stored[-1].sequence)), DEADLINE) == []
 
     run(scenario)
 
