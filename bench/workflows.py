@@ -35,6 +35,7 @@ from langgraph.runtime import Runtime
 from mcpmesh.workflows.v1 import workflow_pb2, workflow_service_pb2, workflow_service_pb2_grpc
 
 from services.runtime.state import SqliteDatabase
+from services.workflows.checkpoints import open_sqlite_checkpoints
 from services.workflows.engine import WorkflowEngine
 from services.workflows.servicer import WorkflowServicer
 from services.workflows.steps import StepHook, WorkflowType, step, workflow_id
@@ -162,8 +163,8 @@ async def serving(root: Path) -> AsyncIterator[tuple[int, WorkflowEngine]]:
     """The workflows service with the trivial type on a real grpc.aio server on loopback; yields its port and
     engine."""
     database = SqliteDatabase(root / "workflows.db", SCHEMA)
-    async with AsyncSqliteSaver.from_conn_string(str(root / "service-checkpoints.db")) as saver:
-        await saver.setup()
+    async with contextlib.AsyncExitStack() as stack:
+        saver = await open_sqlite_checkpoints(root, stack)  # as the service opens them
         engine = WorkflowEngine(SqliteWorkflowStore(database), None, saver, [TRIVIAL], [])  # type: ignore[arg-type]
         engine.start()
         server = grpc.aio.server()

@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_checkpoint_aws import DynamoDBSaver  # type: ignore[import-untyped]
 from mcpmesh.workflows.v1 import workflow_service_pb2, workflow_service_pb2_grpc
 
@@ -18,6 +17,7 @@ from services.runtime.mesh import Mesh
 from services.runtime.server import Running, start
 from services.runtime.service_tokens import service_credentials
 from services.runtime.state import SqliteDatabase, StateUrl
+from services.workflows.checkpoints import open_sqlite_checkpoints
 from services.workflows.clients import MeshStepCalls
 from services.workflows.engine import Durability, WorkflowEngine
 from services.workflows.servicer import WorkflowServicer
@@ -41,12 +41,7 @@ async def open_state(config: Config, stack: AsyncExitStack) -> tuple[WorkflowSto
     if url.scheme == "sqlite" and url.path is not None:
         database = SqliteDatabase(url.path, SCHEMA)
         stack.callback(database.close)
-        # The saver must be made inside the running event loop.
-        saver = await stack.enter_async_context(
-            AsyncSqliteSaver.from_conn_string(str(config.data_dir / "workflow-checkpoints.db"))
-        )
-        await saver.setup()
-        return await SqliteWorkflowStore.open(database), saver
+        return await SqliteWorkflowStore.open(database), await open_sqlite_checkpoints(config.data_dir, stack)
     if url.scheme == "dynamodb":
         client = dynamodb_client(url)
         # The adapter's set-up: tables that do not exist yet are created (also DynamoDBSaver's, which it does not make).

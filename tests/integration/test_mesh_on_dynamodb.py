@@ -16,6 +16,7 @@ import pytest
 
 from services.gateway.api_keys import new_secret
 from services.launcher.processes import LocalMesh
+from services.workflows.checkpoints import SQLITE_SHARDS
 from tests.conftest import start_mesh
 from tests.integration.test_workflow_types_e2e import (
     CODE_FINDINGS,
@@ -27,7 +28,8 @@ from tests.integration.test_workflow_types_e2e import (
 )
 from tests.unit.test_deploy import ADAPTERS
 
-STATE_FILES = ("gateway.db", "agents.db", "tools.db", "workflows.db", "knowledge.db", "workflow-checkpoints.db", "admin.key")
+STATE_FILES = ("gateway.db", "agents.db", "tools.db", "workflows.db", "knowledge.db", "admin.key",
+               "workflow-checkpoints.db", *(f"workflow-checkpoints-{n}.db" for n in range(1, SQLITE_SHARDS)))
 
 
 @pytest.fixture(scope="module")

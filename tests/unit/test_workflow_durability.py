@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -17,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from services.runtime import tracing
 from services.runtime.state import SqliteDatabase
 from services.workflows import steps
+from services.workflows.checkpoints import open_sqlite_checkpoints
 from services.workflows.clients import UpstreamError
 from services.workflows.engine import Durability, WorkflowEngine
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
@@ -34,7 +34,7 @@ async def engines(tmp_path: Path, *calls: FakeCalls, **settings: float) -> Async
         for n, fake in enumerate(calls):
             database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
             stack.callback(database.close)
-            saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")))
+            saver = await open_sqlite_checkpoints(tmp_path, stack)  # the same files, as instances share them
             durability = Durability(lease_seconds=settings.get("lease", LEASE), owner=f"instance-{n}",
                                     max_active=int(settings.get("max_active", 50)),
                                     retention_seconds=settings.get("retention", 3600.0))

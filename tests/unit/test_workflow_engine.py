@@ -7,16 +7,16 @@ import datetime as dt
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.state import SqliteDatabase
+from services.workflows.checkpoints import open_sqlite_checkpoints
 from services.workflows.clients import UpstreamError
 from services.workflows.engine import WorkflowEngine
 from services.workflows.steps import StepProgress, WorkflowType, progress_sink, step
@@ -108,11 +108,12 @@ def types_of(events: list[Event]) -> list[str]:
 
 @asynccontextmanager
 async def engine_on(tmp_path: Path, calls: FakeCalls, types: Sequence[WorkflowType] = (CODE_ANALYSIS,)):
-    """An engine over tmp_path/w.db and tmp_path/cp.db running `types`; closed (runs left as they are) on exit."""
+    """An engine over tmp_path/w.db and the service's checkpoint files in tmp_path running `types`; closed (runs left
+    as they are) on exit."""
     database = SqliteDatabase(tmp_path / "w.db", SCHEMA)
     try:
-        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as saver:
-            await saver.setup()
+        async with AsyncExitStack() as stack:
+            saver = await open_sqlite_checkpoints(tmp_path, stack)
             engine = WorkflowEngine(SqliteWorkflowStore(database), calls, saver, list(types), [tmp_path])
             try:
                 yield engine
@@ -571,7 +572,8 @@ def test_resume_after_close_skips_the_finished_step(tmp_path: Path) -> None:
 
             await eventually(inventory_done, "the inventory step to succeed while the agent blocks")
             # The hook reports success before LangGraph saves the step's writes; wait until they are in the file.
-            async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "cp.db")) as reader:
+            async with AsyncExitStack() as stack:
+                reader = await open_sqlite_checkpoints(tmp_path, stack)
 
                 async def inventory_checkpointed() -> bool:
                     saved = await reader.aget_tuple({"configurable": {"thread_id": workflow.id}})
