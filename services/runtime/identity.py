@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +16,14 @@ SCOPE_HEADER = "x-mcpmesh-scope"
 
 @dataclass(frozen=True)
 class Identity:
-    """A caller: `key:<id>` for an API key, `service:<name>` for another service; empty when anonymous."""
+    """A caller: `key:<id>` for an API key, `service:<name>` for another service; empty when anonymous. `actor` is
+    the service that makes the call for the principal (a workflow's steps call as the key that created it), empty
+    when the principal calls itself."""
 
     principal: str = ""
     role: str = ""
     scopes: tuple[str, ...] = ()  # tool name patterns the key is limited to; empty means no limit
+    actor: str = ""
 
     @property
     def anonymous(self) -> bool:
@@ -30,6 +34,20 @@ class Identity:
 
 
 ANONYMOUS = Identity()
+
+
+def identity_text(who: Identity) -> str:
+    """The identity as stored with a record (JSON; "" when anonymous); read back with identity_of_text."""
+    if who.anonymous:
+        return ""
+    return json.dumps({"principal": who.principal, "role": who.role, "scopes": list(who.scopes)})
+
+
+def identity_of_text(text: str | None) -> Identity:
+    if not text:
+        return ANONYMOUS
+    stored = json.loads(text)
+    return Identity(stored["principal"], stored["role"], tuple(stored.get("scopes", ())))
 
 
 def identity_from_metadata(metadata: Iterable[tuple[str, Any]] | None) -> Identity:

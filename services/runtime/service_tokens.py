@@ -104,7 +104,8 @@ class TokenGuard:
         if not who.has_role(role):
             raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {role}; this caller has {who.role}",
                                    reason="ROLE_TOO_LOW", metadata={"required_role": role})
-        if self._limiter is not None and not who.principal.startswith(SERVICE_PRINCIPAL):
+        # Calls a service makes for a key (a workflow's steps) were paid for when the key asked for the work.
+        if self._limiter is not None and not who.principal.startswith(SERVICE_PRINCIPAL) and not who.actor:
             wait = await self._limiter.wait_time(who.principal, who.role)
             if wait:
                 raise ResourceExhausted("rate limit exceeded for this API key; retry later", reason="RATE_LIMITED",
@@ -122,6 +123,7 @@ class ServiceCredentials:
         self._identity = Identity(f"{SERVICE_PRINCIPAL}{service}", SERVICE_ROLE)
         self._token = ""
         self._renew_at = 0.0
+        self._delegated: dict[Identity, tuple[str, float]] = {}  # identity -> (token, renew at)
 
     def token(self) -> str:
         now = time.time()
@@ -129,6 +131,22 @@ class ServiceCredentials:
             self._token, expires = issue(self._keys.ring, self._identity, SERVICE_TOKEN_TTL, now)
             self._renew_at = now + (expires - now) / 2  # renewed at half-life: never sent close to expiry
         return self._token
+
+    def token_for(self, principal: Identity) -> str:
+        """A token for calls this service makes for `principal` (the key that created a workflow): its role and
+        scopes, this service as the actor. The service sends it in place of its own, so the called service applies
+        the principal's permissions, not this service's. This service's own token when `principal` is anonymous."""
+        if principal.anonymous:
+            return self.token()
+        now = time.time()
+        acting = Identity(principal.principal, principal.role, principal.scopes, self._identity.principal)
+        cached = self._delegated.get(acting)
+        if cached is None or now >= cached[1]:
+            token, expires = issue(self._keys.ring, acting, SERVICE_TOKEN_TTL, now)
+            if len(self._delegated) > 10_000:
+                self._delegated.clear()
+            cached = self._delegated[acting] = (token, now + (expires - now) / 2)
+        return cached[0]
 
     def with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = list(details.metadata or ())

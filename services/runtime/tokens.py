@@ -29,6 +29,8 @@ def issue(ring: KeyRing, identity: Identity, ttl: float, now: float | None = Non
         "iss": ISSUER, "aud": AUDIENCE, "sub": identity.principal, "role": identity.role,
         "scopes": list(identity.scopes), "iat": int(now), "exp": int(expires),
     }
+    if identity.actor:  # RFC 8693's actor claim: who makes the calls for the subject
+        claims["act"] = {"sub": identity.actor}
     token = jwt.encode(claims, ring.current.private_key, algorithm=ALGORITHM, headers={"kid": ring.current.kid})
     return token, float(int(expires))
 
@@ -61,7 +63,8 @@ class Verifier:
             raise Unauthenticated("token has expired: exchange the API key for a new one", reason="TOKEN_EXPIRED") from None
         except jwt.PyJWTError:
             raise Unauthenticated("token is not valid", reason="TOKEN_INVALID") from None
-        role, scopes = claims.get("role"), claims.get("scopes", [])
-        if role not in ROLES or not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        role, scopes, act = claims.get("role"), claims.get("scopes", []), claims.get("act", {})
+        if role not in ROLES or not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes) \
+                or not isinstance(act, dict) or not isinstance(act.get("sub", ""), str):
             raise Unauthenticated("token claims are not valid", reason="TOKEN_INVALID")
-        return Identity(str(claims["sub"]), role, tuple(scopes)), float(claims["exp"])
+        return Identity(str(claims["sub"]), role, tuple(scopes), act.get("sub", "")), float(claims["exp"])

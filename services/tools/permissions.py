@@ -8,8 +8,9 @@ The rule (also in the README's security part):
   the role's default applies: an operator may execute every tool, a viewer none. As soon as one grant names
   `role:operator` (or the caller's key), that caller may execute only what its grants match.
 - A key limited to scopes (`x-mcpmesh-scope`) may in addition only execute tools its scopes match.
-- A call without an identity is a call from another service inside the mesh (the workflows' steps); it is
-  treated like an operator.
+- A workflow's steps call as the key that created the workflow (a token the workflows service makes for it), so
+  the same rule applies to them. A call without an identity only comes from code inside a service's process (the
+  servers refuse calls without a token); it is treated like an operator.
 - The same rule holds for ExecuteTool (any role may ask) and for tools/call over /mcp.
 """
 

@@ -57,13 +57,15 @@ async def open_state(config: Config, stack: AsyncExitStack) -> tuple[WorkflowSto
 async def build(config: Config) -> Running:
     stack = AsyncExitStack()
     store, checkpointer = await open_state(config, stack)
-    # Step calls to agents and tools carry this service's own token (service_tokens.py).
-    mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=(await service_credentials(config)).interceptors())
+    # Mesh calls carry this service's own token (service_tokens.py); the steps' calls carry one for the workflow's
+    # creator instead (MeshStepCalls).
+    credentials = await service_credentials(config)
+    mesh = Mesh(config.mesh_address, ["agents", "tools"], credentials=credentials.interceptors())
     stack.push_async_callback(mesh.close)
     durability = Durability(config.workflow_lease_seconds, config.workflow_max_active, config.checkpoint_retention_seconds)
     # The agents service's artifact store (same MCPMESH_ARTIFACTS_URL): GET /v1/artifacts serves what runs keep there.
     artifacts = open_artifact_store(config.artifacts_url, config.data_dir)
-    engine = WorkflowEngine(store, MeshStepCalls(mesh), checkpointer, WORKFLOW_TYPES, config.workspace_roots, durability,
+    engine = WorkflowEngine(store, MeshStepCalls(mesh, credentials), checkpointer, WORKFLOW_TYPES, config.workspace_roots, durability,
                             artifacts)
     stack.push_async_callback(engine.close)
 

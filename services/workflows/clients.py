@@ -15,7 +15,8 @@ from mcpmesh.tools.v1 import tool_service_pb2, tool_service_pb2_grpc
 from services.runtime.errors import DomainError, Unavailable
 from services.runtime.mesh import Mesh
 from services.runtime.protos import from_struct, to_struct
-from services.workflows.steps import StepProgress, progress_sink
+from services.runtime.service_tokens import ServiceCredentials
+from services.workflows.steps import StepProgress, acting_for, progress_sink
 
 
 class UpstreamError(DomainError):
@@ -38,10 +39,17 @@ class UpstreamError(DomainError):
 
 
 class MeshStepCalls:
-    def __init__(self, mesh: Mesh) -> None:
+    """Each call carries a token for the workflow's creator (ServiceCredentials.token_for), so agents and tools apply
+    the creator's role, grants and scopes: a workflow can do no more than the key that created it."""
+
+    def __init__(self, mesh: Mesh, credentials: ServiceCredentials) -> None:
         self._agents = agent_service_pb2_grpc.AgentServiceStub(mesh.channel("agents"))
         self._tools = tool_service_pb2_grpc.ToolServiceStub(mesh.channel("tools"))
         self._mesh = mesh
+        self._credentials = credentials
+
+    def _as_creator(self) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self._credentials.token_for(acting_for())}"),)
 
     async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]:
         """The agent's finished run. Inside a step the run is streamed (StreamAgentRun) and its progress reports go
@@ -51,7 +59,8 @@ class MeshStepCalls:
         try:
             if sink is None:
                 request = agent_service_pb2.RunAgentRequest(name=agent, input=to_struct(inputs), options=options)
-                finished = (await self._agents.RunAgent(request, timeout=self._mesh.deadline("agents"))).run
+                finished = (await self._agents.RunAgent(request, timeout=self._mesh.deadline("agents"),
+                                                        metadata=self._as_creator())).run
             else:
                 finished = await self._stream_run(
                     agent_service_pb2.StreamAgentRunRequest(name=agent, input=to_struct(inputs), options=options), sink)
@@ -65,7 +74,7 @@ class MeshStepCalls:
     async def _stream_run(
         self, request: agent_service_pb2.StreamAgentRunRequest, sink: Callable[[StepProgress], Awaitable[None]]
     ) -> agent_pb2.AgentRun:
-        call = self._agents.StreamAgentRun(request, timeout=self._mesh.deadline("agents"))
+        call = self._agents.StreamAgentRun(request, timeout=self._mesh.deadline("agents"), metadata=self._as_creator())
         finished: agent_pb2.AgentRun | None = None
         # Read to the stream's end (the run is its last message): a call dropped before that is cancelled by gRPC,
         # work for both sides and the mesh.
@@ -83,7 +92,8 @@ class MeshStepCalls:
     async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
         request = tool_service_pb2.ExecuteToolRequest(name=tool, arguments=to_struct(arguments), idempotency_key=key)
         try:
-            response = await self._tools.ExecuteTool(request, timeout=self._mesh.deadline("tools"))
+            response = await self._tools.ExecuteTool(request, timeout=self._mesh.deadline("tools"),
+                                                     metadata=self._as_creator())
         except grpc.aio.AioRpcError as error:
             raise UpstreamError("tools", error) from None
         return from_struct(response.result)

@@ -23,11 +23,12 @@ from services.runtime.arguments import check_arguments
 from services.runtime.artifacts import ArtifactStore
 from services.runtime.clock import utcnow
 from services.runtime.errors import DomainError, FailedPrecondition, InvalidArgument
+from services.runtime.identity import ANONYMOUS, Identity
 from services.runtime.tracing import current_traceparent, resumed
 from services.runtime.workspace import resolve_folder_argument
 from services.workflows.checkpoints import NewThreads
 from services.workflows.reports import KeptArtifacts
-from services.workflows.steps import StepCalls, StepProgress, WorkflowType
+from services.workflows.steps import StepCalls, StepProgress, WorkflowType, act_for
 from services.workflows.store import (
     TERMINAL,
     Draft,
@@ -198,7 +199,9 @@ class WorkflowEngine:
                 resolve_folder_argument(parameters[name], self._roots, f"workflow.parameters.{name}")
         return workflow_type
 
-    async def create(self, type_name: str, parameters: dict[str, Any], request_id: str) -> Workflow:
+    async def create(self, type_name: str, parameters: dict[str, Any], request_id: str,
+                     creator: Identity = ANONYMOUS) -> Workflow:
+        """A new workflow, started here when there is room; its steps will call agents and tools as `creator`."""
         workflow_type = self.validate(type_name, parameters)
         # The record keeps the creating call's trace: the run (here now, or resumed elsewhere later) continues it.
         # With room here, the creating write also takes the run's lease and starts it (one transaction, not three);
@@ -206,7 +209,7 @@ class WorkflowEngine:
         start = RunStart(self.owner, self._lease_end()) if self.active < self.durability.max_active else None
         started = asyncio.get_running_loop().time()
         workflow, created = await self.store.create(type_name, parameters, workflow_type.steps, request_id,
-                                                    current_traceparent(), start)
+                                                    current_traceparent(), start, creator)
         if created:
             for event in opening_events(workflow, start):  # what was written: watchers need not read it back
                 self.notifier.notify(workflow.id, event)
@@ -437,6 +440,7 @@ class WorkflowEngine:
             await self._update(workflow_id, lambda w: _started(w, self.owner))
         config: RunnableConfig = {"configurable": {"thread_id": workflow_id}}
         graph = self._graphs[workflow.type]
+        act_for(workflow.creator)  # this task's steps call as the workflow's creator
         try:
             inputs: dict[str, Any] | None = workflow_type.initial_state(workflow.parameters)
             # Resume from the last checkpoint; a run stopped before its first checkpoint starts over.

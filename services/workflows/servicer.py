@@ -9,6 +9,7 @@ from google.rpc import status_pb2
 from mcpmesh.workflows.v1 import workflow_pb2, workflow_service_pb2, workflow_service_pb2_grpc
 
 from services.runtime.errors import InvalidArgument
+from services.runtime.identity import caller
 from services.runtime.pages import Page
 from services.runtime.protos import from_struct, timestamp, to_struct
 from services.workflows.engine import WorkflowEngine
@@ -104,7 +105,7 @@ class WorkflowServicer(workflow_service_pb2_grpc.WorkflowServiceServicer):
         if not request.HasField("workflow"):
             raise InvalidArgument.field("workflow", "is required")
         workflow = await self._engine.create(
-            request.workflow.type, from_struct(request.workflow.parameters), request.request_id
+            request.workflow.type, from_struct(request.workflow.parameters), request.request_id, caller(context)
         )
         return workflow_service_pb2.CreateWorkflowResponse(workflow=workflow_message(workflow))
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 
+from services.runtime.identity import ANONYMOUS, Identity
 from services.runtime.tracing import span
 
 log = logging.getLogger("mcpmesh.workflows")
@@ -76,6 +77,21 @@ _step_name: contextvars.ContextVar[str] = contextvars.ContextVar("step_name", de
 def progress_sink() -> ProgressSink | None:
     """Where the step running in this task reports progress; None outside a step."""
     return _progress.get()
+
+
+# Who the running workflow works for: the identity that created it, set by the engine around each run (here or
+# resumed on another instance), so the steps' calls carry that identity's permissions, not the service's.
+_acting_for: contextvars.ContextVar[Identity] = contextvars.ContextVar("acting_for", default=ANONYMOUS)
+
+
+def acting_for() -> Identity:
+    """The creator of the workflow whose run is in this task; anonymous outside a run."""
+    return _acting_for.get()
+
+
+def act_for(creator: Identity) -> None:
+    """Sets the creator for the run in this task (and the tasks it starts: LangGraph's steps)."""
+    _acting_for.set(creator)
 StepBody = Callable[[Any, Runtime[Any]], Awaitable[dict[str, Any]]]
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from services.runtime.errors import NotFound
+from services.runtime.identity import ANONYMOUS, Identity
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -43,6 +44,8 @@ class Workflow:
     last_sequence: int = 0
     # W3C traceparent of the call that created the workflow: its runs, here or resumed elsewhere, join that trace.
     traceparent: str = ""
+    # Who created it: its steps call agents and tools as this identity (anonymous: as the workflows service).
+    creator: Identity = ANONYMOUS
 
     @property
     def trace_id(self) -> str:
@@ -134,11 +137,11 @@ class WorkflowStore(Protocol):
 
     async def create(
         self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
-        traceparent: str = "", start: RunStart | None = None,
+        traceparent: str = "", start: RunStart | None = None, creator: Identity = ANONYMOUS,
     ) -> tuple[Workflow, bool]:
-        """Saves a new workflow (with the trace that created it) and its opening_events; with `start`, in the same
-        write, its run lease is taken by start.owner and it is running. (earlier workflow, False) for a reused
-        request id."""
+        """Saves a new workflow (with the trace and the identity that created it) and its opening_events; with
+        `start`, in the same write, its run lease is taken by start.owner and it is running. (earlier workflow,
+        False) for a reused request id."""
         ...
 
     async def get(self, workflow_id: str) -> Workflow:

@@ -21,6 +21,7 @@ from services.runtime.clock import utcnow
 from services.runtime.dynamodb import TTL, BlockingCalls, dynamodb_client, failed_condition, index
 from services.runtime.dynamodb import item as _item
 from services.runtime.dynamodb import plain as _plain
+from services.runtime.identity import ANONYMOUS, Identity, identity_of_text, identity_text
 from services.runtime.state import StateUrl
 from services.workflows.store import (
     TERMINAL,
@@ -148,6 +149,7 @@ def _workflow(item: dict[str, Any]) -> Workflow:
         error=json.loads(row["error"]) if row.get("error") else None,
         last_sequence=int(row.get("last_sequence", 0)),
         traceparent=row.get("traceparent", ""),
+        creator=identity_of_text(row.get("creator")),
     )
 
 
@@ -182,11 +184,11 @@ class DynamoDBWorkflowStore:
 
     async def create(
         self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
-        traceparent: str = "", start: RunStart | None = None,
+        traceparent: str = "", start: RunStart | None = None, creator: Identity = ANONYMOUS,
     ) -> tuple[Workflow, bool]:
         now = utcnow()
         workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now,
-                            traceparent=traceparent)
+                            traceparent=traceparent, creator=creator)
         events = opening_events(workflow, start)
         workflow.state, workflow.last_sequence = events[-1].state, len(events)
         lease = {"lease_owner": start.owner, "lease_expires": Decimal(str(start.until.timestamp()))} if start else {}
@@ -197,7 +199,8 @@ class DynamoDBWorkflowStore:
                                "state": workflow.state, "progress": 0, "steps": _steps_json(workflow.steps),
                                "request_id": request_id or None, "create_time": now.isoformat(),
                                "update_time": now.isoformat(), "last_sequence": workflow.last_sequence, "feed": FEED,
-                               "traceparent": traceparent or None, **lease}),
+                               "traceparent": traceparent or None, "creator": identity_text(creator) or None,
+                               **lease}),
             }},
             *(self._put_event(event) for event in events),
         ]

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from services.runtime.clock import utcnow
+from services.runtime.identity import ANONYMOUS, Identity, identity_of_text, identity_text
 from services.runtime.state import SqliteDatabase
 from services.workflows.store import Draft, Event, LeaseState, RunStart, Step, Workflow, not_found, opening_events
 
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS workflows (
     create_time TEXT NOT NULL,
     update_time TEXT NOT NULL,
     last_sequence INTEGER NOT NULL DEFAULT 0,
-    traceparent TEXT NOT NULL DEFAULT ''
+    traceparent TEXT NOT NULL DEFAULT '',
+    creator TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS workflows_by_state ON workflows (state, create_time);
 CREATE INDEX IF NOT EXISTS workflows_by_update ON workflows (update_time);
@@ -87,6 +89,7 @@ def _workflow(row: sqlite3.Row) -> Workflow:
         error=json.loads(row["error"]) if row["error"] else None,
         last_sequence=row["last_sequence"],
         traceparent=row["traceparent"],
+        creator=identity_of_text(row["creator"]),
     )
 
 
@@ -110,7 +113,7 @@ def _insert_event(db: sqlite3.Connection, event: Event) -> None:
 # Columns added after the first release: a data folder made by an older version gets them at start-up.
 _COUNT = "INTEGER NOT NULL DEFAULT 0"
 _ADDED_COLUMNS = {
-    "workflows": {"traceparent": "TEXT NOT NULL DEFAULT ''"},
+    "workflows": {"traceparent": "TEXT NOT NULL DEFAULT ''", "creator": "TEXT NOT NULL DEFAULT ''"},
     "workflow_event_log": {"steps_done": _COUNT, "steps_total": _COUNT, "items_done": _COUNT, "items_total": _COUNT},
 }
 
@@ -135,11 +138,11 @@ class SqliteWorkflowStore:
 
     async def create(
         self, type_name: str, parameters: dict[str, Any], steps: builtins.list[str], request_id: str,
-        traceparent: str = "", start: RunStart | None = None,
+        traceparent: str = "", start: RunStart | None = None, creator: Identity = ANONYMOUS,
     ) -> tuple[Workflow, bool]:
         now = utcnow()
         workflow = Workflow(uuid.uuid4().hex, type_name, parameters, "pending", [Step(s) for s in steps], now, now,
-                            traceparent=traceparent)
+                            traceparent=traceparent, creator=creator)
         events = opening_events(workflow, start)
         workflow.state, workflow.last_sequence = events[-1].state, len(events)
 
@@ -150,9 +153,10 @@ class SqliteWorkflowStore:
                     return _workflow(row), False
             db.execute(
                 "INSERT INTO workflows (id, type, parameters, state, steps, request_id, create_time, update_time, "
-                "traceparent, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "traceparent, creator, last_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (workflow.id, type_name, json.dumps(parameters), workflow.state, _steps_json(workflow.steps),
-                 request_id or None, now.isoformat(), now.isoformat(), traceparent, workflow.last_sequence),
+                 request_id or None, now.isoformat(), now.isoformat(), traceparent, identity_text(creator),
+                 workflow.last_sequence),
             )
             for event in events:
                 _insert_event(db, event)

@@ -11,6 +11,7 @@ import pytest
 
 from services.runtime.clock import utcnow
 from services.runtime.errors import NotFound
+from services.runtime.identity import ANONYMOUS, Identity
 from services.runtime.state import SqliteDatabase
 from services.workflows.store import Draft, RunStart, WorkflowStore, opening_events
 from services.workflows.store_dynamodb import DynamoDBWorkflowStore, create_tables
@@ -75,6 +76,19 @@ async def test_create_keeps_the_creating_trace(store: WorkflowStore) -> None:
     await store.record(stored, "started", "", "started")  # a state change keeps it
     assert (await store.get(traced.id)).traceparent == traceparent
     assert (await store.get(untraced.id)).traceparent == "" and untraced.trace_id == ""
+
+
+async def test_create_keeps_the_creator(store: WorkflowStore) -> None:
+    creator = Identity("key:k1", "operator", ("file_*", "time.*"))
+    made, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "", "", None, creator)
+    nobody, _ = await store.create("code_analysis", {"path": "/x"}, STEPS, "")
+    stored = await store.get(made.id)
+    assert stored.creator == creator
+    stored.state = "running"
+    await store.record(stored, "started", "", "started")  # a state change keeps it
+    assert (await store.get(made.id)).creator == creator
+    assert [w.creator for w in await store.claimable(utcnow()) if w.id == made.id] == [creator]  # what a sweep sees
+    assert (await store.get(nobody.id)).creator == ANONYMOUS
 
 
 async def test_create_writes_exactly_the_opening_events(store: WorkflowStore) -> None:

@@ -72,3 +72,37 @@ def test_idempotency_key_is_scoped_by_caller_and_request(
     )
     assert reused.status_code == 400 or reused.status_code == 409 or reused.status_code == 412
     assert "IDEMPOTENCY_KEY_REUSED" in reused.text
+
+
+def _finished(client: httpx.Client, parameters: dict[str, str]) -> dict:
+    created = client.post("/v1/workflows", json={"type": "code_analysis", "parameters": parameters})
+    assert created.status_code == 200, created.text
+    workflow_id = created.json()["workflow"]["id"]
+    with client.stream("GET", f"/v1/workflows/{workflow_id}:watch") as response:
+        for _ in response.iter_lines():  # to the terminal event
+            pass
+    return client.get(f"/v1/workflows/{workflow_id}").json()["workflow"]
+
+
+def test_a_workflows_steps_have_the_permissions_of_the_key_that_created_it(
+    mesh: LocalMesh, rest: httpx.Client, sample_project: Path
+) -> None:
+    """The steps call tools as the creating key, not as the workflows service: a key whose scopes leave out
+    file_inventory cannot get it run by a workflow either; the same workflow from an unscoped key succeeds."""
+    parameters = {"path": str(sample_project)}
+    scoped = rest.post("/v1/api-keys", json={"displayName": "timer", "role": "ROLE_OPERATOR", "toolScopes": ["time_*"]})
+    assert scoped.status_code == 200, scoped.text
+    with httpx.Client(base_url=mesh.edge_url, headers={"Authorization": f"Bearer {scoped.json()['secret']}"},
+                      timeout=60) as client:
+        assert client.post("/v1/tools/file_inventory/execute", json={"arguments": parameters}).status_code == 403
+        refused = _finished(client, parameters)
+    assert refused["state"] == "WORKFLOW_STATE_FAILED"
+    assert "TOOL_PERMISSION_DENIED" in refused["error"]["message"], refused["error"]
+    steps = {s["name"]: s["state"] for s in refused["steps"]}
+    assert steps["inventory_files"] == "WORKFLOW_STATE_FAILED", steps
+
+    plain = rest.post("/v1/api-keys", json={"displayName": "analyst", "role": "ROLE_OPERATOR"}).json()
+    with httpx.Client(base_url=mesh.edge_url, headers={"Authorization": f"Bearer {plain['secret']}"},
+                      timeout=60) as client:
+        done = _finished(client, parameters)
+    assert done["state"] == "WORKFLOW_STATE_SUCCEEDED", done.get("error")

@@ -114,9 +114,29 @@ async def test_the_service_guard_limits_each_caller_and_refuses_unknown_json_fie
     assert float(refused.value.metadata["retry_after_seconds"]) > 0
     for _ in range(5):  # calls between services are not counted
         await guard(method, "viewer", _Context([("authorization", f"Bearer {service}")]))
+    # Nor are those a service makes for the key (a workflow's steps): the key paid when it asked for the work.
+    delegated = (await service_credentials(Config(service="workflows", port=0, data_dir=tmp_path,
+                                                  workspace_roots=(tmp_path,)))).token_for(Identity("key:u", "operator"))
+    for _ in range(5):
+        await guard(method, "viewer", _Context([("authorization", f"Bearer {delegated}")]))
     body = base64.b64encode(json.dumps({"type": "t", "colour": "red"}).encode()).decode()
     with pytest.raises(InvalidArgument) as unknown:
         await guard(f"/{SERVICE}/CreateWorkflow", "operator",
                     _Context([("authorization", f"Bearer {service}"), (BODY_HEADER, body)]))
     assert unknown.value.violations[0].field == "workflow.colour"
     await guard.close()
+
+
+async def test_a_token_for_a_workflows_creator_carries_its_permissions_and_names_the_service(tmp_path: Path) -> None:
+    config = Config(service="workflows", port=0, data_dir=tmp_path, workspace_roots=(tmp_path,))
+    credentials = await service_credentials(config)
+    keys = await Keys.open(config)
+    creator = Identity("key:k1", "operator", ("time_*",))
+    token = credentials.token_for(creator)
+    assert await keys.verify(token) == Identity("key:k1", "operator", ("time_*",), actor="service:workflows")
+    assert credentials.token_for(creator) == token  # reused, like the service's own
+    assert await keys.verify(credentials.token_for(Identity("key:k2", "admin"))) == \
+        Identity("key:k2", "admin", (), actor="service:workflows")
+    # No creator (a workflow made before creators were kept, or by an anonymous in-process call): the service's own.
+    assert credentials.token_for(identity.ANONYMOUS) == credentials.token()
+    assert await keys.verify(credentials.token()) == Identity("service:workflows", "operator")

@@ -25,6 +25,23 @@ def test_round_trip_keeps_principal_role_and_scopes() -> None:
     assert expires > 0
 
 
+def test_the_actor_of_a_delegated_token_is_kept_and_a_malformed_one_refused() -> None:
+    ring = KeyRing(SigningKey.generate())
+    acting = Identity("key:abc", "operator", ("file_*",), actor="service:workflows")
+    token, _ = issue(ring, acting, ttl=60)
+    assert jwt.decode(token, options={"verify_signature": False})["act"] == {"sub": "service:workflows"}
+    assert Verifier(ring.all()).verify(token) == acting
+    assert "act" not in jwt.decode(issue(ring, WHO, ttl=60)[0], options={"verify_signature": False})
+    claims = {"sub": "key:abc", "role": "operator", "exp": 9_999_999_999, "iat": 1, "aud": "mcpmesh",
+              "iss": "mcpmesh-gateway"}
+    for act in ("service:workflows", {"sub": 7}):
+        bad = jwt.encode({**claims, "act": act}, ring.current.private_key, algorithm="ES256",
+                         headers={"kid": ring.current.kid})
+        with pytest.raises(Unauthenticated) as error:
+            Verifier(ring.all()).verify(bad)
+        assert error.value.reason == "TOKEN_INVALID"
+
+
 def test_expired_token_is_refused() -> None:
     ring = KeyRing(SigningKey.generate())
     token, _ = issue(ring, WHO, ttl=10, now=1_000_000)

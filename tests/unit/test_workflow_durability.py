@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.runtime import tracing
+from services.runtime.identity import Identity
 from services.runtime.state import SqliteDatabase
 from services.workflows import steps
 from services.workflows.checkpoints import open_sqlite_checkpoints
@@ -239,6 +240,22 @@ async def test_the_record_keeps_its_trace_and_a_resumed_run_continues_it(
     steps_seen = [s for s in spans.get_finished_spans() if s.name == "workflow.step"]
     assert {s.attributes["mcpmesh.step"] for s in steps_seen if s.attributes} == {"analyze_code", "inventory_files", "merge"}
     assert all(s.context.trace_id == trace_id for s in steps_seen)
+
+
+async def test_a_run_resumed_on_another_instance_still_calls_as_the_workflows_creator(tmp_path: Path) -> None:
+    first, second = FakeCalls(), FakeCalls()
+    first.agent_gate = asyncio.Event()
+    creator = Identity("key:k1", "operator", ("file_*",))
+    async with engines(tmp_path, first, second) as (a, b):
+        a.start()
+        workflow = await a.create("code_analysis", {"path": str(tmp_path)}, "", creator)
+        await eventually(lambda: first.agent_calls, "the agent step to start on the first instance")
+        crash(a)
+        b.start()
+        await eventually(ended(b.store, workflow.id), "the second instance to finish the run")
+    assert first.callers and {who for _, who in first.callers} == {creator}
+    assert [key for key, _ in second.callers] == [f"{workflow.id}:analyze_code"]  # the inventory was done
+    assert {who for _, who in second.callers} == {creator}
 
 
 def test_a_step_keeps_its_idempotency_key_when_langgraph_gives_it_new_ids() -> None:

@@ -15,11 +15,12 @@ import grpc
 import pytest
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.identity import ANONYMOUS, Identity
 from services.runtime.state import SqliteDatabase
 from services.workflows.checkpoints import open_sqlite_checkpoints
 from services.workflows.clients import UpstreamError
 from services.workflows.engine import WorkflowEngine
-from services.workflows.steps import StepProgress, WorkflowType, progress_sink, step
+from services.workflows.steps import StepProgress, WorkflowType, acting_for, progress_sink, step
 from services.workflows.store import Event, WorkflowStore
 from services.workflows.store_sqlite import SCHEMA, SqliteWorkflowStore
 from services.workflows.types.code_analysis import CODE_ANALYSIS
@@ -53,9 +54,11 @@ class FakeCalls:
         self.tool_gate: asyncio.Event | None = None
         self.agent_error: Exception | None = None
         self.agent_progress: list[StepProgress] = []  # reported to the step, as the agents service streams them
+        self.callers: list[tuple[str, Identity]] = []  # (idempotency key, whom the call was made for)
 
     async def run_agent(self, agent: str, inputs: dict[str, Any], key: str) -> dict[str, Any]:
         self.agent_calls.append((agent, inputs, key))
+        self.callers.append((key, acting_for()))
         await self._meet()
         sink = progress_sink()
         for report in self.agent_progress:
@@ -69,6 +72,7 @@ class FakeCalls:
 
     async def execute_tool(self, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
         self.tool_calls.append((tool, arguments, key))
+        self.callers.append((key, acting_for()))
         await self._meet()
         if self.tool_gate is not None:
             await self.tool_gate.wait()
@@ -681,9 +685,9 @@ def test_watch_all_sees_every_workflow_and_writes_of_other_processes(tmp_path: P
     run(scenario)
 
 
-async def test_a_workflow_file_of_an_older_version_gets_the_trace_column(tmp_path: Path) -> None:
+async def test_a_workflow_file_of_an_older_version_gets_the_trace_and_creator_columns(tmp_path: Path) -> None:
     old = sqlite3.connect(tmp_path / "w.db")
-    old.executescript(SCHEMA.replace(",\n    traceparent TEXT NOT NULL DEFAULT ''", ""))
+    old.executescript(SCHEMA.replace(",\n    traceparent TEXT NOT NULL DEFAULT '',\n    creator TEXT NOT NULL DEFAULT ''", ""))
     old.execute("INSERT INTO workflows (id, type, parameters, state, steps, create_time, update_time) "
                 "VALUES ('old', 'code_analysis', '{}', 'succeeded', '[]', '2026-01-01T00:00:00+00:00', "
                 "'2026-01-01T00:00:00+00:00')")
@@ -694,7 +698,27 @@ async def test_a_workflow_file_of_an_older_version_gets_the_trace_column(tmp_pat
     try:
         store = await SqliteWorkflowStore.open(database)
         assert (await store.get("old")).traceparent == ""
+        assert (await store.get("old")).creator == ANONYMOUS  # its steps call as the service, as they did
         made, _ = await store.create("code_analysis", {}, ["a"], "", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         assert (await store.get(made.id)).trace_id == "0af7651916cd43dd8448eb211c80319c"
     finally:
         database.close()
+
+
+def test_the_steps_call_as_the_workflows_creator(tmp_path: Path) -> None:
+    calls = FakeCalls()
+    creator = Identity("key:k1", "operator", ("file_*",))
+
+    async def scenario() -> None:
+        async with engine_on(tmp_path, calls) as engine:
+            made = await engine.create("code_analysis", {"path": str(tmp_path)}, "", creator)
+            anonymous = await engine.create("code_analysis", {"path": str(tmp_path)}, "")
+            for workflow in (made, anonymous):
+                await eventually(ended(engine.store, workflow.id), "the workflow to end")
+            assert (await engine.store.get(made.id)).creator == creator
+        assert sorted(calls.callers, key=lambda c: c[0]) == sorted(
+            [(f"{made.id}:analyze_code", creator), (f"{made.id}:inventory_files", creator),
+             (f"{anonymous.id}:analyze_code", ANONYMOUS), (f"{anonymous.id}:inventory_files", ANONYMOUS)],
+            key=lambda c: c[0])
+
+    run(scenario)
