@@ -65,8 +65,8 @@ async def build(config: Config) -> Running:
     durability = Durability(config.workflow_lease_seconds, config.workflow_max_active, config.checkpoint_retention_seconds)
     # The agents service's artifact store (same MCPMESH_ARTIFACTS_URL): GET /v1/artifacts serves what runs keep there.
     artifacts = open_artifact_store(config.artifacts_url, config.data_dir)
-    engine = WorkflowEngine(store, MeshStepCalls(mesh, credentials), checkpointer, WORKFLOW_TYPES, config.workspace_roots, durability,
-                            artifacts)
+    engine = WorkflowEngine(store, MeshStepCalls(mesh, credentials), checkpointer, WORKFLOW_TYPES,
+                            config.workspace_roots, durability, artifacts)
     stack.push_async_callback(engine.close)
 
     reporter = HealthReporter(
