@@ -48,6 +48,7 @@ def workflow_message(workflow: Workflow) -> workflow_pb2.Workflow:
         update_time=timestamp(workflow.updated),
         last_sequence=workflow.last_sequence,
         trace_id=workflow.trace_id,
+        creator=workflow.creator.principal,
         steps=[
             workflow_pb2.WorkflowStep(
                 name=s.name, state=STATES.get(s.state, workflow_pb2.WORKFLOW_STATE_UNSPECIFIED),

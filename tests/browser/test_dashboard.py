@@ -76,6 +76,7 @@ def test_code_analysis_runs_live_to_its_findings(open_page: PageFactory, mesh: L
     sequences = [int(s) for s in page.locator(".events li").evaluate_all("items => items.map(i => i.dataset.seq)")]
     assert sequences == list(range(1, len(sequences) + 1)) and len(sequences) >= 8
     expect(page.locator(".events li").last).to_contain_text("succeeded")
+    expect(page.locator(".meta")).to_contain_text("by key:")  # the key it runs as
     page.screenshot(path=artifacts / "workflow.png", full_page=True)
 
     page.get_by_role("tab", name="Findings (6)").click()

@@ -97,6 +97,7 @@ def test_a_workflows_steps_have_the_permissions_of_the_key_that_created_it(
         assert client.post("/v1/tools/file_inventory/execute", json={"arguments": parameters}).status_code == 403
         refused = _finished(client, parameters)
     assert refused["state"] == "WORKFLOW_STATE_FAILED"
+    assert refused["creator"] == f"key:{scoped.json()['apiKey']['id']}"
     assert "TOOL_PERMISSION_DENIED" in refused["error"]["message"], refused["error"]
     steps = {s["name"]: s["state"] for s in refused["steps"]}
     assert steps["inventory_files"] == "WORKFLOW_STATE_FAILED", steps

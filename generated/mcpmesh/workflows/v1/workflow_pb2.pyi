@@ -218,6 +218,7 @@ class Workflow(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
+    CREATOR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned identifier."""
     type: _builtins.str
@@ -232,6 +233,12 @@ class Workflow(_message.Message):
     """Output only. W3C trace id (32 hex digits) of the request that created the
     workflow; its steps, also after a resume on another instance, belong to
     that trace. Empty when the request was not traced.
+    """
+    creator: _builtins.str
+    """Output only. Who created the workflow: "key:<id>" for an API key,
+    "service:<name>" for a service. Its steps call agents and tools with that
+    identity's role, grants and tool scopes. Empty for a workflow made before
+    creators were kept (its steps call as the workflows service).
     """
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:
@@ -272,10 +279,11 @@ class Workflow(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         last_sequence: _builtins.int = ...,
         trace_id: _builtins.str = ...,
+        creator: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "parameters", b"parameters", "result", b"result", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "id", b"id", "last_sequence", b"last_sequence", "parameters", b"parameters", "progress_percent", b"progress_percent", "result", b"result", "state", b"state", "steps", b"steps", "trace_id", b"trace_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator", b"creator", "error", b"error", "id", b"id", "last_sequence", b"last_sequence", "parameters", b"parameters", "progress_percent", b"progress_percent", "result", b"result", "state", b"state", "steps", b"steps", "trace_id", b"trace_id", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

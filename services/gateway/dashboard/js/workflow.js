@@ -57,7 +57,8 @@ export async function render(root, params, id) {
   const drawHeader = () => {
     const state = stateName(workflow.state);
     clear(header, h("h1", {}, `${workflow.type} `, h("code.id", { text: workflow.id })),
-      h("div.meta", {}, badge(workflow.state), h("span.muted", { title: workflow.createTime, text: `created ${age(workflow.createTime)}` }),
+      h("div.meta", {}, badge(workflow.state),
+        h("span.muted", { title: workflow.createTime, text: `created ${age(workflow.createTime)}${workflow.creator ? ` by ${workflow.creator}` : ""}` }),
         h("span.muted", { text: `folder ${(workflow.parameters && workflow.parameters.path) || "—"}` }),
         !FINAL.has(state) ? h("button", { type: "button", text: "Cancel", onclick: cancel }) : null),
       progress(workflow.progressPercent, "Workflow progress"),
