@@ -92,6 +92,8 @@ def acting_for() -> Identity:
 def act_for(creator: Identity) -> None:
     """Sets the creator for the run in this task (and the tasks it starts: LangGraph's steps)."""
     _acting_for.set(creator)
+
+
 StepBody = Callable[[Any, Runtime[Any]], Awaitable[dict[str, Any]]]
 
 
