@@ -7,10 +7,12 @@ pick the adapter from `StateUrl.scheme`."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -54,6 +56,39 @@ class StateUrl:
         return cls.parse(state_url)
 
 
+def _setup_lock_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(path.name + ".setup-lock")
+
+
+@contextmanager
+def setup_lock(path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `path` + ".setup-lock" (a file beside it) while the database at `path` is created,
+    switched to WAL or migrated; other processes (instances of a service starting at once) wait for it.
+
+    Without it two instances that open a new file together both try to switch it to WAL: SQLite sees one of them
+    holding a read lock while wanting a write lock and, to avoid a deadlock, answers it "database is locked" at once,
+    whatever the busy timeout."""
+    with open(_setup_lock_file(path), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@asynccontextmanager
+async def setup_lock_async(path: Path) -> AsyncIterator[None]:
+    """`setup_lock` for set-up that awaits: the wait for the lock is in a thread, so the event loop goes on (and a
+    holder in the same process can finish)."""
+    with open(_setup_lock_file(path), "a") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 # Quick commits between two WAL checkpoints, which the worker thread makes (the quick connection never does: a
 # checkpoint writes the database file and syncs it, too long for the event loop).
 QUICK_CHECKPOINT_EVERY = 200
@@ -74,9 +109,10 @@ class SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.stem}")
-        self._db = self._connect(path, timeout=10.0)
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(schema)
+        with setup_lock(path):
+            self._db = self._connect(path, timeout=10.0)
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(schema)
         self._quick: sqlite3.Connection | None = None  # made on the first quick call
         self._quick_changes = 0  # the quick connection's total_changes at the last checkpoint
         self._checkpoint: Future[object] | None = None  # the worker's last checkpoint (a thread future: no loop tie)

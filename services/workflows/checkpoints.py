@@ -20,6 +20,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from services.runtime.state import setup_lock_async
+
 
 class NewThreads:
     """Threads that have no checkpoint yet: workflows this instance has just created and not yet started.
@@ -121,6 +123,7 @@ async def open_sqlite_checkpoints(folder: Path, stack: AsyncExitStack,
     for n in range(shards):
         name = "workflow-checkpoints.db" if n == 0 else f"workflow-checkpoints-{n}.db"
         saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(folder / name)))
-        await saver.setup()
+        async with setup_lock_async(folder / name):
+            await saver.setup()
         savers.append(saver)
     return ShardedSaver(savers)

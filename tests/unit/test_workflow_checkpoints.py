@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import operator
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -104,3 +107,35 @@ def test_a_sharded_saver_needs_a_saver() -> None:
 
 async def _all(saver: Any) -> list[Any]:
     return [c async for c in saver.alist(None)]
+
+
+OPEN_AT = """
+import asyncio, sys, time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from services.runtime.state import SqliteDatabase
+from services.workflows.checkpoints import open_sqlite_checkpoints
+
+async def main(folder: Path, at: float) -> None:
+    time.sleep(max(0.0, at - time.time()))
+    SqliteDatabase(folder / "workflows.db", "CREATE TABLE IF NOT EXISTS t (n INTEGER);")
+    async with AsyncExitStack() as stack:
+        await open_sqlite_checkpoints(folder, stack)
+
+asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2])))
+"""
+
+
+def test_instances_that_start_together_on_a_new_folder_all_open_it(tmp_path: Path) -> None:
+    """Seen in CI: two workflows instances started at once on a new data folder, and one failed at start-up with
+    "database is locked" while both switched a new checkpoint file to WAL."""
+    for round_ in range(3):
+        folder = tmp_path / str(round_)
+        folder.mkdir()
+        at = time.time() + 2.0  # every process is up and waiting by then
+        processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT, str(folder), str(at)],
+                                      stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        for process in processes:
+            _, errors = process.communicate(timeout=60)
+            assert process.returncode == 0, errors
+        assert all(threads_in(path) == set() for path in files(folder))

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from services.agents.code.python_file import FunctionMetrics
 from services.agents.code.worker import FileOutcome
 from services.agents.runs import finding_from_dict, finding_to_dict
+from services.runtime.state import setup_lock
 
 
 class FileCache(Protocol):
@@ -57,7 +58,7 @@ class SqliteFileCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._max = max_entries
-        with self._connect() as db:
+        with setup_lock(path), self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(self.SCHEMA)
 
