@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -56,11 +56,6 @@ class StateUrl:
         return cls.parse(state_url)
 
 
-def _setup_lock_file(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(path.name + ".setup-lock")
-
-
 @contextmanager
 def setup_lock(path: Path) -> Iterator[None]:
     """Holds an exclusive lock on `path` + ".setup-lock" (a file beside it) while the database at `path` is created,
@@ -69,24 +64,18 @@ def setup_lock(path: Path) -> Iterator[None]:
     Without it two instances that open a new file together both try to switch it to WAL: SQLite sees one of them
     holding a read lock while wanting a write lock and, to avoid a deadlock, answers it "database is locked" at once,
     whatever the busy timeout."""
-    with open(_setup_lock_file(path), "a") as lock:
+    with open(path.with_name(path.name + ".setup-lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
 
 
 @asynccontextmanager
 async def setup_lock_async(path: Path) -> AsyncIterator[None]:
-    """`setup_lock` for set-up that awaits: the wait for the lock is in a thread, so the event loop goes on (and a
+    """`setup_lock` for set-up that awaits: the lock is waited for in a thread, so the event loop goes on (and a
     holder in the same process can finish)."""
-    with open(_setup_lock_file(path), "a") as lock:
-        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with ExitStack() as held:
+        await asyncio.to_thread(held.enter_context, setup_lock(path))
+        yield
 
 
 # Quick commits between two WAL checkpoints, which the worker thread makes (the quick connection never does: a
